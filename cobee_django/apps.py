@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class CobeeDjangoConfig(AppConfig):
+    name = "cobee_django"
+    verbose_name = "Cobee tenancy"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Registers the system checks and the settings reload receiver.
+        from . import checks, conf  # noqa: F401

@@ -1,0 +1,54 @@
+"""System checks: a broken ``COBEE_DJANGO`` or middleware order fails ``manage.py check``.
+
+Every check id is listed in the docs (``docs/checks.md``); ids are stable and never reused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, register
+
+from .conf import user_settings, validate
+
+TENANT_MIDDLEWARE = "cobee_django.middleware.TenantMiddleware"
+#: The tenant of an admin request comes from the session's user, so these must run first.
+MIDDLEWARE_BEFORE_TENANT = (
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+)
+
+
+@register(Tags.security)
+def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """Report every problem of ``COBEE_DJANGO`` (ids E001 to E009)."""
+    return [Error(p.msg, hint=p.hint, id=p.id) for p in validate(user_settings())]
+
+
+@register(Tags.security)
+def check_middleware(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """The tenant middleware is installed, after the session and authentication middleware."""
+    middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
+    if TENANT_MIDDLEWARE not in middleware:
+        return [
+            Error(
+                f"{TENANT_MIDDLEWARE} is not in MIDDLEWARE.",
+                hint="Without it no tenant is bound and every query on a tenant model fails. "
+                "Add it after AuthenticationMiddleware.",
+                id="cobee_django.E010",
+            )
+        ]
+    position = middleware.index(TENANT_MIDDLEWARE)
+    errors: list[CheckMessage] = []
+    for name in MIDDLEWARE_BEFORE_TENANT:
+        if name in middleware and middleware.index(name) > position:
+            errors.append(
+                Error(
+                    f"{TENANT_MIDDLEWARE} must come after {name}.",
+                    hint=f"Move {TENANT_MIDDLEWARE} below {name} in MIDDLEWARE.",
+                    id="cobee_django.E011",
+                )
+            )
+    return errors

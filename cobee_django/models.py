@@ -1,0 +1,95 @@
+"""The tenant registry: corporations, their companies, and which staff may manage which.
+
+These rows are not tenant-scoped themselves; they are what scoping is computed from.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import django
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class MembershipSource(models.TextChoices):
+    """Where the link between a company and its corporation was learnt."""
+
+    TOKEN = "token", "verified token"
+    ADMIN = "admin", "admin"
+    IMPORT = "import", "directory import"
+    RESOLVER = "resolver", "membership resolver"
+
+
+class Corporation(models.Model):
+    """A group of companies; a corporation-wide client may reach every one of them."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=True)
+    name = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name or str(self.id)
+
+
+class Company(models.Model):
+    """One tenant. Tenant models point at it; a token's ``companyId`` names it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=True)
+    name = models.CharField(max_length=200, blank=True)
+    corporation = models.ForeignKey(
+        Corporation, null=True, blank=True, on_delete=models.SET_NULL, related_name="companies"
+    )
+    membership_source = models.CharField(
+        max_length=16, choices=MembershipSource.choices, default=MembershipSource.ADMIN
+    )
+    #: When the corporation link was last asserted (for tokens: their ``iat``); newer wins.
+    membership_asserted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        verbose_name_plural = "companies"
+
+    def __str__(self) -> str:
+        return self.name or str(self.id)
+
+
+#: Django 5.1 renamed CheckConstraint's ``check`` argument to ``condition``.
+_CHECK_ARG = "condition" if django.VERSION >= (5, 1) else "check"
+_ONE_TARGET = (Q(company__isnull=False) & Q(corporation__isnull=True)) | (
+    Q(company__isnull=True) & Q(corporation__isnull=False)
+)
+
+
+class GrantSource(models.TextChoices):
+    ADMIN = "admin", "admin"
+    OIDC = "oidc", "OIDC claims"
+
+
+class StaffGrant(models.Model):
+    """A staff user may manage one company, or every company of one corporation, in the admin."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="cobee_grants")
+    company = models.ForeignKey(Company, null=True, blank=True, on_delete=models.CASCADE, related_name="staff_grants")
+    corporation = models.ForeignKey(
+        Corporation, null=True, blank=True, on_delete=models.CASCADE, related_name="staff_grants"
+    )
+    #: Grants from OIDC claims are replaced at each sign-in; admin grants are kept.
+    source = models.CharField(max_length=8, choices=GrantSource.choices, default=GrantSource.ADMIN)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                **{_CHECK_ARG: _ONE_TARGET},  # type: ignore[arg-type]
+                name="cobee_staffgrant_company_xor_corporation",
+            ),
+            models.UniqueConstraint(fields=["user", "company"], name="cobee_staffgrant_unique_company"),
+            models.UniqueConstraint(fields=["user", "corporation"], name="cobee_staffgrant_unique_corporation"),
+        ]
+
+    def __str__(self) -> str:
+        target = f"company {self.company}" if self.company_id else f"corporation {self.corporation}"
+        return f"{self.user} manages {target}"
