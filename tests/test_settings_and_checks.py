@@ -115,3 +115,15 @@ def test_middleware_before_authentication_is_reported() -> None:
 
     without = [m for m in settings.MIDDLEWARE if m != "cobee_django.middleware.TenantMiddleware"]
     assert check_ids(MIDDLEWARE=["cobee_django.middleware.TenantMiddleware", *without]) == ["cobee_django.E011"]
+
+
+
+def test_suite_runs_on_the_requested_database() -> None:
+    """CI's PostgreSQL run must really be on PostgreSQL, not silently on SQLite."""
+    import os
+
+    from django.db import connection
+
+    if not os.environ.get("COBEE_REQUIRE_POSTGRES"):
+        pytest.skip("only meaningful when COBEE_REQUIRE_POSTGRES is set")
+    assert connection.vendor == "postgresql"
