@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from .conf import user_settings, validate
 
@@ -52,3 +52,23 @@ def check_middleware(app_configs: Sequence[Any] | None = None, **kwargs: Any) ->
                 )
             )
     return errors
+
+
+@register(Tags.templates)
+def check_admin_templates(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """The admin's company switcher is drawn by templates that must win over the admin's own."""
+    apps = list(getattr(settings, "INSTALLED_APPS", None) or [])
+    names = [name.split(".apps.")[0] for name in apps]
+    if "django.contrib.admin" not in names or "cobee_django" not in names:
+        return []
+    if names.index("cobee_django") < names.index("django.contrib.admin"):
+        return []
+    return [
+        Warning(
+            "'cobee_django' comes after 'django.contrib.admin' in INSTALLED_APPS: the admin will not "
+            "show the company switcher.",
+            hint="Move 'cobee_django' above 'django.contrib.admin', or add {% load cobee_admin %}"
+            "{% tenant_switcher %} to your own admin/base_site.html.",
+            id="cobee_django.W001",
+        )
+    ]

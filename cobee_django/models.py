@@ -93,3 +93,27 @@ class StaffGrant(models.Model):
     def __str__(self) -> str:
         target = f"company {self.company}" if self.company_id else f"corporation {self.corporation}"
         return f"{self.user} manages {target}"
+
+
+class StaffIdentity(models.Model):
+    """Who a staff user is at an OpenID provider: the (issuer, subject) pair users are matched by.
+
+    Emails are not identifiers (they change, and some providers let people set unverified ones),
+    so a sign-in finds its user only through this row.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="cobee_identities")
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    #: Set from the staff claim at each sign-in: Cobee-wide staff may reach every company.
+    all_companies = models.BooleanField(default=False)
+    last_sign_in = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="cobee_staffidentity_unique_subject"),
+        ]
+        verbose_name_plural = "staff identities"
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"

@@ -1,0 +1,348 @@
+"""The tenant-aware admin: the registry's own admins, and the base classes for tenant models.
+
+Add :class:`TenantAdminMixin` (or subclass :class:`TenantModelAdmin`) to the ``ModelAdmin`` of a
+model with a ``company`` foreign key, and every page of that admin follows the company (or whole
+corporation) chosen in the header's switcher: changelists and their counts, search, list filter
+choices, the change, add, delete and history views, inlines, foreign-key dropdowns, raw-id and
+autocomplete lookups, and bulk actions. Another company's object answers 404, new objects get the
+active company, and a staff user who may manage no company gets a 403 page that says so.
+
+The tenant middleware binds the same choice for the whole request, so ``TenantModel`` managers
+scope every query too; the mixin filters explicitly as well, so the rules above also hold for a
+model that has a ``company`` field without being a ``TenantModel``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from django import forms
+from django.contrib import admin
+from django.contrib.admin import RelatedOnlyFieldListFilter
+from django.contrib.admin.utils import get_fields_from_path
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.db import models
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+
+from . import staff
+from .models import Company, Corporation, GrantSource, StaffGrant, StaffIdentity
+
+# django-stubs makes the admin classes generic; at run time they are not subscriptable.
+if TYPE_CHECKING:
+    _AdminBase = admin.options.BaseModelAdmin[Any]
+    _ModelAdmin = admin.ModelAdmin[Any]
+    _ModelAdminBase = admin.ModelAdmin[Any]
+    _TabularInline = admin.TabularInline[Any, Any]
+    _StackedInline = admin.StackedInline[Any, Any]
+else:
+    _AdminBase = object
+    _ModelAdminBase = object
+    _ModelAdmin = admin.ModelAdmin
+    _TabularInline = admin.TabularInline
+    _StackedInline = admin.StackedInline
+
+#: Shown on the 403 page of tenant models to a staff user who may manage no company.
+NO_COMPANY_MESSAGE = (
+    "Your account may not manage any company yet, so this page is closed to you. "
+    "Ask a superuser to grant you a company or a corporation."
+)
+
+
+def _tenant_field_of(model: type[models.Model], name: str) -> models.ForeignKey[Any, Any] | None:
+    """The foreign key to ``Company`` called ``name`` on ``model``, if it has one."""
+    try:
+        field = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return None
+    if isinstance(field, models.ForeignKey) and issubclass(field.related_model, Company):
+        return field
+    return None
+
+
+class _TenantFieldsMixin(_AdminBase):
+    """What model admins and inlines share: the scoped queryset and the scoped form fields."""
+
+    #: The name of the foreign key to ``Company`` on the administered model.
+    tenant_field: str = "company"
+
+    def get_tenant_choice(self, request: HttpRequest) -> staff.TenantChoice | None:
+        """The company or corporation ``request``'s user works on (``None``: no company at all)."""
+        return staff.active_choice(request)
+
+    def get_tenant_company_ids(self, request: HttpRequest) -> frozenset[uuid.UUID]:
+        choice = self.get_tenant_choice(request)
+        return choice.company_ids if choice is not None else frozenset()
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset = super().get_queryset(request)
+        return self.scope_queryset(request, queryset)
+
+    def scope_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        """``queryset`` restricted to the active companies (nothing at all without a choice)."""
+        company_ids = self.get_tenant_company_ids(request)
+        scoped: QuerySet[Any] = queryset
+        if not company_ids:
+            scoped = queryset.none()
+        elif _tenant_field_of(queryset.model, self.tenant_field) is not None:
+            scoped = queryset.filter(**{f"{self.tenant_field}__in": company_ids})
+        return scoped
+
+    def _scope_related(self, db_field: models.Field[Any, Any], request: HttpRequest, kwargs: dict[str, Any]) -> None:
+        """Limit the choices of a relation to the active companies' rows."""
+        related = db_field.related_model
+        if not isinstance(related, type):
+            return
+        company_ids = self.get_tenant_company_ids(request)
+        queryset = kwargs.get("queryset")
+        if queryset is None:
+            queryset = self.get_field_queryset(None, db_field, request)  # type: ignore[arg-type]
+        if queryset is None:
+            queryset = related._default_manager.all()
+        if issubclass(related, Company):
+            # Never offer (nor accept) a company outside the tenant.
+            kwargs["queryset"] = queryset.filter(id__in=company_ids)
+        elif _tenant_field_of(related, "company") is not None:
+            kwargs["queryset"] = queryset.filter(company__in=company_ids)
+
+    def formfield_for_foreignkey(
+        self, db_field: models.ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> forms.ModelChoiceField[Any] | None:
+        self._scope_related(db_field, request, kwargs)
+        if db_field.name == self.tenant_field:
+            choice = self.get_tenant_choice(request)
+            if choice is not None and choice.single_company_id is not None:
+                # One company active: shown, fixed, and never taken from the POST.
+                kwargs["disabled"] = True
+                kwargs["initial"] = choice.single_company_id
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(
+        self, db_field: models.ManyToManyField[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> forms.ModelMultipleChoiceField[Any] | None:
+        self._scope_related(db_field, request, kwargs)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+class TenantAdminMixin(_TenantFieldsMixin, _ModelAdminBase):
+    """Makes a ``ModelAdmin`` follow the admin's active company. Put it before ``ModelAdmin``.
+
+    Knobs: ``tenant_field`` (default ``"company"``), the foreign key to ``Company``.
+    Hooks: ``get_tenant_choice(request)``, ``scope_queryset(request, queryset)``,
+    ``no_tenant_response(request)``.
+    """
+
+    no_tenant_template = "admin/cobee_django/no_tenant.html"
+
+    def no_tenant_response(self, request: HttpRequest) -> HttpResponse:
+        """The 403 page for a staff user who may manage no company."""
+        site = self.admin_site
+        context = {
+            **site.each_context(request),
+            "title": "No company to manage",
+            "message": NO_COMPANY_MESSAGE,
+            "opts": self.opts,
+        }
+        return TemplateResponse(request, self.no_tenant_template, context, status=403)
+
+    def _denied(self, request: HttpRequest) -> HttpResponse | None:
+        if self.get_tenant_choice(request) is None:
+            return self.no_tenant_response(request)
+        return None
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return self._denied(request) or super().changelist_view(request, extra_context)
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return self._denied(request) or super().add_view(request, form_url, extra_context)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return self._denied(request) or super().change_view(request, object_id, form_url, extra_context)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return self._denied(request) or super().delete_view(request, object_id, extra_context)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return self._denied(request) or super().history_view(request, object_id, extra_context)
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
+        """Another company's object (or a missing one) is a 404, not a redirect that confirms it exists."""
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404("No such object in the active company.")
+        return obj
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        """Relation filters list only values found in the active companies' rows."""
+        filters = []
+        for entry in super().get_list_filter(request):
+            if isinstance(entry, str):
+                try:
+                    field = get_fields_from_path(self.model, entry)[-1]
+                except (FieldDoesNotExist, admin.utils.NotRelationField):
+                    field = None
+                if field is not None and field.is_relation:
+                    entry = (entry, RelatedOnlyFieldListFilter)
+            filters.append(entry)
+        return filters
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        initial: dict[str, Any] = super().get_changeform_initial_data(request)
+        # The company of a new object comes from the switcher, never from the URL.
+        initial.pop(self.tenant_field, None)
+        choice = self.get_tenant_choice(request)
+        if choice is not None and choice.single_company_id is not None:
+            initial[self.tenant_field] = choice.single_company_id
+        return initial
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        self.assign_tenant(request, obj)
+        super().save_model(request, obj, form, change)
+
+    def assign_tenant(self, request: HttpRequest, obj: Any, company_id: uuid.UUID | None = None) -> None:
+        """Give a new ``obj`` the active company; refuse an object outside the active companies."""
+        if _tenant_field_of(type(obj), self.tenant_field) is None:
+            return
+        attname = f"{self.tenant_field}_id"
+        choice = self.get_tenant_choice(request)
+        if choice is None:
+            raise PermissionDenied(NO_COMPANY_MESSAGE)
+        if getattr(obj, attname) is None:
+            setattr(obj, attname, company_id or choice.single_company_id)
+        # Forms already limit the field; this guards admins that build objects another way.
+        if getattr(obj, attname) not in choice.company_ids:
+            raise PermissionDenied("That company is not one you are managing now.")
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        """Inline objects get the company of the object they hang from."""
+        parent_company = getattr(form.instance, f"{self.tenant_field}_id", None)
+        for inline_form in formset.forms:
+            instance = inline_form.instance
+            if instance.pk is None:
+                tenant = _tenant_field_of(type(instance), "company")
+                if tenant is not None and instance.company_id is None:
+                    instance.company_id = parent_company
+        super().save_formset(request, form, formset, change)
+
+
+class TenantModelAdmin(TenantAdminMixin, _ModelAdmin):
+    """A ``ModelAdmin`` that follows the active company (see :class:`TenantAdminMixin`)."""
+
+
+class TenantInlineMixin(_TenantFieldsMixin):
+    """Scopes an inline's rows and its form fields to the active companies.
+
+    The company of new inline rows is the parent object's; the inline form does not show it.
+    """
+
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> Any:
+        exclude = list(super().get_exclude(request, obj) or [])
+        if _tenant_field_of(self.model, self.tenant_field) is not None:
+            exclude.append(self.tenant_field)
+        return exclude
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        formset = super().get_formset(request, obj, **kwargs)  # type: ignore[misc]
+        tenant_field = self.tenant_field
+        has_tenant = _tenant_field_of(self.model, tenant_field) is not None
+
+        class TenantInlineFormSet(formset):  # type: ignore[misc, valid-type]
+            def _construct_form(self, i: int, **form_kwargs: Any) -> Any:
+                form = super()._construct_form(i, **form_kwargs)
+                # The parent's company, before validation, so per-company unique rules can run.
+                if has_tenant and getattr(form.instance, f"{tenant_field}_id", None) is None:
+                    setattr(form.instance, f"{tenant_field}_id", getattr(self.instance, "company_id", None))
+                return form
+
+        return TenantInlineFormSet
+
+
+class TenantTabularInline(TenantInlineMixin, _TabularInline):
+    """A tabular inline scoped to the active companies."""
+
+
+class TenantStackedInline(TenantInlineMixin, _StackedInline):
+    """A stacked inline scoped to the active companies."""
+
+
+class SuperuserOnlyAdmin(_ModelAdmin):
+    """The tenant registry and the grants decide who reaches what: only superusers may see or edit them."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self.has_module_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+
+class CompanyInline(_TabularInline):
+    model = Company
+    fields = ["id", "name", "membership_source"]
+    readonly_fields = ["membership_source"]
+    extra = 0
+    show_change_link = True
+
+
+@admin.register(Corporation)
+class CorporationAdmin(SuperuserOnlyAdmin):
+    list_display = ["name", "id"]
+    search_fields = ["name", "=id"]
+    inlines = [CompanyInline]
+
+
+@admin.register(Company)
+class CompanyAdmin(SuperuserOnlyAdmin):
+    list_display = ["name", "id", "corporation", "membership_source"]
+    list_filter = ["membership_source", "corporation"]
+    search_fields = ["name", "=id", "corporation__name"]
+    autocomplete_fields = ["corporation"]
+    readonly_fields = ["membership_asserted_at"]
+
+
+@admin.register(StaffGrant)
+class StaffGrantAdmin(SuperuserOnlyAdmin):
+    list_display = ["user", "company", "corporation", "source"]
+    list_filter = ["source"]
+    search_fields = ["user__username", "user__email", "company__name", "corporation__name", "=company__id"]
+    raw_id_fields = ["user"]
+    autocomplete_fields = ["company", "corporation"]
+    readonly_fields = ["source"]
+
+    def save_model(self, request: HttpRequest, obj: StaffGrant, form: Any, change: bool) -> None:
+        # A grant edited by hand is the admin's: the next OIDC sign-in keeps it.
+        obj.source = GrantSource.ADMIN  # type: ignore[assignment]  # the stubs see the (value, label) pair
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(StaffIdentity)
+class StaffIdentityAdmin(SuperuserOnlyAdmin):
+    """Read-only: identities are written by OIDC sign-ins."""
+
+    list_display = ["user", "issuer", "subject", "all_companies", "last_sign_in"]
+    search_fields = ["user__username", "user__email", "=subject"]
+    readonly_fields = ["user", "issuer", "subject", "all_companies", "last_sign_in"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,49 @@
+"""A small registry shared by the admin tests: two corporations, companies, staff users."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+
+from cobee_django.models import Company, Corporation, GrantSource, StaffGrant
+
+
+@dataclass
+class World:
+    acme: Corporation
+    globex: Corporation
+    acme_north: Company
+    acme_south: Company
+    globex_one: Company
+    lonely: Company
+
+
+def make_world() -> World:
+    acme = Corporation.objects.create(id=uuid.UUID(int=1), name="Acme")
+    globex = Corporation.objects.create(id=uuid.UUID(int=2), name="Globex")
+    return World(
+        acme=acme,
+        globex=globex,
+        acme_north=Company.objects.create(id=uuid.UUID(int=11), name="Acme North", corporation=acme),
+        acme_south=Company.objects.create(id=uuid.UUID(int=12), name="Acme South", corporation=acme),
+        globex_one=Company.objects.create(id=uuid.UUID(int=21), name="Globex One", corporation=globex),
+        lonely=Company.objects.create(id=uuid.UUID(int=31), name="Lonely"),
+    )
+
+
+def make_staff(username: str, *, superuser: bool = False, perms: tuple[str, ...] = ()):
+    user = get_user_model().objects.create_user(
+        username, is_staff=True, is_superuser=superuser
+    )
+    for codename in perms:
+        user.user_permissions.add(Permission.objects.get(codename=codename))
+    return user
+
+
+def grant(user, target, source: str = GrantSource.ADMIN) -> StaffGrant:
+    if isinstance(target, Company):
+        return StaffGrant.objects.create(user=user, company=target, source=source)
+    return StaffGrant.objects.create(user=user, corporation=target, source=source)
