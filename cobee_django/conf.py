@@ -58,6 +58,8 @@ DEFAULTS: dict[str, Any] = {
     # Admin.
     "ADMIN_STAFF_CLAIM": "https://auth.cobee.io/staff",
     "ADMIN_SESSION_KEY": "cobee_django_active_tenant",
+    "ADMIN_OIDC_ISSUER": None,
+    "ADMIN_OIDC_GROUPS": [],
     # PostgreSQL row-level security (off by default).
     "ROW_LEVEL_SECURITY": False,
 }
@@ -112,6 +114,8 @@ class Settings:
     corporation_url_kwarg: str
     admin_staff_claim: str | None
     admin_session_key: str
+    admin_oidc_issuer: str | None
+    admin_oidc_groups: tuple[str, ...]
     row_level_security: bool
     raw: Mapping[str, Any]
 
@@ -351,6 +355,28 @@ def validate(raw: Mapping[str, Any]) -> list[Problem]:
                     "See the settings reference.",
                 )
             )
+    oidc_issuer = raw.get("ADMIN_OIDC_ISSUER")
+    if oidc_issuer is not None and (not isinstance(oidc_issuer, str) or not _is_safe_url(oidc_issuer)):
+        problems.append(
+            Problem(
+                "cobee_django.E003",
+                f"ADMIN_OIDC_ISSUER {oidc_issuer!r} is not an https URL.",
+                "Use the https issuer of your staff sign-in (e.g. your Auth0 tenant), or None for the first ISSUER.",
+            )
+        )
+    groups = raw.get("ADMIN_OIDC_GROUPS", DEFAULTS["ADMIN_OIDC_GROUPS"])
+    if (
+        isinstance(groups, str)
+        or not isinstance(groups, (list, tuple))
+        or not all(isinstance(g, str) and g for g in groups)
+    ):
+        problems.append(
+            Problem(
+                "cobee_django.E006",
+                "COBEE_DJANGO['ADMIN_OIDC_GROUPS'] must be a list of group names.",
+                "The default is [] (no group).",
+            )
+        )
     alias = raw.get("JWKS_CACHE_ALIAS", DEFAULTS["JWKS_CACHE_ALIAS"])
     if isinstance(alias, str) and alias not in getattr(django_settings, "CACHES", {"default": {}}):
         problems.append(
@@ -401,6 +427,8 @@ def _build(raw: Mapping[str, Any]) -> Settings:
         corporation_url_kwarg=get("CORPORATION_URL_KWARG"),
         admin_staff_claim=get("ADMIN_STAFF_CLAIM"),
         admin_session_key=get("ADMIN_SESSION_KEY"),
+        admin_oidc_issuer=get("ADMIN_OIDC_ISSUER"),
+        admin_oidc_groups=tuple(get("ADMIN_OIDC_GROUPS")),
         row_level_security=get("ROW_LEVEL_SECURITY"),
         raw=dict(raw),
     )

@@ -8,6 +8,8 @@ environment:
 - ``COBEE_DJANGO_AUDIENCE``: the API identifier tokens must be issued for.
 - ``COBEE_DJANGO_JWKS_URL``: trust this external key set (e.g. real Auth0) and turn the dev issuer off.
 - ``REDIS_URL``: share the key-set cache between workers through Redis.
+- ``COBEE_OIDC_ISSUER``, ``COBEE_OIDC_CLIENT_ID``, ``COBEE_OIDC_CLIENT_SECRET``: the OpenID provider
+  staff sign in to the admin with (default: the dev issuer, when it is on).
 - ``DJANGO_DEBUG`` (default on), ``DJANGO_SECRET_KEY``, ``DJANGO_ALLOWED_HOSTS``.
 """
 
@@ -30,9 +32,9 @@ def _env_flag(name: str, default: bool) -> bool:
     return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _local_secret_key() -> str:
+def _local_secret_key(name: str = "secret_key") -> str:
     """A per-checkout secret kept in var/, so nothing secret is ever committed."""
-    path = VAR_DIR / "secret_key"
+    path = VAR_DIR / name
     if not path.exists():
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(secrets.token_urlsafe(50))
@@ -124,6 +126,30 @@ COBEE_DJANGO = {
     "AUDIENCE": AUDIENCE,
     "JWKS_URL": JWKS_URL,
 }
+
+# Staff sign-in to the admin through OpenID Connect (mozilla-django-oidc). The provider is
+# COBEE_OIDC_ISSUER (e.g. https://your-tenant.eu.auth0.com/, whose endpoints have these same paths);
+# by default the dev issuer, when it is on. Without a provider, the admin keeps its local
+# username/password sign-in only.
+OIDC_ISSUER = os.environ.get("COBEE_OIDC_ISSUER") or (ISSUER if JWKS_URL is None else None)
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+if OIDC_ISSUER:
+    _oidc_base = OIDC_ISSUER.rstrip("/")
+    AUTHENTICATION_BACKENDS.insert(0, "cobee_django.oidc.StaffOIDCBackend")
+    COBEE_DJANGO["ADMIN_OIDC_ISSUER"] = OIDC_ISSUER
+    OIDC_RP_CLIENT_ID = os.environ.get("COBEE_OIDC_CLIENT_ID", "cobee-admin-dev")
+    OIDC_RP_CLIENT_SECRET = os.environ.get("COBEE_OIDC_CLIENT_SECRET") or _local_secret_key("oidc_client_secret")
+    OIDC_RP_SIGN_ALGO = "RS256"
+    OIDC_RP_SCOPES = "openid email profile"
+    OIDC_OP_AUTHORIZATION_ENDPOINT = f"{_oidc_base}/authorize"
+    OIDC_OP_TOKEN_ENDPOINT = f"{_oidc_base}/oauth/token"
+    OIDC_OP_USER_ENDPOINT = f"{_oidc_base}/userinfo"
+    OIDC_OP_JWKS_ENDPOINT = f"{_oidc_base}/.well-known/jwks.json"
+    OIDC_USE_PKCE = True
+    OIDC_TIMEOUT = 5
+    LOGIN_REDIRECT_URL = "/admin/"
+    LOGIN_REDIRECT_URL_FAILURE = "/admin/login/"
+    LOGOUT_REDIRECT_URL = "/admin/login/"
 
 REST_FRAMEWORK: dict[str, object] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -6,3 +7,7 @@ urlpatterns = [
     # The admin's company switcher.
     path("cobee/", include("cobee_django.urls")),
 ]
+
+if getattr(settings, "OIDC_RP_CLIENT_ID", None):
+    # Staff sign-in through OpenID Connect (the admin's login page links to it).
+    urlpatterns.append(path("oidc/", include("mozilla_django_oidc.urls")))
