@@ -11,3 +11,6 @@ class CobeeDjangoConfig(AppConfig):
     def ready(self) -> None:
         # Registers the system checks and the settings reload receiver.
         from . import checks, conf  # noqa: F401
+        from .tenancy_setup import install
+
+        install()

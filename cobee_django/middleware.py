@@ -1,15 +1,101 @@
-"""Binds the request's tenant (written by the tenancy work; see issue 4)."""
+"""Binds each request's tenant, and always unbinds it, under WSGI and ASGI.
+
+DRF authenticates inside the view, after every middleware has run, so the tenant cannot be
+computed here up front. The middleware binds a per-request resolver instead
+(:func:`cobee_django.state.deferred`): the first time a tenant model is queried, it derives the
+tenant from ``request.user`` as it is *then* (DRF stores the user it verified on the underlying
+``HttpRequest``), and caches the answer for that user object. API clients (a
+:class:`~cobee_django.principal.ClientPrincipal`) get the companies their token grants; other
+users go through :meth:`TenantMiddleware.get_session_tenant`, the hook for staff sessions.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.http import HttpRequest, HttpResponseBase
+
+from . import conf, state
+from .membership import tenant_for_principal
+from .principal import ClientPrincipal
+from .state import Tenant
+
+#: Attribute of the ``HttpRequest`` where ``HasScopes`` leaves the scopes a request lacked.
+INSUFFICIENT_SCOPE_ATTR = "cobee_insufficient_scope"
+
+_UNSET: Any = object()
+
+
+class RequestTenant:
+    """The resolver bound for one request: the tenant of ``request.user``, once per user object."""
+
+    __slots__ = ("_middleware", "_request", "_tenant", "_user")
+
+    def __init__(self, middleware: TenantMiddleware, request: HttpRequest) -> None:
+        self._middleware = middleware
+        self._request = request
+        self._user: Any = _UNSET
+        self._tenant: Tenant | None = None
+
+    def __call__(self) -> Tenant | None:
+        user = getattr(self._request, "user", None)
+        if user is not self._user:
+            # DRF replaces request.user when it authenticates; follow it.
+            self._tenant = self._middleware.get_tenant(self._request, user)
+            self._user = user
+        return self._tenant
 
 
 class TenantMiddleware:
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
+    """Bind the request's tenant around the view; unbind on the way out, exceptions included."""
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        with state.deferred(RequestTenant(self, request)):
+            response = self.get_response(request)
+        return self.process_response(request, response)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
+        with state.deferred(RequestTenant(self, request)):
+            response = await get_response(request)
+        return self.process_response(request, response)
+
+    def get_tenant(self, request: HttpRequest, user: Any) -> Tenant | None:
+        """The tenant of ``user``; ``None`` binds nothing (tenant models then refuse to run)."""
+        if isinstance(user, ClientPrincipal):
+            return self.get_client_tenant(request, user)
+        if user is None or not getattr(user, "is_authenticated", False):
+            return None
+        return self.get_session_tenant(request, user)
+
+    def get_client_tenant(self, request: HttpRequest, principal: ClientPrincipal) -> Tenant | None:
+        """The companies a verified access token grants."""
+        return tenant_for_principal(principal)
+
+    def get_session_tenant(self, request: HttpRequest, user: Any) -> Tenant | None:
+        """The tenant of a signed-in (non-API) user, e.g. a staff member's active company.
+
+        The hook for the admin's session path; by default such users get no tenant.
+        """
+        return None
+
+    def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        """Add the RFC 6750 challenge to a 403 caused by a missing scope (see ``HasScopes``)."""
+        scope = getattr(request, INSUFFICIENT_SCOPE_ATTR, None)
+        if scope is not None and response.status_code == 403 and not response.has_header("WWW-Authenticate"):
+            realm = conf.get_settings().realm
+            response["WWW-Authenticate"] = f'Bearer realm="{realm}", error="insufficient_scope", scope="{scope}"'
+        return response

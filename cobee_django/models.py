@@ -1,16 +1,22 @@
-"""The tenant registry: corporations, their companies, and which staff may manage which.
+"""The tenant registry (corporations, companies, staff grants) and ``TenantModel``.
 
-These rows are not tenant-scoped themselves; they are what scoping is computed from.
+The registry rows are not tenant-scoped themselves; they are what scoping is computed from.
+``TenantModel`` is the abstract base of every scoped model.
 """
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import django
 from django.conf import settings
-from django.db import models
-from django.db.models import Q
+from django.db import models, router
+from django.db.models import Q, QuerySet
+
+from . import guards, state
+from .exceptions import TenantViolation
+from .managers import TenantManager, add_tenant_condition, scoped_queryset
 
 
 class MembershipSource(models.TextChoices):
@@ -117,3 +123,57 @@ class StaffIdentity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} at {self.issuer}"
+
+
+class TenantModel(models.Model):
+    """A model whose rows each belong to one company; the base of every scoped model.
+
+    ``objects`` (the default manager) sees only the bound tenant's rows and raises
+    :class:`~cobee_django.exceptions.NoTenantBound` when nothing is bound. Writes are guarded: see
+    :mod:`cobee_django.guards`. Django's ``_base_manager`` stays unscoped for Django's own use.
+    """
+
+    #: Lets other modules recognise tenant models without importing this one.
+    _cobee_tenant_model = True
+
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, db_index=True)
+
+    objects = TenantManager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        guards.check_save(self, using, kwargs.get("update_fields"))
+        super().save(*args, **kwargs)
+
+    save.alters_data = True  # type: ignore[attr-defined]
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        guards.check_delete(self, using)
+        return super().delete(*args, **kwargs)
+
+    delete.alters_data = True  # type: ignore[attr-defined]
+
+    def _do_update(self, base_qs: QuerySet[Any], *args: Any, **kwargs: Any) -> Any:
+        # save() updates through the unscoped base manager, by primary key alone: a row of another
+        # company with the same primary key would be overwritten.
+        tenant = state.current_scope()
+        if tenant is not None:
+            base_qs = base_qs._chain()  # type: ignore[attr-defined]
+            add_tenant_condition(base_qs.query, tenant)
+        updated = super()._do_update(base_qs, *args, **kwargs)
+        if not updated and tenant is not None and type(self)._base_manager.filter(pk=self.pk).exists():
+            raise TenantViolation(f"This {self._meta.label} row belongs to a company the bound tenant does not reach.")
+        return updated
+
+    def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
+        # Django reloads (and loads deferred fields) through the unscoped base manager.
+        if django.VERSION >= (5, 1):
+            if kwargs.get("from_queryset") is None and len(args) < 3:
+                kwargs["from_queryset"] = scoped_queryset(type(self))
+        elif not scoped_queryset(type(self), using=kwargs.get("using")).filter(pk=self.pk).exists():
+            raise self.DoesNotExist(f"{self._meta.object_name} matching query does not exist.")
+        super().refresh_from_db(*args, **kwargs)

@@ -1,0 +1,233 @@
+"""Scoped reads: the tenant filter is added when a query is compiled, not when it is built.
+
+Design, in one paragraph: a tenant model's querysets carry a :class:`TenantQuery`. Every way
+Django runs a query (iteration, ``count()``, ``exists()``, ``aggregate()``, ``values()``,
+``iterator()``, ``in_bulk()``, ``get()``, prefetching, and a queryset used as a subquery inside
+another query) ends in ``Query.get_compiler()``. :class:`TenantQuery` overrides that one method to
+compile a copy of itself with ``company_id = %s`` (one company) or ``company_id IN (...)``
+(several) added on its base table, for the tenant bound *at that moment*. A queryset built at
+import time therefore filters by the tenant of whoever evaluates it, and with nothing bound
+compilation raises :class:`~cobee_django.exceptions.NoTenantBound`.
+
+``update()`` and ``delete()`` turn the query into Django's ``UpdateQuery``/``DeleteQuery``
+classes, which would drop the override, so :class:`TenantQuerySet` adds the filter itself before
+handing over; they run immediately, so "now" is still the moment the query runs.
+
+Django's base manager (``Model._base_manager``) stays unscoped, because Django uses it for
+cascades and saving. Forward foreign keys and reverse one-to-one accessors normally read through
+it; :func:`install_relation_scoping` swaps those accessors, for relations that point at a tenant
+model, for ones that read through a scoped queryset instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from django.apps import apps
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Manager, Model, QuerySet
+from django.db.models.fields.related import ForeignObject, OneToOneRel
+from django.db.models.fields.related_descriptors import (
+    ForwardManyToOneDescriptor,
+    ReverseOneToOneDescriptor,
+)
+from django.db.models.lookups import Exact, In
+from django.db.models.sql import Query
+from django.db.models.sql.compiler import SQLCompiler
+from django.db.models.sql.where import AND, NothingNode
+
+from . import state
+
+if TYPE_CHECKING:
+    from .state import Tenant
+
+_M = TypeVar("_M", bound=Model)
+
+#: The field every tenant model has, pointing at ``cobee_django.Company``.
+COMPANY_FIELD = "company"
+
+
+def is_tenant_model(model: Any) -> bool:
+    """True for concrete and abstract subclasses of ``TenantModel``."""
+    return isinstance(model, type) and getattr(model, "_cobee_tenant_model", False) is True
+
+
+def add_tenant_condition(query: Query, tenant: Tenant) -> None:
+    """Limit ``query`` (in place) to the rows of ``tenant``'s companies, on its base table."""
+    opts = query.get_meta()
+    if query.alias_map:
+        alias = query.base_table
+        if not query.alias_refcount[alias] or query.alias_map[alias].table_name != opts.db_table:
+            # Only the inner query of an exclude() across a relation drops its base table (Django
+            # trims leading joins); it is correlated to the outer query, which carries the filter.
+            return
+    else:
+        alias = query.get_initial_alias()
+    column = opts.get_field(COMPANY_FIELD).get_col(alias)  # type: ignore[union-attr]
+    ids = tenant.company_ids
+    if not ids:
+        query.where.add(NothingNode(), AND)
+    elif len(ids) == 1:
+        query.where.add(Exact(column, next(iter(ids))), AND)
+    else:
+        query.where.add(In(column, sorted(ids)), AND)
+
+
+class TenantQuery(Query):
+    """A ``Query`` that adds the bound tenant's filter every time it is compiled."""
+
+    def get_compiler(
+        self,
+        using: str | None = None,
+        connection: BaseDatabaseWrapper | None = None,
+        elide_empty: bool = True,
+    ) -> SQLCompiler:
+        tenant = state.current_scope()  # raises NoTenantBound: fail closed
+        query: Query = self
+        if tenant is not None:
+            query = self.clone()
+            add_tenant_condition(query, tenant)
+        compiler: SQLCompiler = Query.get_compiler(query, using, connection, elide_empty)
+        return compiler
+
+
+class TenantQuerySet(QuerySet[_M]):
+    """The queryset of tenant models: reads, updates and deletes stay inside the bound tenant."""
+
+    def __init__(
+        self,
+        model: type[_M] | None = None,
+        query: Query | None = None,
+        using: str | None = None,
+        hints: dict[str, Any] | None = None,
+    ) -> None:
+        if query is None and model is not None:
+            query = TenantQuery(model)
+        super().__init__(model=model, query=query, using=using, hints=hints)
+
+    def _scoped(self) -> TenantQuerySet[_M]:
+        """A copy filtered by the tenant bound now, for operations that run immediately."""
+        clone: TenantQuerySet[_M] = self._chain()  # type: ignore[attr-defined]
+        tenant = state.current_scope()
+        if tenant is not None:
+            add_tenant_condition(clone.query, tenant)
+        return clone
+
+    def update(self, **kwargs: Any) -> int:
+        from .guards import check_update
+
+        check_update(self, kwargs)
+        return super(TenantQuerySet, self._scoped()).update(**kwargs)
+
+    update.alters_data = True  # type: ignore[attr-defined]
+
+    def _update(self, values: Any) -> Any:
+        # Used by Django internals (e.g. bulk_update's fallbacks); same filter as update().
+        return super(TenantQuerySet, self._scoped())._update(values)  # type: ignore[misc]
+
+    _update.alters_data = True  # type: ignore[attr-defined]
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        return super(TenantQuerySet, self._scoped()).delete()
+
+    delete.alters_data = True  # type: ignore[attr-defined]
+
+    def _raw_delete(self, using: str | None) -> int:
+        # Django's fast-delete path; it swaps the query class, so filter before it does.
+        return super(TenantQuerySet, self._scoped())._raw_delete(using)
+
+    _raw_delete.alters_data = True  # type: ignore[attr-defined]
+
+    def bulk_create(self, objs: Iterable[_M], *args: Any, **kwargs: Any) -> list[_M]:
+        from .guards import check_new_rows
+
+        objs = list(objs)
+        validate_unique = not (kwargs.get("ignore_conflicts") or kwargs.get("update_conflicts"))
+        check_new_rows(self.model, objs, using=self.db, validate_unique=validate_unique)
+        return super().bulk_create(objs, *args, **kwargs)
+
+    bulk_create.alters_data = True  # type: ignore[attr-defined]
+
+    def bulk_update(self, objs: Iterable[_M], fields: Iterable[str], batch_size: int | None = None) -> int:
+        from .guards import bulk_update_checked, check_rows
+
+        objs = list(objs)
+        check_rows(self.model, objs, using=self.db, fields=fields)
+        with bulk_update_checked():
+            return super().bulk_update(objs, fields, batch_size=batch_size)
+
+    bulk_update.alters_data = True  # type: ignore[attr-defined]
+
+
+class TenantManager(Manager.from_queryset(TenantQuerySet)):  # type: ignore[misc]
+    """The default manager of tenant models. Not used in migrations: historical models are plain."""
+
+    use_in_migrations = False
+
+
+def scoped_queryset(
+    model: type[_M], using: str | None = None, hints: dict[str, Any] | None = None
+) -> TenantQuerySet[_M]:
+    """A plain scoped queryset over ``model``, ignoring any custom default manager."""
+    return TenantQuerySet(model=model, using=using, hints=hints)
+
+
+class _ScopedForwardMixin:
+    field: ForeignObject[Any, Any]
+
+    def get_queryset(self, **hints: Any) -> QuerySet[Any]:
+        # Django reads forward relations through the unscoped base manager.
+        return scoped_queryset(self.field.remote_field.model, hints=hints)
+
+
+class _ScopedReverseOneToOneMixin:
+    related: OneToOneRel
+
+    def get_queryset(self, **hints: Any) -> QuerySet[Any]:
+        return scoped_queryset(self.related.related_model, hints=hints)
+
+
+_scoped_classes: dict[type, type] = {}
+
+
+def _scoped_class(descriptor_class: type, mixin: type) -> type:
+    if descriptor_class not in _scoped_classes:
+        _scoped_classes[descriptor_class] = type(f"Scoped{descriptor_class.__name__}", (mixin, descriptor_class), {})
+    return _scoped_classes[descriptor_class]
+
+
+def scope_model_relations(model: type[Model]) -> None:
+    """Make ``model``'s accessors that lead to tenant rows read through scoped querysets."""
+    for field in model._meta.get_fields(include_hidden=True):
+        if field.many_to_one or field.one_to_one:
+            if not is_tenant_model(field.related_model):
+                continue
+            name = field.get_accessor_name() if isinstance(field, OneToOneRel) else field.name
+            if name is None:
+                continue
+            descriptor = model.__dict__.get(name)
+            if isinstance(descriptor, ForwardManyToOneDescriptor) and not isinstance(descriptor, _ScopedForwardMixin):
+                descriptor.__class__ = _scoped_class(type(descriptor), _ScopedForwardMixin)
+            elif isinstance(descriptor, ReverseOneToOneDescriptor) and not isinstance(
+                descriptor, _ScopedReverseOneToOneMixin
+            ):
+                descriptor.__class__ = _scoped_class(type(descriptor), _ScopedReverseOneToOneMixin)
+
+
+def install_relation_scoping() -> None:
+    """Scope every relation accessor of the project that points at a tenant model (run at startup)."""
+    for model in apps.get_models(include_auto_created=True):
+        scope_model_relations(model)
+
+
+__all__ = [
+    "COMPANY_FIELD",
+    "TenantManager",
+    "TenantQuery",
+    "TenantQuerySet",
+    "add_tenant_condition",
+    "install_relation_scoping",
+    "is_tenant_model",
+    "scoped_queryset",
+]

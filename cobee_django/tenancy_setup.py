@@ -1,0 +1,15 @@
+"""Wiring done once at startup: relation accessors scoped, write-guard receivers connected."""
+
+from __future__ import annotations
+
+from django.db.models.signals import m2m_changed, pre_save
+
+from . import guards
+from .managers import install_relation_scoping
+
+
+def install() -> None:
+    """Scope relation accessors and connect the write guards (idempotent)."""
+    install_relation_scoping()
+    m2m_changed.connect(guards.check_m2m_add, dispatch_uid="cobee_django.m2m_guard")
+    pre_save.connect(guards.check_other_model_save, dispatch_uid="cobee_django.reference_guard")

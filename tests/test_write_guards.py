@@ -1,0 +1,283 @@
+"""Every write path keeps rows and references inside the bound tenant."""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import contextmanager
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+
+from cobee_django import state
+from cobee_django.exceptions import NoTenantBound, TenantViolation
+from tests.testapp.models import Badge, Department, Employee, Note, Project
+
+
+@pytest.fixture
+def rows(tenants):
+    with state.unscoped():
+        for key in ("a", "b", "c"):
+            company = getattr(tenants, key)
+            setattr(tenants, f"{key}_dept", Department.objects.create(company_id=company, name="dept"))
+            setattr(tenants, f"{key}_project", Project.objects.create(company_id=company, name="p"))
+            setattr(tenants, f"{key}_emp", Employee.objects.create(company_id=company, email=f"{key}@x"))
+    return tenants
+
+
+@contextmanager
+def refused(exc=TenantViolation, match=None):
+    # The guard may fire inside Django's own atomic block: keep the test's transaction usable.
+    with pytest.raises(exc, match=match) as info, transaction.atomic():
+        yield info
+
+
+def company_of(model, pk):
+    with state.unscoped():
+        return model.objects.get(pk=pk).company_id
+
+
+# --- creating rows -------------------------------------------------------------------------------
+
+
+def test_a_new_row_gets_the_one_bound_company(rows):
+    with state.for_company(rows.a):
+        dept = Department.objects.create(name="new")
+        assert dept.company_id == rows.a
+        assert Department(name="new2").save() is None
+    assert company_of(Department, dept.pk) == rows.a
+
+
+def test_with_a_corporation_bound_the_company_must_be_named_and_belong_to_it(rows):
+    with state.for_corporation(rows.corp):
+        with refused(TenantViolation, match="must name its company"):
+            Department.objects.create(name="new")
+        assert Department.objects.create(name="new", company_id=rows.b).company_id == rows.b
+        with refused():
+            Department.objects.create(name="new", company_id=rows.c)
+    with state.unscoped():
+        assert not Department.objects.filter(company_id=rows.c, name="new").exists()
+
+
+@pytest.mark.parametrize("company", ["c", "random"])
+def test_creating_a_row_outside_the_tenant_raises(rows, company):
+    target = getattr(rows, company, uuid.uuid4())
+    with state.for_company(rows.a):
+        with refused():
+            Department.objects.create(name="x", company_id=target)
+        with refused():
+            Department.objects.get_or_create(name="x", company_id=target)
+        with refused():
+            Department.objects.bulk_create([Department(name="y"), Department(name="x", company_id=target)])
+    with state.unscoped():
+        assert not Department.objects.filter(name__in=["x", "y"]).exists()
+
+
+def test_bulk_create_assigns_the_bound_company(rows):
+    with state.for_company(rows.a):
+        created = Department.objects.bulk_create([Department(name="x"), Department(name="y")])
+        assert {d.company_id for d in created} == {rows.a}
+        assert Department.objects.count() == 3
+
+
+def test_writes_with_no_tenant_bound_raise(rows):
+    with pytest.raises(NoTenantBound):
+        Department(name="x", company_id=rows.a).save()
+    with pytest.raises(NoTenantBound):
+        Department.objects.bulk_create([Department(name="x", company_id=rows.a)])
+    with pytest.raises(NoTenantBound):
+        Department.objects.update(name="x")
+    with pytest.raises(NoTenantBound):
+        rows.a_dept.delete()
+    with pytest.raises(NoTenantBound):
+        Note.objects.create(text="n", employee=rows.a_emp)
+
+
+def test_unscoped_writes_must_still_name_the_company(rows):
+    with state.unscoped():
+        with refused(TenantViolation, match="inside unscoped"):
+            Department.objects.create(name="x")
+        assert Department.objects.create(name="x", company_id=rows.c).company_id == rows.c
+
+
+# --- saving and moving existing rows -------------------------------------------------------------
+
+
+def test_moving_a_row_outside_the_tenant_raises(rows):
+    with state.for_corporation(rows.corp):
+        emp = Employee.objects.get(pk=rows.a_emp.pk)
+        emp.company_id = rows.c
+        with refused():
+            emp.save()
+        emp.company_id = rows.b  # inside the corporation: allowed
+        emp.save()
+    assert company_of(Employee, rows.a_emp.pk) == rows.b
+
+
+def test_saving_a_forged_instance_never_overwrites_another_company(rows):
+    with state.for_company(rows.a):
+        forged = Employee(pk=rows.c_emp.pk, company_id=rows.a, email="stolen@x")
+        with refused():
+            forged.save()
+        forged = Employee(pk=rows.c_emp.pk, company_id=rows.a, email="stolen@x")
+        with refused():
+            forged.save(update_fields=["email"])
+    with state.unscoped():
+        assert Employee.objects.get(pk=rows.c_emp.pk).email == "c@x"
+
+
+def test_update_moves_only_inside_the_tenant(rows):
+    with state.for_corporation(rows.corp):
+        with refused():
+            Employee.objects.filter(pk=rows.a_emp.pk).update(company=rows.c)
+        with refused():
+            Employee.objects.filter(pk=rows.a_emp.pk).update(company_id=str(rows.c))
+        with refused():
+            Employee.objects.update(company=F("company"))
+        with refused():
+            Employee.objects.update(company=None)
+        assert Employee.objects.filter(pk=rows.a_emp.pk).update(company_id=rows.b) == 1
+    assert company_of(Employee, rows.a_emp.pk) == rows.b
+
+
+def test_update_touches_only_the_tenant_rows(rows):
+    with state.for_company(rows.a):
+        assert Employee.objects.update(name="renamed") == 1
+    with state.unscoped():
+        assert sorted(Employee.objects.values_list("name", flat=True)) == ["", "", "renamed"]
+
+
+def test_bulk_update_guards_each_row(rows):
+    with state.for_company(rows.a):
+        emp = Employee.objects.get(pk=rows.a_emp.pk)
+        emp.company_id = rows.c
+        with refused():
+            Employee.objects.bulk_update([emp], ["company"])
+        emp.company_id = rows.a
+        emp.department_id = rows.c_dept.pk
+        with refused():
+            Employee.objects.bulk_update([emp], ["department"])
+        emp.department_id = rows.a_dept.pk
+        emp.name = "ok"
+        assert Employee.objects.bulk_update([emp], ["department", "name"]) == 1
+        forged = Employee(pk=rows.c_emp.pk, company_id=rows.a, email="c@x", name="stolen")
+        assert Employee.objects.bulk_update([forged], ["name"]) == 0
+    with state.unscoped():
+        assert Employee.objects.get(pk=rows.c_emp.pk).name == ""
+        assert Employee.objects.get(pk=rows.a_emp.pk).department_id == rows.a_dept.pk
+
+
+# --- references ----------------------------------------------------------------------------------
+
+
+def test_a_foreign_key_must_point_at_the_same_company(rows):
+    with state.for_corporation(rows.corp):
+        emp = Employee.objects.get(pk=rows.a_emp.pk)
+        emp.department_id = rows.b_dept.pk  # another company, even inside the corporation
+        with refused():
+            emp.save()
+        emp.department = Department.objects.get(pk=rows.b_dept.pk)
+        with refused():
+            emp.save()
+        emp.department_id = rows.a_dept.pk
+        emp.save()
+        with refused():
+            Employee.objects.create(email="n@x", company_id=rows.a, department_id=rows.b_dept.pk)
+        with refused():
+            Badge.objects.bulk_create([Badge(company_id=rows.a, employee_id=rows.b_emp.pk, code="x")])
+    with state.unscoped():  # an integrity rule: unscoped code cannot break it either
+        emp = Employee.objects.get(pk=rows.a_emp.pk)
+        emp.department_id = rows.c_dept.pk
+        with refused():
+            emp.save()
+
+
+def test_a_forged_related_instance_is_checked_in_the_database(rows):
+    with state.for_company(rows.a):
+        emp = Employee.objects.get(pk=rows.a_emp.pk)
+        emp.department = Department(pk=rows.c_dept.pk, company_id=rows.a, name="forged")
+        with refused():
+            emp.save()
+
+
+def test_update_of_a_foreign_key_must_stay_in_the_company(rows):
+    with state.for_corporation(rows.corp):
+        with refused():
+            Employee.objects.filter(pk=rows.a_emp.pk).update(department=rows.b_dept.pk)
+        with refused():
+            Employee.objects.update(department=rows.a_dept)  # b's employee too
+        with refused():
+            Employee.objects.update(department=F("department"))
+        with refused():
+            Employee.objects.filter(pk=rows.a_emp.pk).update(company=rows.b, department=rows.a_dept)
+        assert Employee.objects.filter(pk=rows.a_emp.pk).update(department=rows.a_dept) == 1
+        assert Employee.objects.filter(pk=rows.a_emp.pk).update(company=rows.b, department=rows.b_dept) == 1
+        assert Employee.objects.update(department=None) == 2
+
+
+def test_a_non_tenant_model_may_point_only_at_reachable_rows(rows):
+    with state.for_corporation(rows.corp):
+        Note.objects.create(text="ok", employee_id=rows.b_emp.pk)
+        with refused():
+            Note.objects.create(text="no", employee_id=rows.c_emp.pk)
+    with state.unscoped():
+        assert Note.objects.create(text="any", employee_id=rows.c_emp.pk).pk
+
+
+def test_many_to_many_links_stay_in_the_company(rows):
+    with state.for_corporation(rows.corp):
+        emp = Employee.objects.get(pk=rows.a_emp.pk)
+        emp.projects.add(rows.a_project)
+        with refused():
+            emp.projects.add(rows.b_project)
+        with refused():
+            emp.projects.add(rows.c_project.pk)
+        with refused():
+            emp.projects.set([rows.a_project, rows.b_project])
+        project = Project.objects.get(pk=rows.a_project.pk)
+        with refused():
+            project.members.add(rows.b_emp)  # the reverse side
+        with refused():
+            emp.projects.create(name="made", company_id=rows.b)
+        note = Note.objects.create(text="n")
+        note.watchers.add(rows.a_emp, rows.b_emp)
+        with refused():
+            note.watchers.add(rows.c_emp)
+        assert [p.pk for p in emp.projects.all()] == [rows.a_project.pk]
+    with state.unscoped():
+        assert Employee.projects.through.objects.count() == 1
+
+
+# --- deleting ------------------------------------------------------------------------------------
+
+
+def test_deleting_another_companys_row_raises(rows):
+    with state.for_company(rows.a):
+        forged = Employee(pk=rows.c_emp.pk, company_id=rows.a)
+        with refused():
+            forged.delete()
+        Employee.objects.get(pk=rows.a_emp.pk).delete()
+    with state.unscoped():
+        assert set(Employee.objects.values_list("email", flat=True)) == {"b@x", "c@x"}
+
+
+# --- per-company unique constraints --------------------------------------------------------------
+
+
+def test_per_company_unique_constraints_are_validation_errors(rows):
+    with state.for_company(rows.a):
+        with refused(ValidationError) as info:
+            Department.objects.create(name="dept")
+        assert "already exists" in str(info.value)
+        with refused(ValidationError):
+            Employee.objects.create(email="a@x")  # unique_together
+        with refused(ValidationError):
+            Department.objects.bulk_create([Department(name="x"), Department(name="x")])
+        dept = Department.objects.get(pk=rows.a_dept.pk)
+        dept.save()  # saving itself is not a duplicate
+        Department.objects.bulk_create([Department(name="dept")], ignore_conflicts=True)
+    with state.for_company(rows.c):
+        assert Department.objects.create(name="other").name == "other"  # per company, not global
+    with state.unscoped():
+        assert Department.objects.filter(name="x").count() == 0

@@ -1,0 +1,55 @@
+"""Tenant models covering every relation kind the scoping and the write guards must handle."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from cobee_django.models import TenantModel
+
+
+class Department(TenantModel):
+    name = models.CharField(max_length=100)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["company", "name"], name="testapp_department_name_per_company")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Project(TenantModel):
+    name = models.CharField(max_length=100)
+
+
+class Employee(TenantModel):
+    email = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, blank=True)
+    salary = models.IntegerField(default=0)
+    department = models.ForeignKey(
+        Department, null=True, blank=True, on_delete=models.SET_NULL, related_name="employees"
+    )
+    projects = models.ManyToManyField(Project, blank=True, related_name="members")
+
+    class Meta:
+        unique_together = [("company", "email")]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class Badge(TenantModel):
+    """One-to-one with an employee (reverse one-to-one accessor: ``employee.badge``)."""
+
+    employee = models.OneToOneField(Employee, on_delete=models.CASCADE, related_name="badge")
+    code = models.CharField(max_length=20)
+
+
+class Note(models.Model):
+    """Not a tenant model, but it points at tenant rows."""
+
+    text = models.CharField(max_length=100)
+    employee = models.ForeignKey(Employee, null=True, blank=True, on_delete=models.CASCADE, related_name="notes")
+    watchers = models.ManyToManyField(Employee, blank=True, related_name="watched_notes")
+
+    def __str__(self) -> str:
+        return self.text

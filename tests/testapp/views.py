@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from rest_framework import generics, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from cobee_django.permissions import CanAccessCompany, CanAccessCorporation, HasScopes, HasTenant
+from cobee_django.views import CompanyFromURLMixin
+
+from .auth import HeaderAuthentication
+from .models import Department, Employee
+
+
+class DepartmentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Department
+        fields = ["id", "name", "company"]
+        read_only_fields = ["company"]
+
+
+class EmployeeSerializer(serializers.ModelSerializer):
+    # Built at import time: must still validate against the requesting tenant.
+    department = serializers.PrimaryKeyRelatedField(queryset=Department.objects.all(), allow_null=True)
+
+    class Meta:
+        model = Employee
+        fields = ["id", "email", "department", "company"]
+        read_only_fields = ["company"]
+
+
+class Base:
+    authentication_classes = [HeaderAuthentication]
+
+
+class CompanyDepartments(Base, CompanyFromURLMixin, generics.ListCreateAPIView):
+    queryset = Department.objects.all()
+    serializer_class = DepartmentSerializer
+    permission_classes = [HasTenant & CanAccessCompany & HasScopes]
+    required_read_scopes = ["read:departments"]
+    required_write_scopes = ["write:departments"]
+
+
+class CompanyEmployees(Base, CompanyFromURLMixin, generics.ListCreateAPIView):
+    queryset = Employee.objects.all()
+    serializer_class = EmployeeSerializer
+    permission_classes = [CanAccessCompany]
+
+
+class AnyDepartment(Base, generics.RetrieveUpdateDestroyAPIView):
+    """Fetches through the unscoped base manager, so only the object-level check stands."""
+
+    queryset = Department._base_manager.all()
+    serializer_class = DepartmentSerializer
+    permission_classes = [HasTenant]
+
+
+class CompanyDepartment(Base, generics.RetrieveAPIView):
+    queryset = Department._base_manager.all()
+    serializer_class = DepartmentSerializer
+    permission_classes = [CanAccessCompany]
+
+
+class AllDepartments(Base, generics.ListAPIView):
+    queryset = Department.objects.order_by("name")
+    serializer_class = DepartmentSerializer
+    permission_classes = [HasTenant]
+
+
+class CorporationView(Base, APIView):
+    permission_classes = [CanAccessCorporation]
+
+    def get(self, request, corporationId):
+        return Response({"companies": sorted(str(d.company_id) for d in Department.objects.all())})
+
+
+class ScopedView(Base, APIView):
+    permission_classes = [HasScopes]
+    required_scopes = ["read:a"]
+
+    def get(self, request):
+        return Response({"ok": True})
+
+    def post(self, request):
+        return Response({"ok": True})
+
+
+class ReadWriteView(ScopedView):
+    required_scopes = None
+    required_read_scopes = ["read:a"]
+    required_write_scopes = ["write:a"]
+
+
+class UnconfiguredView(ScopedView):
+    required_scopes = None
+
+
+class ComposedView(ScopedView):
+    permission_classes = [HasScopes | HasTenant]
+
+
+class NotScopedView(ScopedView):
+    permission_classes = [~HasScopes]
+
+
+class Boom(Base, APIView):
+    permission_classes = [HasTenant]
+
+    def get(self, request):
+        list(Department.objects.all())
+        raise RuntimeError("boom")
