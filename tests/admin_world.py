@@ -35,9 +35,7 @@ def make_world() -> World:
 
 
 def make_staff(username: str, *, superuser: bool = False, perms: tuple[str, ...] = ()):
-    user = get_user_model().objects.create_user(
-        username, is_staff=True, is_superuser=superuser
-    )
+    user = get_user_model().objects.create_user(username, is_staff=True, is_superuser=superuser)
     for codename in perms:
         user.user_permissions.add(Permission.objects.get(codename=codename))
     return user

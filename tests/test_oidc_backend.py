@@ -158,10 +158,7 @@ def metadata(company=None, corporation=None):
 
 
 def grants_of(user):
-    return {
-        (str(g.company_id or g.corporation_id), g.source)
-        for g in StaffGrant.objects.filter(user=user)
-    }
+    return {(str(g.company_id or g.corporation_id), g.source) for g in StaffGrant.objects.filter(user=user)}
 
 
 # Matching people: by subject, never by email.

@@ -117,7 +117,6 @@ def test_middleware_before_authentication_is_reported() -> None:
     assert check_ids(MIDDLEWARE=["cobee_django.middleware.TenantMiddleware", *without]) == ["cobee_django.E011"]
 
 
-
 def test_suite_runs_on_the_requested_database() -> None:
     """CI's PostgreSQL run must really be on PostgreSQL, not silently on SQLite."""
     import os

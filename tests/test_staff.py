@@ -265,9 +265,7 @@ def test_switch_view_needs_csrf(world, operator):
 
 
 def test_switch_view_ignores_an_offsite_next(world, operator, client):
-    response = client.post(
-        switch_url(), {"tenant": f"company:{world.acme_south.id}", "next": "https://evil.example/"}
-    )
+    response = client.post(switch_url(), {"tenant": f"company:{world.acme_south.id}", "next": "https://evil.example/"})
     assert response.headers["Location"] == reverse("admin:index")
 
 

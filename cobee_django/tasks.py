@@ -1,0 +1,103 @@
+"""Carry the bound tenant into background work: captured when queued, bound when run.
+
+Nothing here depends on a task library. A snapshot is a small JSON-serialisable dict, so it
+travels through Celery, RQ, Dramatiq or a database queue as a plain argument::
+
+    # when queueing (inside a request)
+    send_report.delay(report_id, **tasks.task_kwargs())
+
+    # the task
+    @app.task
+    @tasks.tenant_task
+    def send_report(report_id): ...  # runs with the request's tenant bound
+
+For threads and executors in the same process, :func:`carry` wraps a callable instead.
+The snapshot holds the company ids themselves (what the request could reach when it queued the
+work), not the principal. A task queued with nothing bound, or inside ``unscoped()``, cannot
+capture a tenant: that raises, so unscoped work stays explicit in the task's own code.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, ParamSpec, TypeVar
+
+from . import state
+from .exceptions import TenantError
+from .state import Tenant
+
+#: The keyword argument that carries the snapshot to a :func:`tenant_task`.
+TENANT_KWARG = "cobee_tenant"
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def capture() -> dict[str, Any]:
+    """A JSON-serialisable snapshot of the bound tenant; raises when none is bound."""
+    tenant = state.current_scope()
+    if tenant is None:
+        raise TenantError("Inside unscoped() there is no tenant to carry; call unscoped() in the task itself.")
+    return {
+        "company_ids": sorted(str(c) for c in tenant.company_ids),
+        "corporation_id": str(tenant.corporation_id) if tenant.corporation_id else None,
+    }
+
+
+def tenant_from_snapshot(snapshot: Mapping[str, Any]) -> Tenant:
+    """The tenant a snapshot describes; a malformed snapshot raises ``TenantError``."""
+    try:
+        ids = snapshot["company_ids"]
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, (list, tuple)):
+            raise TypeError
+        corporation = snapshot.get("corporation_id")
+        return Tenant(
+            frozenset(uuid.UUID(str(c)) for c in ids),
+            uuid.UUID(str(corporation)) if corporation is not None else None,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise TenantError("Not a tenant snapshot made by cobee_django.tasks.capture().") from exc
+
+
+@contextmanager
+def restore(snapshot: Mapping[str, Any]) -> Iterator[Tenant]:
+    """Bind the tenant of ``snapshot`` for the duration of the block."""
+    with state.for_tenant(tenant_from_snapshot(snapshot)) as tenant:
+        yield tenant
+
+
+def task_kwargs(**kwargs: Any) -> dict[str, Any]:
+    """``kwargs`` plus the snapshot of the bound tenant, to queue a :func:`tenant_task`."""
+    return {**kwargs, TENANT_KWARG: capture()}
+
+
+def tenant_task(func: Callable[_P, _R]) -> Callable[..., _R]:
+    """Make ``func`` run with the tenant passed as ``cobee_tenant=`` (see :func:`task_kwargs`).
+
+    Called without a snapshot, the task raises instead of running with nothing or everything.
+    """
+
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> _R:
+        snapshot = kwargs.pop(TENANT_KWARG, None)
+        if snapshot is None:
+            raise TenantError(f"{func.__qualname__} was queued without a tenant; queue it with task_kwargs().")
+        with restore(snapshot):
+            return func(*args, **kwargs)
+
+    return run
+
+
+def carry(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Capture the bound tenant now; bind it whenever (and wherever) the result is called."""
+    snapshot = capture()
+
+    @functools.wraps(func)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with restore(snapshot):
+            return func(*args, **kwargs)
+
+    return run
