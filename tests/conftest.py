@@ -41,3 +41,45 @@ def tenants(db):
     b = Company.objects.create(name="Acme B", corporation=corp)
     c = Company.objects.create(name="Lone C")
     return SimpleNamespace(corp=corp.pk, other_corp=other_corp.pk, a=a.pk, b=b.pk, c=c.pk)
+
+
+# --- authentication fixtures -------------------------------------------------------------------
+
+AUDIENCE = "https://api.test.example"
+
+
+@pytest.fixture(scope="session")
+def rsa_key():
+    """One RSA key per session: generating keys is the slow part of building an issuer."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+def jwks_server():
+    from cobee_django.testing import JWKSServer
+
+    with JWKSServer() as server:
+        yield server
+
+
+@pytest.fixture
+def token_issuer(jwks_server, rsa_key):
+    """An issuer whose ``iss`` is the JWKS server's base URL; its key set is served there."""
+    from cobee_django.testing import TokenIssuer
+
+    issuer = TokenIssuer(issuer=jwks_server.base_url, audience=AUDIENCE, key=rsa_key)
+    jwks_server.serve(issuer)
+    return issuer
+
+
+@pytest.fixture
+def auth_settings(settings, token_issuer):
+    """COBEE_DJANGO trusting ``token_issuer`` (key set fetched from ``jwks_server``, no shared cache)."""
+    settings.COBEE_DJANGO = {
+        "ISSUER": token_issuer.issuer,
+        "AUDIENCE": AUDIENCE,
+        "JWKS_CACHE_ALIAS": None,
+    }
+    return settings.COBEE_DJANGO

@@ -1,0 +1,296 @@
+"""Access-token verification: signature, claims and the tenant claim, with a validated-token cache.
+
+:func:`verify_token` is the whole pipeline behind :class:`~cobee_django.authentication.JWTAuthentication`:
+strict parsing (:mod:`cobee_django.jose`), the issuer chosen by exact ``iss``, the key chosen by exact
+``kid`` among that issuer's trusted keys (:mod:`cobee_django.jwks`), the pinned-algorithm signature,
+then every claim rule below. Each failure raises :class:`~cobee_django.reasons.TokenRejected` with a
+reason code.
+
+Claim rules (exact JSON types everywhere: ``true`` is not a number, ``"123"`` is not a date):
+
+- ``iss`` is exactly one configured issuer; ``aud`` is a string, or a non-empty list of strings, that
+  contains one of that issuer's audiences;
+- ``exp`` is required; ``exp``, ``nbf`` and ``iat`` are NumericDates (an integer or a finite number
+  with a fraction) checked with ``LEEWAY`` seconds of clock skew; ``iat`` is not a maximum age;
+- ``gty`` is in ``ALLOWED_GRANT_TYPES`` and the client in ``ALLOWED_CLIENTS`` (when set);
+- with ``AUTH0_CLAIMS`` (Auth0 machine-to-machine tokens) the client is ``azp`` and ``sub`` is
+  exactly ``{azp}@clients``; without it (RFC 9068) the client is ``client_id``, else ``azp``;
+- the ``METADATA_CLAIM`` object holds ``companyId`` (a UUID in canonical form) and optionally
+  ``corporationId`` (same form);
+- ``scope`` is a space-separated string of RFC 6749 scope tokens; Auth0's ``permissions`` array,
+  when present, adds its entries.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from . import jwks
+from .conf import IssuerSettings, Settings, get_settings, reload_hooks
+from .jose import CompactParser
+from .principal import ClientPrincipal
+from .reasons import Reason, TokenRejected
+
+_SCOPES = re.compile(r"(?:[\x21\x23-\x5b\x5d-\x7e]+(?: [\x21\x23-\x5b\x5d-\x7e]+)*)?")
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+_MAX_CLIENT_ID = 256
+_UUID_CACHE_SIZE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatedToken:
+    """A token that passed every rule: DRF's ``request.auth`` for API calls.
+
+    It does not keep the encoded token, so it can be logged or shown without leaking a credential.
+    """
+
+    claims: Mapping[str, Any]
+    header: Mapping[str, Any]
+    issuer: IssuerSettings
+    principal: ClientPrincipal
+    expires_at: float
+    key_generation: int
+
+    @property
+    def client_id(self) -> str:
+        return self.principal.client_id
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return self.principal.scopes
+
+
+def _numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
+    value = claims.get(name)
+    if value is None:
+        if name in claims:
+            raise TokenRejected(Reason.BAD_TIME_CLAIM, f"{name} is null")
+        return None
+    kind = type(value)
+    # bool is an int subclass and NaN never compares as expired: both are refused by exact type.
+    if kind is int or (kind is float and math.isfinite(value)):
+        return float(value)
+    raise TokenRejected(Reason.BAD_TIME_CLAIM, f"{name} is not a NumericDate")
+
+
+class TokenVerifier:
+    """Verifies tokens under one :class:`~cobee_django.conf.Settings`; rebuilt when settings change."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.parser = CompactParser(settings.algorithms, settings.max_token_bytes)
+        self.issuers = {entry.issuer: entry for entry in settings.issuers}
+        self.leeway = settings.leeway
+        self.metadata_claim = settings.metadata_claim
+        self.cache_size = settings.token_cache_size
+        self._cache: OrderedDict[str, ValidatedToken] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._uuids: dict[str, uuid.UUID] = {}
+
+    def verify(self, token: str) -> ValidatedToken:
+        """The validated form of ``token``; raises ``TokenRejected`` or ``KeySetUnavailable``."""
+        cached = self._cache.get(token)
+        if cached is not None and cached.expires_at > time.time() and cached.key_generation == jwks.key_generation:
+            return cached
+        try:
+            validated = self._verify(token)
+        except (TokenRejected, jwks.KeySetUnavailable):
+            raise
+        except Exception as exc:
+            # josepy, cryptography and the standard library raise many unrelated types on hostile
+            # input; whatever slipped past the rules is still a bad token, never a server error.
+            raise TokenRejected(Reason.VERIFICATION_ERROR, type(exc).__name__) from None
+        if self.cache_size:
+            self._remember(token, validated)
+        return validated
+
+    def _remember(self, token: str, validated: ValidatedToken) -> None:
+        with self._cache_lock:
+            cache = self._cache
+            cache.pop(token, None)
+            while len(cache) >= self.cache_size:
+                cache.popitem(last=False)
+            cache[token] = validated
+
+    def clear_cache(self) -> None:
+        """Forget every validated token (they will be verified again on next use)."""
+        with self._cache_lock:
+            self._cache.clear()
+
+    @property
+    def cached_tokens(self) -> int:
+        return len(self._cache)
+
+    def _verify(self, token: str) -> ValidatedToken:
+        generation = jwks.key_generation
+        jws = self.parser.parse(token)
+        claims = jws.payload
+        iss = claims.get("iss")
+        issuer = self.issuers.get(iss) if type(iss) is str else None
+        if issuer is None:
+            raise TokenRejected(Reason.BAD_ISSUER)
+        jwks.keys_for(issuer).get_key(jws.header.kid).verify(jws)
+        # From here the claims are signed by a trusted key; failures may name the client in logs.
+        client_id = self._client_id(claims, issuer)
+        try:
+            expires_at = self._check_claims(claims, issuer)
+            metadata = claims.get(self.metadata_claim)
+            if type(metadata) is not dict or not metadata:
+                raise TokenRejected(Reason.BAD_METADATA)
+            company_id = self._uuid(metadata, "companyId", Reason.BAD_COMPANY)
+            if company_id is None:
+                raise TokenRejected(Reason.BAD_COMPANY, "companyId missing")
+            principal = ClientPrincipal(
+                client_id=client_id,
+                company_id=company_id,
+                corporation_id=self._uuid(metadata, "corporationId", Reason.BAD_CORPORATION),
+                scopes=self._scopes(claims),
+                issuer=issuer.issuer,
+                claims=MappingProxyType(claims),
+            )
+        except TokenRejected as exc:
+            exc.client_id = client_id
+            raise
+        return ValidatedToken(
+            claims=principal.claims,
+            header=jws.header.fields,
+            issuer=issuer,
+            principal=principal,
+            expires_at=expires_at,
+            key_generation=generation,
+        )
+
+    def _client_id(self, claims: Mapping[str, Any], issuer: IssuerSettings) -> str:
+        azp = claims.get("azp")
+        if issuer.auth0_claims:
+            client_id = azp
+            if type(client_id) is not str:
+                raise TokenRejected(Reason.BAD_CLIENT, "azp missing")
+        else:
+            client_id = claims.get("client_id", azp)
+            if type(client_id) is not str:
+                raise TokenRejected(Reason.BAD_CLIENT, "client_id missing")
+            if azp is not None and azp != client_id:
+                raise TokenRejected(Reason.BAD_CLIENT, "azp differs from client_id")
+        if not client_id or len(client_id) > _MAX_CLIENT_ID or not client_id.isprintable():
+            raise TokenRejected(Reason.BAD_CLIENT, "client id malformed")
+        if issuer.allowed_clients is not None and client_id not in issuer.allowed_clients:
+            raise TokenRejected(Reason.CLIENT_NOT_ALLOWED)
+        if issuer.auth0_claims:
+            if claims.get("sub") != client_id + "@clients":
+                raise TokenRejected(Reason.BAD_SUBJECT)
+        elif "sub" in claims and type(claims["sub"]) is not str:
+            raise TokenRejected(Reason.BAD_SUBJECT)
+        return client_id
+
+    def _check_claims(self, claims: Mapping[str, Any], issuer: IssuerSettings) -> float:
+        aud = claims.get("aud")
+        if type(aud) is str:
+            if aud not in issuer.audiences:
+                raise TokenRejected(Reason.BAD_AUDIENCE)
+        elif type(aud) is list and aud and all(type(item) is str for item in aud):
+            if issuer.audiences.isdisjoint(aud):
+                raise TokenRejected(Reason.BAD_AUDIENCE)
+        else:
+            raise TokenRejected(Reason.BAD_AUDIENCE, "aud missing or mistyped")
+        now = time.time()
+        leeway = self.leeway
+        exp = _numeric_date(claims, "exp")
+        if exp is None:
+            raise TokenRejected(Reason.MISSING_EXP)
+        if now >= exp + leeway:
+            raise TokenRejected(Reason.EXPIRED)
+        nbf = _numeric_date(claims, "nbf")
+        if nbf is not None and nbf > now + leeway:
+            raise TokenRejected(Reason.NOT_YET_VALID)
+        iat = _numeric_date(claims, "iat")
+        if iat is not None and iat > now + leeway:
+            raise TokenRejected(Reason.ISSUED_IN_FUTURE)
+        allowed_grants = issuer.allowed_grant_types
+        gty = claims.get("gty")
+        if gty is not None and type(gty) is not str:
+            raise TokenRejected(Reason.BAD_GRANT_TYPE)
+        if allowed_grants is not None and gty not in allowed_grants:
+            raise TokenRejected(Reason.BAD_GRANT_TYPE)
+        return exp
+
+    def _uuid(self, metadata: Mapping[str, Any], name: str, reason: Reason) -> uuid.UUID | None:
+        value = metadata.get(name)
+        if value is None:
+            if name in metadata:
+                raise TokenRejected(reason, f"{name} is null")
+            return None
+        if type(value) is not str:
+            raise TokenRejected(reason, f"{name} is not a string")
+        parsed = self._uuids.get(value)
+        if parsed is None:
+            # Canonical form only: one id, one spelling, so equal ids compare equal as strings too.
+            try:
+                parsed = uuid.UUID(value)
+            except ValueError:
+                raise TokenRejected(reason, f"{name} is not a UUID") from None
+            if str(parsed) != value:
+                raise TokenRejected(reason, f"{name} is not a canonical UUID")
+            if len(self._uuids) >= _UUID_CACHE_SIZE:
+                self._uuids.clear()
+            self._uuids[value] = parsed
+        return parsed
+
+    def _scopes(self, claims: Mapping[str, Any]) -> frozenset[str]:
+        scope = claims.get("scope", "")
+        if type(scope) is not str or not _SCOPES.fullmatch(scope):
+            raise TokenRejected(Reason.BAD_SCOPE, "scope malformed")
+        scopes = scope.split(" ") if scope else []
+        permissions = claims.get("permissions")
+        if permissions is not None:
+            if type(permissions) is not list or not all(
+                type(item) is str and _SCOPE_TOKEN.fullmatch(item) for item in permissions
+            ):
+                raise TokenRejected(Reason.BAD_SCOPE, "permissions malformed")
+            scopes.extend(permissions)
+        return frozenset(scopes)
+
+
+_verifier: TokenVerifier | None = None
+_verifier_lock = threading.Lock()
+
+
+def get_verifier() -> TokenVerifier:
+    """The process-wide verifier for the current settings."""
+    verifier = _verifier
+    if verifier is None:
+        verifier = _build_verifier()
+    return verifier
+
+
+def _build_verifier() -> TokenVerifier:
+    global _verifier
+    with _verifier_lock:
+        if _verifier is None:
+            _verifier = TokenVerifier(get_settings())
+        return _verifier
+
+
+def verify_token(token: str) -> ValidatedToken:
+    """Verify an encoded access token under the project's settings (see the module docstring)."""
+    verifier = _verifier
+    if verifier is None:
+        verifier = _build_verifier()
+    return verifier.verify(token)
+
+
+def _reset() -> None:
+    global _verifier
+    _verifier = None
+
+
+reload_hooks.append(_reset)
