@@ -57,7 +57,11 @@ def check_middleware(app_configs: Sequence[Any] | None = None, **kwargs: Any) ->
 @register(Tags.templates)
 def check_admin_templates(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
     """The admin's company switcher is drawn by templates that must win over the admin's own."""
-    apps = list(getattr(settings, "INSTALLED_APPS", None) or [])
+    return admin_template_warnings(list(getattr(settings, "INSTALLED_APPS", None) or []))
+
+
+def admin_template_warnings(apps: Sequence[str]) -> list[CheckMessage]:
+    """W001 when ``apps`` lists ``cobee_django`` after ``django.contrib.admin``."""
     names = [name.split(".apps.")[0] for name in apps]
     if "django.contrib.admin" not in names or "cobee_django" not in names:
         return []

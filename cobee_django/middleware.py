@@ -86,11 +86,13 @@ class TenantMiddleware:
         return tenant_for_principal(principal)
 
     def get_session_tenant(self, request: HttpRequest, user: Any) -> Tenant | None:
-        """The tenant of a signed-in (non-API) user, e.g. a staff member's active company.
+        """The tenant of a signed-in (non-API) user: a staff member's active company in the admin.
 
-        The hook for the admin's session path; by default such users get no tenant.
+        See :mod:`cobee_django.staff`; users who are not active staff get no tenant.
         """
-        return None
+        from .staff import tenant_for_request
+
+        return tenant_for_request(request)
 
     def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         """Add the RFC 6750 challenge to a 403 caused by a missing scope (see ``HasScopes``)."""

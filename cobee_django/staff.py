@@ -20,8 +20,10 @@ from typing import Any, Literal
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.http import HttpRequest
 
+from . import membership
 from .conf import get_settings
 from .models import Company, Corporation, StaffGrant, StaffIdentity
+from .state import Tenant
 
 #: Where the resolved choice is cached on the request (computed once per request).
 _REQUEST_ATTR = "_cobee_admin_choice"
@@ -86,6 +88,21 @@ def _company_choice(company: Company) -> TenantChoice:
     )
 
 
+def _memberships(corporations: list[Corporation]) -> dict[uuid.UUID, frozenset[uuid.UUID]]:
+    """The companies of each corporation, from ``MEMBERSHIP_RESOLVER`` when set, else the table."""
+    if membership.get_resolver() is not None:
+        return {c.id: membership.companies_of(c.id) for c in corporations}
+    members: dict[uuid.UUID, set[uuid.UUID]] = {c.id: set() for c in corporations}
+    rows = Company.objects.filter(corporation__in=corporations).values_list("corporation_id", "id")
+    for corporation_id, company_id in rows:
+        members[corporation_id].add(company_id)
+    return {key: frozenset(value) for key, value in members.items()}
+
+
+def _ordered(items: Iterable[Any]) -> list[Any]:
+    return sorted(items, key=lambda item: (str(item).lower(), str(item.id)))
+
+
 def choices_for(user: AbstractBaseUser | AnonymousUser) -> list[TenantChoice]:
     """Everything ``user`` may switch to, from the grants as they are now.
 
@@ -96,32 +113,28 @@ def choices_for(user: AbstractBaseUser | AnonymousUser) -> list[TenantChoice]:
         return []
     if reaches_every_company(user):
         corporations = list(Corporation.objects.all())
-        companies = list(Company.objects.all())
+        companies = {c.id: c for c in Company.objects.all()}
+        direct = set(companies)
+        members = _memberships(corporations)
     else:
         grants = StaffGrant.objects.filter(user_id=user.pk)
         corporations = list(Corporation.objects.filter(staff_grants__in=grants).distinct())
-        companies = list(
-            Company.objects.filter(id__in=grants.filter(company__isnull=False).values("company_id"))
-            | Company.objects.filter(corporation__in=corporations)
-        )
-    by_corporation: dict[uuid.UUID, list[Company]] = {}
-    for company in companies:
-        if company.corporation_id is not None:
-            by_corporation.setdefault(company.corporation_id, []).append(company)
+        direct = set(grants.filter(company__isnull=False).values_list("company_id", flat=True))
+        members = _memberships(corporations)
+        wanted = direct.union(*members.values())
+        companies = {c.id: c for c in Company.objects.filter(id__in=wanted)}
     choices: list[TenantChoice] = []
     placed: set[uuid.UUID] = set()
-    for corporation in sorted(corporations, key=lambda c: (str(c).lower(), c.id)):
-        members = sorted(by_corporation.get(corporation.id, []), key=lambda c: (str(c).lower(), c.id))
-        if not members:
+    for corporation in _ordered(corporations):
+        company_ids = members.get(corporation.id, frozenset())
+        if not company_ids:
             continue
-        choices.append(_corporation_choice(corporation, (c.id for c in members)))
-        for company in members:
+        choices.append(_corporation_choice(corporation, company_ids))
+        for company in _ordered(companies[c] for c in company_ids if c in companies and c not in placed):
             choices.append(_company_choice(company))
             placed.add(company.id)
-    for company in sorted(companies, key=lambda c: (str(c).lower(), c.id)):
-        if company.id not in placed:
-            choices.append(_company_choice(company))
-            placed.add(company.id)
+    for company in _ordered(companies[c] for c in direct if c in companies and c not in placed):
+        choices.append(_company_choice(company))
     return choices
 
 
@@ -175,3 +188,16 @@ def switch(request: HttpRequest, key: object) -> TenantChoice | None:
     request.session[get_settings().admin_session_key] = choice.key
     setattr(request, _REQUEST_ATTR, choice)
     return choice
+
+
+def tenant_for_choice(choice: TenantChoice, user: Any) -> Tenant:
+    """The tenant the ORM is scoped to while ``user`` works on ``choice``."""
+    return Tenant(company_ids=choice.company_ids, corporation_id=choice.corporation_id, principal=user)
+
+
+def tenant_for_request(request: HttpRequest) -> Tenant | None:
+    """The tenant of an admin (session) request, for the tenant middleware; ``None`` binds nothing."""
+    choice = active_choice(request)
+    if choice is None:
+        return None
+    return tenant_for_choice(choice, request.user)

@@ -287,3 +287,36 @@ def test_switcher_is_on_every_admin_page(world, operator, client):
 
 def test_switcher_is_not_shown_to_anonymous_users(world, client):
     assert 'id="cobee-tenant-switcher"' not in client.get(reverse("admin:login")).content.decode()
+
+
+# What the tenant middleware binds for an admin request.
+
+
+def test_tenant_for_request_is_the_active_choice(world):
+    user = make_staff("op")
+    grant(user, world.acme)
+    tenant = staff.tenant_for_request(session_request(user))
+    assert tenant.company_ids == {world.acme_north.id, world.acme_south.id}
+    assert tenant.corporation_id == world.acme.id
+    assert tenant.principal == user
+    one = staff.tenant_for_request(session_request(user, stored=f"company:{world.acme_south.id}"))
+    assert one.company_ids == {world.acme_south.id}
+    assert one.corporation_id is None
+
+
+def test_no_grant_binds_no_tenant(world):
+    assert staff.tenant_for_request(session_request(make_staff("op"))) is None
+
+
+def only_north(corporation_id):
+    return ["00000000-0000-0000-0000-00000000000b"]
+
+
+def test_membership_resolver_decides_a_corporations_companies(world, settings):
+    user = make_staff("op")
+    grant(user, world.acme)
+    resolver = f"{__name__}.only_north"
+    with override_settings(COBEE_DJANGO={**settings.COBEE_DJANGO, "MEMBERSHIP_RESOLVER": resolver}):
+        choices = staff.choices_for(user)
+    assert keys(choices) == [f"corporation:{world.acme.id}", f"company:{world.acme_north.id}"]
+    assert choices[0].company_ids == {world.acme_north.id}
