@@ -17,7 +17,7 @@ they are a data-integrity rule, not an access rule.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -156,6 +156,20 @@ def _find_unique_constraints(model: type[Model]) -> tuple[UniqueConstraint, ...]
     return tuple(found)
 
 
+def _duplicate_exists(model: type[Model], obj: Model, fields: Sequence[str], using: str | None) -> bool:
+    lookup = {}
+    for name in fields:
+        value = getattr(obj, model._meta.get_field(name).attname)  # type: ignore[union-attr]
+        if value is None:
+            return False  # NULLs never collide
+        lookup[name] = value
+    rows = model._base_manager.using(using).filter(**lookup)
+    if not obj._state.adding and obj.pk is not None:
+        rows = rows.exclude(pk=obj.pk)
+    found: bool = rows.exists()
+    return found
+
+
 def validate_company_unique(model: type[Model], objs: Sequence[Model], using: str | None) -> None:
     """Raise ``ValidationError`` for a row that would break a per-company unique constraint."""
     constraints = company_unique_constraints(model)
@@ -163,18 +177,20 @@ def validate_company_unique(model: type[Model], objs: Sequence[Model], using: st
         return
     errors: list[ValidationError] = []
     for constraint in constraints:
+        simple = bool(constraint.fields) and constraint.condition is None and not constraint.expressions
         seen: set[tuple[Any, ...]] = set()
         for obj in objs:
-            try:
-                constraint.validate(model, obj, using=using or "default")
-            except ValidationError as exc:
-                errors.extend(exc.error_list)
+            if not simple:
+                try:
+                    constraint.validate(model, obj, using=using or "default")
+                except ValidationError as exc:
+                    errors.extend(exc.error_list)
                 continue
-            if constraint.fields and constraint.condition is None and not constraint.expressions:
-                key = tuple(getattr(obj, model._meta.get_field(f).attname) for f in constraint.fields)  # type: ignore[union-attr]
-                if key in seen:
-                    errors.append(ValidationError(obj.unique_error_message(model, tuple(constraint.fields))))
-                seen.add(key)
+            # The company is one of the fields, so this lookup never crosses companies.
+            key = tuple(getattr(obj, model._meta.get_field(f).attname) for f in constraint.fields)  # type: ignore[union-attr]
+            if key in seen or _duplicate_exists(model, obj, constraint.fields, using):
+                errors.append(ValidationError(obj.unique_error_message(model, tuple(constraint.fields))))
+            seen.add(key)
     if errors:
         raise ValidationError({NON_FIELD_ERRORS: errors})
 
@@ -187,6 +203,21 @@ def check_new_rows(model: type[Model], objs: Sequence[Model], using: str | None,
     check_references(model, objs, tenant, using)
     if validate_unique:
         validate_company_unique(model, objs, using)
+
+
+def check_upsert(
+    model: type[Model], unique_fields: Collection[str] | None, update_fields: Collection[str] | None
+) -> None:
+    """``bulk_create(update_conflicts=True)`` may only collide with rows of the same company.
+
+    ``ON CONFLICT (id) DO UPDATE`` would otherwise overwrite another company's row that happens to
+    hold the same key, without any of the checks above seeing it.
+    """
+    names = {COMPANY_FIELD, COMPANY_ATTNAME}
+    if not unique_fields or not names & set(unique_fields):
+        raise TenantViolation("bulk_create(update_conflicts=True) needs unique_fields that include the company.")
+    if update_fields and names & set(update_fields):
+        raise TenantViolation("bulk_create(update_conflicts=True) cannot update the company.")
 
 
 def check_rows(model: type[Model], objs: Sequence[Model], using: str | None, fields: Iterable[str]) -> None:

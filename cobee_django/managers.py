@@ -21,7 +21,7 @@ model, for ones that read through a scoped queryset instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.apps import apps
@@ -139,13 +139,29 @@ class TenantQuerySet(QuerySet[_M]):
 
     _raw_delete.alters_data = True  # type: ignore[attr-defined]
 
-    def bulk_create(self, objs: Iterable[_M], *args: Any, **kwargs: Any) -> list[_M]:
-        from .guards import check_new_rows
+    def bulk_create(
+        self,
+        objs: Iterable[_M],
+        batch_size: int | None = None,
+        ignore_conflicts: bool = False,
+        update_conflicts: bool = False,
+        update_fields: Collection[str] | None = None,
+        unique_fields: Collection[str] | None = None,
+    ) -> list[_M]:
+        from .guards import check_new_rows, check_upsert
 
         objs = list(objs)
-        validate_unique = not (kwargs.get("ignore_conflicts") or kwargs.get("update_conflicts"))
-        check_new_rows(self.model, objs, using=self.db, validate_unique=validate_unique)
-        return super().bulk_create(objs, *args, **kwargs)
+        if update_conflicts:
+            check_upsert(self.model, unique_fields, update_fields)
+        check_new_rows(self.model, objs, using=self.db, validate_unique=not (ignore_conflicts or update_conflicts))
+        return super().bulk_create(
+            objs,
+            batch_size=batch_size,
+            ignore_conflicts=ignore_conflicts,
+            update_conflicts=update_conflicts,
+            update_fields=update_fields,
+            unique_fields=unique_fields,
+        )
 
     bulk_create.alters_data = True  # type: ignore[attr-defined]
 

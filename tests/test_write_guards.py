@@ -281,3 +281,26 @@ def test_per_company_unique_constraints_are_validation_errors(rows):
         assert Department.objects.create(name="other").name == "other"  # per company, not global
     with state.unscoped():
         assert Department.objects.filter(name="x").count() == 0
+
+
+def test_upserts_collide_only_inside_the_company(rows):
+    with state.for_company(rows.a):
+        stolen = Employee(pk=rows.c_emp.pk, email="c@x", name="stolen")
+        with refused(match="unique_fields that include the company"):
+            Employee.objects.bulk_create([stolen], update_conflicts=True, unique_fields=["id"], update_fields=["name"])
+        with refused(match="cannot update the company"):
+            Employee.objects.bulk_create(
+                [Employee(email="a@x")],
+                update_conflicts=True,
+                unique_fields=["company", "email"],
+                update_fields=["company"],
+            )
+        Employee.objects.bulk_create(
+            [Employee(email="a@x", name="upserted")],
+            update_conflicts=True,
+            unique_fields=["company", "email"],
+            update_fields=["name"],
+        )
+        assert Employee.objects.get(email="a@x").name == "upserted"
+    with state.unscoped():
+        assert Employee.objects.get(pk=rows.c_emp.pk).name == ""
