@@ -11,6 +11,8 @@ class CobeeDjangoConfig(AppConfig):
     def ready(self) -> None:
         # Registers the system checks and the settings reload receiver.
         from . import checks, conf  # noqa: F401
+        from .db import checks as db_checks  # noqa: F401
+        from .db import rls  # noqa: F401  (installs the row-level security wrapper)
         from .tenancy_setup import install
 
         install()

@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "testproject.api",
+    "tests.rlsapp",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,60 @@
+"""System checks for row-level security (ids E020 to E024), run only when it is turned on.
+
+E020 needs no database and runs with every check. E021 to E024 read the database's catalogs, so
+they are deployment checks: ``manage.py check --deploy --database default``, run with the settings
+the application serves with. They stay out of ``migrate``, which runs as the tables' owner before
+the policies exist. E021 and E022 are also enforced at run time, before the first scoped statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.core.checks import CheckMessage, Error, Tags, register
+from django.db import connections
+
+from ..conf import user_settings
+from .policy import foreign_key_problems, role_problems, table_problems, tenant_models
+
+
+def _enabled() -> bool:
+    return user_settings().get("ROW_LEVEL_SECURITY") is True
+
+
+def _tenant_aliases(databases: Sequence[str] | None = None) -> list[str]:
+    return [alias for alias in (databases or connections) if tenant_models(alias)]
+
+
+@register(Tags.security)
+def check_backend(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """E020: row-level security is on, but tenant models live on a database other than PostgreSQL."""
+    if not _enabled():
+        return []
+    return [
+        Error(
+            f"COBEE_DJANGO['ROW_LEVEL_SECURITY'] is on, but the database {alias!r} is {connections[alias].vendor}.",
+            hint="Row-level security is a PostgreSQL feature. Turn the setting off on other databases: the ORM's "
+            "tenant scoping still applies there.",
+            id="cobee_django.E020",
+        )
+        for alias in _tenant_aliases()
+        if connections[alias].vendor != "postgresql"
+    ]
+
+
+@register(Tags.database, Tags.security, deploy=True)
+def check_database(
+    app_configs: Sequence[Any] | None = None, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """E021 to E024: the connected role is held by row-level security and every tenant table is protected."""
+    if not _enabled() or not databases:
+        return []
+    messages: list[CheckMessage] = []
+    for alias in _tenant_aliases(databases):
+        connection = connections[alias]
+        if connection.vendor != "postgresql":
+            continue  # E020
+        for problem in (*role_problems(connection), *table_problems(connection), *foreign_key_problems(connection)):
+            messages.append(Error(problem.msg, hint=problem.hint, id=problem.id))
+    return messages

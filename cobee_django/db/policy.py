@@ -1,0 +1,255 @@
+"""What a protected tenant table looks like in PostgreSQL, and how to tell whether it is one.
+
+Each tenant table gets row-level security, enabled and forced (so the owner is held too), and two
+permissive policies:
+
+- ``cobee_tenant``: a row is visible, and may be written, only when its company is in
+  ``cobee.company_ids``, a transaction-local setting holding a uuid array literal. Unset or empty
+  means no rows: the database fails closed exactly like the ORM.
+- ``cobee_bypass``: every row, when ``cobee.rls_bypass`` is ``on``. Only the code path behind
+  :func:`cobee_django.state.unscoped` sets it, and it logs each time (see :mod:`cobee_django.db.rls`).
+
+Foreign keys between tenant tables additionally get a composite ``(company, fk)`` key referencing
+``(company, pk)``: PostgreSQL checks foreign keys without row-level security, so without it a
+caller could point at another company's row and learn from the answer whether that row exists.
+
+The functions below read the catalogs; they run with the connection of the role being judged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.apps import apps
+from django.db import router
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import truncate_name
+from django.db.models import ForeignKey, Model
+
+from ..conf import Problem
+
+#: The transaction-local settings the policies read.
+COMPANY_IDS_SETTING = "cobee.company_ids"
+BYPASS_SETTING = "cobee.rls_bypass"
+
+TENANT_POLICY = "cobee_tenant"
+BYPASS_POLICY = "cobee_bypass"
+POLICIES = (TENANT_POLICY, BYPASS_POLICY)
+
+# Scalar subqueries become init plans: the setting is parsed once per statement, not once per row,
+# and ``company_id = ANY (...)`` can still use the company index.
+# (The outer cast keeps PostgreSQL from reading ``ANY ((SELECT ...))`` as ``ANY (subquery)``.)
+_COMPANY_IDS = f"(SELECT nullif(current_setting('{COMPANY_IDS_SETTING}', true), '')::uuid[])::uuid[]"
+_BYPASS = f"(SELECT current_setting('{BYPASS_SETTING}', true) = 'on')"
+
+Quote = Callable[[str], str]
+
+
+def tenant_models(alias: str | None = None) -> list[type[Model]]:
+    """Concrete tenant models with a table of their own (on ``alias`` when given)."""
+    from ..models import TenantModel
+
+    found: list[type[Model]] = []
+    for model in apps.get_models():
+        meta = model._meta
+        if not issubclass(model, TenantModel) or meta.proxy or not meta.managed:
+            continue
+        if alias is None or router.allow_migrate_model(alias, model):
+            found.append(model)
+    return found
+
+
+def company_column(model: type[Model]) -> str:
+    """The column holding a tenant row's company."""
+    field = model._meta.get_field("company")
+    assert isinstance(field, ForeignKey)
+    return str(field.column)
+
+
+def tenant_foreign_keys(model: type[Model]) -> list[ForeignKey[Any, Any]]:
+    """Foreign keys (with a database constraint) from ``model`` to a tenant model, company excluded."""
+    from ..models import TenantModel
+
+    return [
+        field
+        for field in model._meta.concrete_fields
+        if isinstance(field, ForeignKey)
+        and field.name != "company"
+        and getattr(field, "db_constraint", True)
+        and isinstance(field.related_model, type)
+        and issubclass(field.related_model, TenantModel)
+    ]
+
+
+def enable_sql(table: str, column: str, quote: Quote) -> list[str]:
+    """Statements that enable, force and attach the policies to one tenant table."""
+    t, c = quote(table), quote(column)
+    tenant = f"{c} = ANY ({_COMPANY_IDS})"
+    return [
+        f"ALTER TABLE {t} ENABLE ROW LEVEL SECURITY",
+        f"ALTER TABLE {t} FORCE ROW LEVEL SECURITY",
+        f"CREATE POLICY {TENANT_POLICY} ON {t} AS PERMISSIVE FOR ALL USING ({tenant}) WITH CHECK ({tenant})",
+        f"CREATE POLICY {BYPASS_POLICY} ON {t} AS PERMISSIVE FOR ALL USING ({_BYPASS}) WITH CHECK ({_BYPASS})",
+    ]
+
+
+def disable_sql(table: str, quote: Quote) -> list[str]:
+    """Statements that undo :func:`enable_sql`."""
+    t = quote(table)
+    return [
+        f"DROP POLICY IF EXISTS {BYPASS_POLICY} ON {t}",
+        f"DROP POLICY IF EXISTS {TENANT_POLICY} ON {t}",
+        f"ALTER TABLE {t} NO FORCE ROW LEVEL SECURITY",
+        f"ALTER TABLE {t} DISABLE ROW LEVEL SECURITY",
+    ]
+
+
+def same_company_names(model: type[Model], field: ForeignKey[Any, Any], max_length: int) -> tuple[str, str]:
+    """The (unique index on the target, constraint on the source) names for one foreign key."""
+    target = field.related_model._meta.db_table
+    source = model._meta.db_table
+    return (
+        truncate_name(f"{target}_company_pk_uniq", max_length),
+        truncate_name(f"{source}_{field.column}_same_company", max_length),
+    )
+
+
+def same_company_sql(model: type[Model], field: ForeignKey[Any, Any], quote: Quote, max_length: int) -> list[str]:
+    """Statements that make ``field`` unable to point at a row of another company."""
+    target: type[Model] = field.related_model
+    index, constraint = same_company_names(model, field, max_length)
+    target_table, target_company = quote(target._meta.db_table), quote(company_column(target))
+    target_key = quote(field.target_field.column)
+    return [
+        f"CREATE UNIQUE INDEX IF NOT EXISTS {quote(index)} ON {target_table} ({target_company}, {target_key})",
+        # Not deferrable, unlike Django's own: it must fail at once whether the target exists or not.
+        f"ALTER TABLE {quote(model._meta.db_table)} ADD CONSTRAINT {quote(constraint)} "
+        f"FOREIGN KEY ({quote(company_column(model))}, {quote(field.column)}) "
+        f"REFERENCES {target_table} ({target_company}, {target_key})",
+    ]
+
+
+def drop_same_company_sql(model: type[Model], field: ForeignKey[Any, Any], quote: Quote, max_length: int) -> list[str]:
+    """Statements that undo :func:`same_company_sql` (the unique index stays; others may use it)."""
+    _, constraint = same_company_names(model, field, max_length)
+    return [f"ALTER TABLE {quote(model._meta.db_table)} DROP CONSTRAINT IF EXISTS {quote(constraint)}"]
+
+
+def _fetchall(connection: BaseDatabaseWrapper, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    # The raw DB-API cursor: these catalog reads must not go through the row-level security wrapper.
+    connection.ensure_connection()
+    with connection.connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+
+def _tables(connection: BaseDatabaseWrapper) -> list[str]:
+    return [connection.ops.quote_name(m._meta.db_table) for m in tenant_models(connection.alias)]
+
+
+def role_problems(connection: BaseDatabaseWrapper) -> list[Problem]:
+    """Why the connected role cannot be held by row-level security, if it cannot (E021, E022)."""
+    ((user, superuser, bypass),) = _fetchall(
+        connection, "SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user", []
+    )
+    problems = []
+    if superuser or bypass:
+        attribute = "SUPERUSER" if superuser else "BYPASSRLS"
+        problems.append(
+            Problem(
+                "cobee_django.E021",
+                f"The database role {user!r} of {connection.alias!r} has {attribute}: row-level security does not "
+                "apply to it.",
+                f"Connect as a role without SUPERUSER and BYPASSRLS (ALTER ROLE {user} NOSUPERUSER NOBYPASSRLS, "
+                "or a dedicated runtime role); see the row-level security docs.",
+            )
+        )
+    owned = _fetchall(
+        connection,
+        "SELECT c.relname FROM pg_class c WHERE c.oid = ANY (SELECT to_regclass(t) FROM unnest(%s::text[]) t) "
+        "AND pg_has_role(current_user, c.relowner, 'MEMBER') ORDER BY c.relname",
+        [_tables(connection)],
+    )
+    if owned:
+        names = ", ".join(row[0] for row in owned)
+        problems.append(
+            Problem(
+                "cobee_django.E022",
+                f"The database role {user!r} of {connection.alias!r} owns (or may act as the owner of) the tenant "
+                f"tables {names}.",
+                "An owner can turn row-level security off. Run migrations as the owner and serve requests as "
+                "another role that holds only SELECT, INSERT, UPDATE and DELETE.",
+            )
+        )
+    return problems
+
+
+def table_problems(connection: BaseDatabaseWrapper) -> list[Problem]:
+    """Tenant tables that are not protected, or whose protection is widened (E023)."""
+    problems = []
+    for model in tenant_models(connection.alias):
+        table = model._meta.db_table
+        rows = _fetchall(
+            connection,
+            "SELECT c.relrowsecurity, c.relforcerowsecurity, "
+            "coalesce(array_agg(p.polname) FILTER (WHERE p.polname IS NOT NULL), '{}'), "
+            "coalesce(array_agg(p.polname) FILTER (WHERE p.polpermissive AND NOT p.polname = ANY (%s)), '{}') "
+            "FROM pg_class c LEFT JOIN pg_policy p ON p.polrelid = c.oid "
+            "WHERE c.oid = to_regclass(%s) GROUP BY c.oid",
+            [list(POLICIES), connection.ops.quote_name(table)],
+        )
+        if not rows:
+            continue  # not migrated yet: the migration checks report that
+        enabled, forced, policies, foreign = rows[0]
+        missing = [p for p in POLICIES if p not in policies]
+        if enabled and forced and not missing and not foreign:
+            continue
+        if foreign:
+            why = f"it has other permissive policies ({', '.join(foreign)}), which widen what a tenant sees"
+        elif missing:
+            why = f"it lacks the policies {', '.join(missing)}"
+        else:
+            why = "row-level security is not enabled and forced on it"
+        problems.append(
+            Problem(
+                "cobee_django.E023",
+                f"The tenant model {model._meta.label} (table {table}) is not protected: {why}.",
+                f"Add cobee_django.db.operations.EnableRowLevelSecurity({model.__name__!r}) to a migration of "
+                f"{model._meta.app_label}; make any extra policy RESTRICTIVE.",
+            )
+        )
+    return problems
+
+
+def foreign_key_problems(connection: BaseDatabaseWrapper) -> list[Problem]:
+    """Foreign keys between tenant tables that could point across companies (E024)."""
+    problems = []
+    for model in tenant_models(connection.alias):
+        for field in tenant_foreign_keys(model):
+            target: type[Model] = field.related_model
+            found = _fetchall(
+                connection,
+                "SELECT 1 FROM pg_constraint con WHERE con.contype = 'f' "
+                "AND con.conrelid = to_regclass(%s) AND con.confrelid = to_regclass(%s) "
+                "AND ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(n, i) JOIN pg_attribute a "
+                "ON a.attrelid = con.conrelid AND a.attnum = k.n ORDER BY k.i) = %s::text[] "
+                "AND ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(n, i) JOIN pg_attribute a "
+                "ON a.attrelid = con.confrelid AND a.attnum = k.n ORDER BY k.i) = %s::text[]",
+                [
+                    connection.ops.quote_name(model._meta.db_table),
+                    connection.ops.quote_name(target._meta.db_table),
+                    [company_column(model), field.column],
+                    [company_column(target), field.target_field.column],
+                ],
+            )
+            if not found:
+                problems.append(
+                    Problem(
+                        "cobee_django.E024",
+                        f"The foreign key {model._meta.label}.{field.name} can point at a row of another company.",
+                        f"Add cobee_django.db.operations.AddSameCompanyConstraint({model.__name__!r}, "
+                        f"{field.name!r}) to a migration of {model._meta.app_label}.",
+                    )
+                )
+    return problems

@@ -1,0 +1,450 @@
+"""The second wall: PostgreSQL row-level security, seen from a role it actually holds.
+
+The test database is created by a superuser, which row-level security never restricts. So the
+tests create a plain role at run time (no SUPERUSER, no BYPASSRLS, owning nothing, holding only
+SELECT/INSERT/UPDATE/DELETE) and swap the ``default`` connection to it, exactly as an application
+serving requests with a dedicated runtime role would be connected.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from contextlib import contextmanager
+
+import pytest
+from django.apps import apps
+from django.core.checks import run_checks
+from django.db import DatabaseError, IntegrityError, connection, connections, transaction
+from django.db.migrations.state import ProjectState
+from django.test import Client
+
+from cobee_django.db import policy
+from cobee_django.db.operations import AddSameCompanyConstraint, EnableRowLevelSecurity
+from cobee_django.db.rls import RowLevelSecurityError
+from cobee_django.models import Company, Corporation
+from cobee_django.state import for_company, for_corporation, unscoped
+from tests.conftest import on_postgres
+from tests.rlsapp.models import Team
+
+CORP = uuid.UUID("00000000-0000-0000-0000-0000000000c0")
+A = uuid.UUID("00000000-0000-0000-0000-00000000000a")
+B = uuid.UUID("00000000-0000-0000-0000-00000000000b")
+C = uuid.UUID("00000000-0000-0000-0000-00000000000c")
+INSERT_TEAM = "INSERT INTO rlsapp_team (id, name, company_id) VALUES (%s, 'x', %s) RETURNING name"
+TEAMS = {A: ["a1", "a2"], B: ["b1"], C: ["c1", "c2", "c3"]}
+
+
+def _create_role(cursor, *attributes: str) -> str:
+    name = f"cobee_rls_test_{secrets.token_hex(4)}"
+    cursor.execute(f'CREATE ROLE "{name}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE {" ".join(attributes)}')
+    cursor.execute(f'GRANT USAGE ON SCHEMA public TO "{name}"')
+    cursor.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{name}"')
+    cursor.execute(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{name}"')
+    return name
+
+
+def _drop_role(cursor, name: str) -> None:
+    cursor.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s AND pid <> pg_backend_pid()",
+        [name],
+    )
+    cursor.execute(f'DROP OWNED BY "{name}"')
+    cursor.execute(f'DROP ROLE "{name}"')
+
+
+@pytest.fixture(scope="session")
+def runtime_role(django_db_setup, django_db_blocker):
+    """A role row-level security holds: what an application should serve requests as."""
+    with django_db_blocker.unblock():
+        if not on_postgres():
+            yield None
+            return
+        with connection.cursor() as cursor:
+            name = _create_role(cursor, "NOBYPASSRLS")
+        yield name
+        with connection.cursor() as cursor:
+            _drop_role(cursor, name)
+
+
+@contextmanager
+def connected_as(role: str):
+    """Make ``connections["default"]`` a connection as ``role``, reused across requests (CONN_MAX_AGE)."""
+    original = connections["default"]
+    runtime = original.__class__({**original.settings_dict, "USER": role, "PASSWORD": "", "CONN_MAX_AGE": 600})
+    connections["default"] = runtime
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+        connections["default"] = original
+
+
+@pytest.fixture
+def data(require_postgres, transactional_db):
+    """Three companies (A and B in one corporation) and their teams, written by the owner."""
+    corporation = Corporation.objects.create(id=CORP, name="corp")
+    for company_id in TEAMS:
+        Company.objects.create(
+            id=company_id, name=str(company_id)[-1], corporation=corporation if company_id != C else None
+        )
+    with unscoped():
+        for company_id, names in TEAMS.items():
+            for name in names:
+                Team.objects.create(company_id=company_id, name=name)
+
+
+@pytest.fixture
+def rls_on(settings):
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "ROW_LEVEL_SECURITY": True}
+
+
+@pytest.fixture
+def as_runtime(data, rls_on, runtime_role):
+    with connected_as(runtime_role) as runtime:
+        yield runtime
+
+
+def raw_names(sql: str = "SELECT name FROM rlsapp_team ORDER BY name", params=()) -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def setting_now(conn) -> str | None:
+    """``cobee.company_ids`` as the server holds it outside any statement of ours (raw driver cursor)."""
+    with conn.connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('cobee.company_ids', true), current_setting('cobee.rls_bypass', true)")
+        return cursor.fetchone()
+
+
+# --- reads --------------------------------------------------------------------------------------
+
+
+def test_raw_select_sees_only_the_bound_company(as_runtime):
+    with for_company(A):
+        assert raw_names() == ["a1", "a2"]
+        assert raw_names("SELECT name FROM rlsapp_team WHERE company_id = %s", [B]) == []
+    with for_company(C):
+        assert raw_names() == ["c1", "c2", "c3"]
+
+
+def test_corporation_sees_each_of_its_companies(as_runtime):
+    with for_corporation(CORP):
+        assert raw_names() == ["a1", "a2", "b1"]
+
+
+def test_nothing_bound_means_no_rows(as_runtime):
+    assert raw_names() == []
+    with transaction.atomic():
+        assert raw_names() == []
+
+
+def test_orm_paths_around_the_manager_are_held_too(as_runtime):
+    with for_company(B):
+        # The scoped manager is the first wall; these go around it and meet the second.
+        assert sorted(t.name for t in Team._base_manager.all()) == ["b1"]
+        assert [t.name for t in Team.objects.raw("SELECT * FROM rlsapp_team")] == ["b1"]
+        assert Team._base_manager.count() == 1
+        # A server-side cursor, declared in autocommit mode: materialized inside our transaction.
+        assert [t.name for t in Team._base_manager.order_by("name").iterator(chunk_size=1)] == ["b1"]
+
+
+def test_the_setting_lives_only_as_long_as_its_transaction(as_runtime):
+    with for_company(A):
+        assert raw_names() == ["a1", "a2"]
+        # Between statements, outside any transaction, the connection holds nothing.
+        assert setting_now(as_runtime) in {("", ""), (None, None)}
+    with transaction.atomic():
+        with for_company(A):
+            assert raw_names() == ["a1", "a2"]
+        assert raw_names() == []  # unbound again, in the same transaction
+    assert setting_now(as_runtime) in {("", ""), (None, None)}
+
+
+def test_a_savepoint_rollback_cannot_bring_back_another_tenant(as_runtime):
+    with transaction.atomic():
+        with for_company(B):
+            assert raw_names() == ["b1"]
+        with for_company(A):
+            try:
+                with transaction.atomic():
+                    assert raw_names() == ["a1", "a2"]
+                    raise RuntimeError("roll the savepoint back")
+            except RuntimeError:
+                pass
+            # PostgreSQL restored B's value with the savepoint; A is bound now.
+            assert raw_names() == ["a1", "a2"]
+        assert raw_names() == []
+
+
+# --- writes -------------------------------------------------------------------------------------
+
+
+def test_writes_into_another_company_fail(as_runtime):
+    with for_company(A):
+        with pytest.raises(DatabaseError, match="row-level security"):
+            raw_names(INSERT_TEAM, [uuid.uuid4(), B])
+        with pytest.raises(DatabaseError, match="row-level security"):
+            raw_names("UPDATE rlsapp_team SET company_id = %s WHERE name = 'a1' RETURNING name", [B])
+        assert raw_names("UPDATE rlsapp_team SET name = 'stolen' WHERE company_id = %s RETURNING name", [B]) == []
+        assert raw_names("DELETE FROM rlsapp_team RETURNING name") == ["a1", "a2"]
+    with unscoped():
+        assert sorted(raw_names()) == ["b1", "c1", "c2", "c3"]
+
+
+def test_writes_with_nothing_bound_fail(as_runtime):
+    with pytest.raises(DatabaseError, match="row-level security"):
+        raw_names(INSERT_TEAM, [uuid.uuid4(), A])
+
+
+def test_foreign_keys_cannot_point_across_companies(as_runtime):
+    with unscoped():
+        b_team = Team.objects.get(name="b1").id
+        a_team = Team.objects.get(name="a1").id
+    insert = "INSERT INTO rlsapp_member (name, company_id, team_id) VALUES ('m', %s, %s) RETURNING name"
+    with for_company(A):
+        assert raw_names(insert, [A, a_team]) == ["m"]
+        errors = []
+        # Another company's existing row and a row that does not exist fail alike: no existence oracle.
+        for target in (b_team, uuid.uuid4()):
+            with pytest.raises(IntegrityError) as caught:
+                raw_names(insert, [A, target])
+            errors.append(str(caught.value).splitlines()[0])
+        assert errors[0] == errors[1]
+        assert "same_company" in errors[0]
+
+
+# --- requests -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api(as_runtime, settings):
+    settings.ROOT_URLCONF = "tests.rlsapp.views"
+    return Client()
+
+
+def test_a_raw_select_inside_a_request_returns_only_the_callers_rows(api):
+    response = api.get("/raw-teams", headers={"X-Company": str(A)})
+    assert response.status_code == 200
+    assert response.json()["names"] == ["a1", "a2"]
+
+
+def test_consecutive_requests_on_one_connection_do_not_leak(api, as_runtime):
+    seen = []
+    for headers, expected in [
+        ({"X-Company": str(A)}, ["a1", "a2"]),
+        ({"X-Company": str(C)}, ["c1", "c2", "c3"]),
+        ({}, []),
+        ({"X-Company": str(B), "X-Corporation": str(CORP)}, ["a1", "a2", "b1"]),
+        ({"X-Company": str(B)}, ["b1"]),
+    ]:
+        body = api.get("/raw-teams", headers=headers).json()
+        assert body["names"] == expected
+        seen.append(body["pid"])
+        assert setting_now(as_runtime) in {("", ""), (None, None)}
+    assert len(set(seen)) == 1  # one server connection served them all
+
+
+def test_a_request_cannot_insert_into_another_company(api):
+    denied = api.post("/raw-teams", {"name": "x", "company": str(B)}, headers={"X-Company": str(A)})
+    assert denied.status_code == 409
+    assert "row-level security" in denied.json()["error"]
+    allowed = api.post("/raw-teams", {"name": "a3", "company": str(A)}, headers={"X-Company": str(A)})
+    assert allowed.status_code == 201
+    assert api.get("/raw-teams", headers={"X-Company": str(B)}).json()["names"] == ["b1"]
+
+
+# --- the bypass ---------------------------------------------------------------------------------
+
+
+def test_unscoped_bypasses_and_logs_where_from(as_runtime, caplog):
+    caplog.set_level(logging.INFO, logger="cobee_django.rls")
+    with unscoped():
+        assert len(raw_names()) == 6
+    (record,) = [r for r in caplog.records if getattr(r, "event", None) == "rls_bypass"]
+    assert record.location.startswith(__file__)
+    assert "unscoped()" in record.getMessage()
+
+
+def test_the_bypass_logs_once_per_transaction(as_runtime, caplog):
+    caplog.set_level(logging.INFO, logger="cobee_django.rls")
+    with unscoped(), transaction.atomic():
+        for _ in range(3):
+            assert len(raw_names()) == 6
+    with unscoped():
+        raw_names()
+        raw_names()
+    assert len([r for r in caplog.records if getattr(r, "event", None) == "rls_bypass"]) == 3
+
+
+def test_nothing_is_logged_for_scoped_code(as_runtime, caplog):
+    caplog.set_level(logging.INFO, logger="cobee_django.rls")
+    with for_company(A):
+        raw_names()
+    assert not [r for r in caplog.records if getattr(r, "event", None) == "rls_bypass"]
+
+
+# --- unsafe setups ------------------------------------------------------------------------------
+
+
+def test_a_superuser_connection_is_refused_at_run_time(data, rls_on):
+    with for_company(A), pytest.raises(RowLevelSecurityError, match=r"cobee_django\.E021"):
+        raw_names()
+    with unscoped():  # the owner's deliberate bypass (data migrations, maintenance) still runs
+        assert len(raw_names()) == 6
+
+
+@pytest.fixture
+def extra_role(data):
+    created = []
+
+    def make(*attributes: str, member_of: str | None = None) -> str:
+        with connection.cursor() as cursor:
+            name = _create_role(cursor, *attributes)
+            if member_of:
+                cursor.execute(f'GRANT "{member_of}" TO "{name}"')
+        created.append(name)
+        return name
+
+    yield make
+    with connection.cursor() as cursor:
+        for name in created:
+            _drop_role(cursor, name)
+
+
+def _owner() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'rlsapp_team'")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.parametrize(
+    ("attributes", "member_of_owner", "expected"),
+    [
+        (("NOBYPASSRLS",), False, []),
+        (("BYPASSRLS",), False, ["cobee_django.E021"]),
+        (("NOBYPASSRLS",), True, ["cobee_django.E022"]),
+    ],
+)
+def test_role_checks(extra_role, rls_on, attributes, member_of_owner, expected):
+    role = extra_role(*attributes, member_of=_owner() if member_of_owner else None)
+    with connected_as(role) as runtime:
+        assert [p.id for p in policy.role_problems(runtime)] == expected
+        if expected:
+            with for_company(A), pytest.raises(RowLevelSecurityError, match=expected[0]):
+                raw_names()
+        else:
+            with for_company(A):
+                assert raw_names() == ["a1", "a2"]
+
+
+def test_the_superuser_is_reported(data):
+    assert {p.id for p in policy.role_problems(connection)} >= {"cobee_django.E021"}
+
+
+def test_unprotected_tenant_tables_are_reported(data):
+    reported = " ".join(p.msg for p in policy.table_problems(connection) if p.id == "cobee_django.E023")
+    assert "rlsapp.Note" in reported
+    assert "rlsapp.Team" not in reported and "rlsapp.Member" not in reported
+
+
+def test_a_widening_policy_is_reported(data):
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE POLICY wide_open ON rlsapp_team USING (true)")
+    try:
+        problems = [p for p in policy.table_problems(connection) if "rlsapp.Team" in p.msg]
+        assert [p.id for p in problems] == ["cobee_django.E023"]
+        assert "wide_open" in problems[0].msg
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP POLICY wide_open ON rlsapp_team")
+
+
+def test_cross_company_foreign_keys_are_reported(data):
+    messages = [p.msg for p in policy.foreign_key_problems(connection)]
+    assert any("rlsapp.Note.member" in m for m in messages)
+    assert not any("rlsapp.Member.team" in m for m in messages)
+
+
+def test_deploy_checks_run_through_django(data, rls_on):
+    ids = {m.id for m in run_checks(include_deployment_checks=True, databases=["default"])}
+    assert {"cobee_django.E021", "cobee_django.E023", "cobee_django.E024"} <= ids
+    assert "cobee_django.E020" not in ids
+
+
+def test_database_checks_stay_quiet_when_the_setting_is_off(data):
+    ids = {m.id for m in run_checks(include_deployment_checks=True, databases=["default"])}
+    assert not {i for i in ids if i in {"cobee_django.E020", "cobee_django.E021", "cobee_django.E023"}}
+
+
+# --- the migration operations -------------------------------------------------------------------
+
+
+def test_enabling_is_reversible(data):
+    operation = EnableRowLevelSecurity("Team")
+    state = ProjectState.from_apps(apps)
+
+    def protected() -> tuple:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT relrowsecurity, relforcerowsecurity, "
+                "(SELECT count(*) FROM pg_policy WHERE polrelid = 'rlsapp_team'::regclass) "
+                "FROM pg_class WHERE oid = 'rlsapp_team'::regclass"
+            )
+            return cursor.fetchone()
+
+    assert protected() == (True, True, 2)
+    try:
+        with connection.schema_editor() as editor:
+            operation.database_backwards("rlsapp", editor, state, state)
+        assert protected() == (False, False, 0)
+    finally:
+        with connection.schema_editor() as editor:
+            operation.database_forwards("rlsapp", editor, state, state)
+    assert protected() == (True, True, 2)
+
+
+def test_same_company_constraint_is_reversible(data):
+    operation = AddSameCompanyConstraint("Member", "team")
+    state = ProjectState.from_apps(apps)
+    assert not [p for p in policy.foreign_key_problems(connection) if "Member.team" in p.msg]
+    try:
+        with connection.schema_editor() as editor:
+            operation.database_backwards("rlsapp", editor, state, state)
+        assert [p for p in policy.foreign_key_problems(connection) if "Member.team" in p.msg]
+    finally:
+        with connection.schema_editor() as editor:
+            operation.database_forwards("rlsapp", editor, state, state)
+    assert not [p for p in policy.foreign_key_problems(connection) if "Member.team" in p.msg]
+
+
+# --- on other databases -------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_operations_emit_sql_only_on_postgresql(caplog, monkeypatch):
+    monkeypatch.setattr("cobee_django.db.operations._skipped_vendors", set())
+    state = ProjectState.from_apps(apps)
+    with connection.schema_editor(collect_sql=True, atomic=False) as editor:
+        EnableRowLevelSecurity("Team").database_forwards("rlsapp", editor, state, state)
+        AddSameCompanyConstraint("Member", "team").database_forwards("rlsapp", editor, state, state)
+    sql = "\n".join(editor.collected_sql)
+    if on_postgres():
+        assert 'ALTER TABLE "rlsapp_team" FORCE ROW LEVEL SECURITY' in sql
+        assert "CREATE POLICY cobee_tenant" in sql
+        assert "rlsapp_member_team_id_same_company" in sql
+    else:
+        assert sql == ""
+        assert "needs PostgreSQL" in caplog.text
+
+
+def test_the_setting_on_another_database_is_a_clear_check_error(settings):
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "ROW_LEVEL_SECURITY": True}
+    errors = [m for m in run_checks() if m.id == "cobee_django.E020"]
+    if on_postgres():
+        assert errors == []
+    else:
+        (error,) = errors
+        assert "PostgreSQL" in error.hint
