@@ -179,6 +179,35 @@ def test_a_savepoint_rollback_cannot_bring_back_another_tenant(as_runtime):
         assert raw_names() == []
 
 
+def test_inside_atomic_the_value_is_set_once_per_transaction_and_tenant(as_runtime, monkeypatch):
+    from cobee_django.db import rls
+
+    calls = []
+    real_set = rls._set
+    monkeypatch.setattr(rls, "_set", lambda conn, values, sql: calls.append(values) or real_set(conn, values, sql))
+    with transaction.atomic():
+        with for_company(A):
+            for _ in range(3):
+                assert raw_names() == ["a1", "a2"]
+            with transaction.atomic():  # a released savepoint keeps the value
+                assert raw_names() == ["a1", "a2"]
+            assert raw_names() == ["a1", "a2"]
+        with for_company(B):
+            assert raw_names() == ["b1"]
+            assert raw_names() == ["b1"]
+        assert raw_names() == []
+        assert raw_names() == []
+    assert [ids for ids, _ in calls] == [f"{{{A}}}", f"{{{B}}}", ""]
+
+
+def test_a_broken_transaction_keeps_djangos_error(as_runtime):
+    with for_company(A), transaction.atomic():
+        with pytest.raises(DatabaseError), transaction.atomic(savepoint=False):
+            raw_names("SELECT no_such_column FROM rlsapp_team")
+        with pytest.raises(transaction.TransactionManagementError):
+            raw_names()
+
+
 # --- writes -------------------------------------------------------------------------------------
 
 

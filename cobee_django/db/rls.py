@@ -4,12 +4,12 @@ With ``COBEE_DJANGO["ROW_LEVEL_SECURITY"]`` on, every statement on a PostgreSQL 
 through :func:`execute_wrapper`, which reads the tenant bound *now* (:mod:`cobee_django.state`):
 
 - a tenant is bound: ``cobee.company_ids`` is set to its companies with ``set_config(..., true)``,
-  which lasts until the end of the transaction. Inside a transaction (``atomic()``,
-  ``ATOMIC_REQUESTS``) it is set before each statement; in autocommit mode the statement is run
-  inside a transaction opened for it. The value never outlives the transaction, so a pooled or
-  reused connection cannot carry it into the next request;
+  which lasts until the end of the transaction. Inside ``atomic()`` (or ``ATOMIC_REQUESTS``) it
+  is set once per transaction and again whenever the bound tenant changes; in autocommit mode the
+  statement runs inside a transaction opened for it. The value never outlives its transaction, so
+  a pooled or reused connection cannot carry it into the next request;
 - :func:`~cobee_django.state.unscoped` is active: ``cobee.rls_bypass`` is set to ``on`` instead,
-  and one log record per transaction says where the bypass came from;
+  and each time it is set a log record says where the bypass came from;
 - nothing is bound: nothing is set, and the policies show no rows.
 
 Before its first scoped statement on a database, the wrapper verifies that the connected role is
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
@@ -38,11 +37,7 @@ from .policy import BYPASS_SETTING, COMPANY_IDS_SETTING, role_problems
 
 logger = logging.getLogger("cobee_django.rls")
 
-# Also answers whether the bypass was already on in this transaction, so it is logged once per transaction.
-_SET_SQL = (
-    f"SELECT current_setting('{BYPASS_SETTING}', true), "
-    f"set_config('{COMPANY_IDS_SETTING}', %s, true), set_config('{BYPASS_SETTING}', %s, true)"
-)
+_SET_SQL = f"SELECT set_config('{COMPANY_IDS_SETTING}', %s, true), set_config('{BYPASS_SETTING}', %s, true)"
 _NOTHING = ("", "")
 _NOT_CALLERS = ("django.", "cobee_django.", "contextlib", "asgiref.", "psycopg", "rest_framework.")
 _BYPASS = ("", "on")
@@ -50,8 +45,6 @@ _BYPASS = ("", "on")
 #: Role verdicts per database (alias and settings), so each process asks PostgreSQL once.
 _verdicts: dict[tuple[str, ...], list[Problem]] = {}
 _resolving: ContextVar[bool] = ContextVar("cobee_django_rls_resolving", default=False)
-#: Connections on which a value may have been set in a transaction that is still open.
-_dirty: weakref.WeakSet[BaseDatabaseWrapper] = weakref.WeakSet()
 
 
 class RowLevelSecurityError(CobeeDjangoError):
@@ -94,12 +87,36 @@ def verify_role(connection: BaseDatabaseWrapper) -> None:
         raise RowLevelSecurityError(f"{first.id}: {first.msg} {first.hint}")
 
 
+class _InEffect:
+    """A no-op ``on_commit`` hook registered with each ``set_config`` made inside ``atomic()``.
+
+    PostgreSQL undoes ``set_config(..., true)`` with the savepoint or transaction that made it;
+    Django drops ``on_commit`` hooks with the same savepoint or transaction. So the newest hook of
+    this kind still registered on a connection holds the values in effect on the server.
+    """
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: tuple[str, str]) -> None:
+        self.values = values
+
+    def __call__(self) -> None:
+        pass
+
+
+def _in_effect(connection: BaseDatabaseWrapper) -> tuple[str, str] | None:
+    """What our settings hold in the current ``atomic()`` transaction (``None``: never set in it)."""
+    for hook in reversed(connection.run_on_commit):
+        if len(hook) > 1 and isinstance(hook[1], _InEffect):
+            return hook[1].values
+    return None
+
+
 def _set(connection: BaseDatabaseWrapper, values: tuple[str, str], sql: str) -> None:
     # The raw cursor: not a statement of the application, so not wrapped, logged or counted.
-    with connection.connection.cursor() as cursor:
+    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
         cursor.execute(_SET_SQL, values)
-        (previous_bypass, _, _) = cursor.fetchone()
-    if values == _BYPASS and previous_bypass != "on":
+    if values == _BYPASS:
         _audit_bypass(connection, sql)
 
 
@@ -133,21 +150,23 @@ def execute_wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bo
     wanted = _wanted()
     if wanted is not None and wanted != _BYPASS:
         verify_role(connection)
+    if connection.in_atomic_block and connection.needs_rollback:
+        return execute(sql, params, many, context)  # Django refuses it with its usual error
+    if connection.in_atomic_block:
+        # In a transaction someone opened: set the values when they differ from those in effect.
+        current = _in_effect(connection)
+        target = wanted or (None if current in (None, _NOTHING) else _NOTHING)
+        if target is not None and target != current:
+            _set(connection, target, sql)
+            connection.on_commit(_InEffect(target))
+        return execute(sql, params, many, context)
     if not connection.get_autocommit():
-        # Inside a transaction someone opened. An earlier statement of it may have set another
-        # tenant (or a savepoint rollback may have restored one), so set the value every time.
-        if wanted is None and connection not in _dirty:
-            return execute(sql, params, many, context)
-        if connection not in _dirty:
-            _dirty.add(connection)
-            if connection.in_atomic_block:
-                connection.on_commit(lambda: _dirty.discard(connection))
+        # A transaction managed by hand (set_autocommit(False)): nothing tracks it, set every time.
         _set(connection, wanted or _NOTHING, sql)
         return execute(sql, params, many, context)
-    # Autocommit: every transaction that could hold a value has ended.
-    _dirty.discard(connection)
     if wanted is None:
         return execute(sql, params, many, context)
+    # Autocommit: run the statement in a transaction of its own, which the value cannot outlive.
     with transaction.atomic(using=connection.alias):
         _set(connection, wanted, sql)
         return execute(sql, params, many, context)
