@@ -60,7 +60,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "testproject.api",
-    "tests.rlsapp",
 ]
 
 MIDDLEWARE = [
