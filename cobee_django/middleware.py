@@ -17,7 +17,8 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 
-from . import conf, state
+from . import state
+from .authentication import INSUFFICIENT_SCOPE_DESCRIPTION, bearer_challenge
 from .membership import tenant_for_principal
 from .principal import ClientPrincipal
 from .state import Tenant
@@ -96,8 +97,9 @@ class TenantMiddleware:
 
     def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         """Add the RFC 6750 challenge to a 403 caused by a missing scope (see ``HasScopes``)."""
-        scope = getattr(request, INSUFFICIENT_SCOPE_ATTR, None)
-        if scope is not None and response.status_code == 403 and not response.has_header("WWW-Authenticate"):
-            realm = conf.get_settings().realm
-            response["WWW-Authenticate"] = f'Bearer realm="{realm}", error="insufficient_scope", scope="{scope}"'
+        scopes = getattr(request, INSUFFICIENT_SCOPE_ATTR, None)
+        if scopes is not None and response.status_code == 403 and not response.has_header("WWW-Authenticate"):
+            response["WWW-Authenticate"] = bearer_challenge(
+                None, "insufficient_scope", INSUFFICIENT_SCOPE_DESCRIPTION, scopes
+            )
         return response

@@ -22,6 +22,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from . import conf, state
+from .authentication import INSUFFICIENT_SCOPE_DESCRIPTION
 from .guards import COMPANY_ATTNAME
 from .managers import is_tenant_model
 from .middleware import INSUFFICIENT_SCOPE_ATTR
@@ -114,7 +115,7 @@ class HasScopes(BasePermission):
     The ``WWW-Authenticate`` challenge is added by ``TenantMiddleware`` to the 403 response.
     """
 
-    message = "The access token lacks a scope this operation requires."
+    message = INSUFFICIENT_SCOPE_DESCRIPTION
     code = "insufficient_scope"
 
     def get_required_scopes(self, request: Request, view: APIView) -> frozenset[str]:
@@ -147,5 +148,5 @@ class HasScopes(BasePermission):
             return False  # DRF answers 401 with the authentication challenge
         if required <= self.get_granted_scopes(request):
             return True
-        setattr(request._request, INSUFFICIENT_SCOPE_ATTR, " ".join(sorted(required)))
+        setattr(request._request, INSUFFICIENT_SCOPE_ATTR, tuple(sorted(required)))
         return False

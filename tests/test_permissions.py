@@ -127,9 +127,10 @@ def test_scopes(client, tenants, url, method, scopes, status, challenge_scope):
     response = getattr(client, method)(url, **header(tenants.a, scopes=scopes))
     assert response.status_code == status
     if challenge_scope:
-        assert response["WWW-Authenticate"] == (
-            f'Bearer realm="api", error="insufficient_scope", scope="{challenge_scope}"'
-        )
+        challenge = response["WWW-Authenticate"]
+        assert challenge.startswith('Bearer realm="api", error="insufficient_scope", ')
+        assert challenge.endswith(f'scope="{challenge_scope}"')
+        assert "error_description=" in challenge
         assert response.json()["detail"]
     else:
         assert "insufficient_scope" not in response.get("WWW-Authenticate", "")
