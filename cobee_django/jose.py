@@ -172,7 +172,7 @@ def check_header(fields: dict[str, Any], algorithms: frozenset[str]) -> Header:
             raise TokenRejected(Reason.EMBEDDED_KEY)
         raise TokenRejected(Reason.FORBIDDEN_HEADER)
     typ = fields.get("typ")
-    if typ is not None and (type(typ) is not str or typ.lower() not in ALLOWED_TYPES):
+    if (typ is not None or "typ" in fields) and (type(typ) is not str or typ.lower() not in ALLOWED_TYPES):
         raise TokenRejected(Reason.BAD_TYP)
     kid = fields.get("kid")
     if type(kid) is not str or not kid or len(kid) > MAX_KID_LENGTH:

@@ -81,22 +81,21 @@ def build_key_set(document: Any, algorithms: frozenset[str], fetched_at: float) 
     if not isinstance(entries, list):
         raise FetchError("the document is not a JWK set")
     skipped: list[str] = []
-    found: dict[str, list[tuple[VerificationKey, dict[str, Any]]]] = {}
+    kids = [entry.get("kid") for entry in entries if isinstance(entry, dict)]
+    shared = {kid for kid in kids if isinstance(kid, str) and kids.count(kid) > 1}
+    keys: dict[str, VerificationKey] = {}
+    kept: list[dict[str, Any]] = []
     for entry in entries:
+        kid = entry.get("kid") if isinstance(entry, dict) else None
+        if kid in shared:
+            skipped.append(f"kid {kid!r}: used by several entries")
+            continue
         try:
             key = key_from_jwk(entry, algorithms)
         except UnusableKey as exc:
-            kid = entry.get("kid") if isinstance(entry, dict) else None
             skipped.append(f"kid {kid!r}: {exc}" if isinstance(kid, str) else str(exc))
             continue
-        found.setdefault(key.kid, []).append((key, entry))
-    keys: dict[str, VerificationKey] = {}
-    kept: list[dict[str, Any]] = []
-    for kid, candidates in found.items():
-        if len(candidates) > 1:
-            skipped.append(f"kid {kid!r}: used by {len(candidates)} entries")
-            continue
-        keys[kid], entry = candidates[0]
+        keys[key.kid] = key
         kept.append(entry)
     if not keys:
         raise FetchError("no usable key in the set" + (f" ({'; '.join(skipped)})" if skipped else ""))
@@ -343,21 +342,25 @@ def install_key_set(issuer: str, jwks: Mapping[str, Any]) -> None:
         build_key_set(document, frozenset(get_settings().algorithms), fetched_at=math.inf)
     except FetchError as exc:
         raise CobeeDjangoError(f"install_key_set: {exc}") from None
+    _forget(issuer, document)
+
+
+def _forget(issuer: str | None, document: dict[str, Any] | None = None) -> None:
+    global key_generation
     with _registry_lock:
-        _installed[issuer] = document
-        _registry.pop(issuer, None)
+        names = list(_installed) if issuer is None else [issuer]
+        for name in names:
+            _installed.pop(name, None)
+            _registry.pop(name, None)
+        if issuer is not None and document is not None:
+            _installed[issuer] = document
+        # Tokens verified with the keys being replaced must be verified again.
+        key_generation += 1
 
 
 def uninstall_key_set(issuer: str | None = None) -> None:
     """Forget the key set installed for ``issuer`` (every installed set when ``None``)."""
-    with _registry_lock:
-        if issuer is None:
-            for name in _installed:
-                _registry.pop(name, None)
-            _installed.clear()
-        else:
-            _installed.pop(issuer, None)
-            _registry.pop(issuer, None)
+    _forget(issuer)
 
 
 def reset() -> None:

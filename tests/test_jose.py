@@ -1,0 +1,257 @@
+"""Strict compact JWS parsing, header rules and JWKS entry checks, unit by unit."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cobee_django.jose import (
+    CompactParser,
+    UnusableKey,
+    b64url_decode,
+    b64url_encode,
+    check_header,
+    key_from_jwk,
+    loads_json,
+)
+from cobee_django.reasons import Reason, TokenRejected
+from cobee_django.testing import TokenIssuer
+
+RS256 = frozenset({"RS256"})
+
+
+def reason(fn, *args) -> str:
+    with pytest.raises(TokenRejected) as info:
+        fn(*args)
+    return info.value.reason.value
+
+
+# --- base64url --------------------------------------------------------------------------------------
+
+
+@given(st.binary(max_size=300))
+def test_b64url_round_trips_and_matches_the_standard_library(data):
+    encoded = b64url_encode(data)
+    assert encoded == base64.urlsafe_b64encode(data).decode().rstrip("=")
+    assert b64url_decode(encoded) == data
+
+
+@given(st.binary(min_size=1, max_size=64))
+def test_every_other_spelling_of_the_same_bytes_is_refused(data):
+    encoded = b64url_encode(data)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    if len(encoded) % 4:
+        # Changing the unused trailing bits decodes to the same bytes with a lenient decoder.
+        last = alphabet.index(encoded[-1])
+        for variant in range(last + 1, min(last + 4, 64)):
+            candidate = encoded[:-1] + alphabet[variant]
+            lenient = base64.urlsafe_b64decode(candidate + "==")
+            if lenient == data:
+                assert reason(b64url_decode, candidate) == "bad_encoding"
+        assert reason(b64url_decode, encoded + "=" * (-len(encoded) % 4)) == "bad_encoding"
+
+
+@pytest.mark.parametrize(
+    "segment",
+    ["YQ=", "YQ==", "Y Q", "YQ\n", "+/8", "YQ!", "Y", "YWJjZ", "éé", "YR", "YWJ", "\x00A"],
+)
+def test_non_canonical_base64url_is_refused(segment):
+    assert reason(b64url_decode, segment) == "bad_encoding"
+
+
+def test_canonical_values_decode():
+    assert b64url_decode("") == b""
+    assert b64url_decode("YQ") == b"a"
+    assert b64url_decode("YWI") == b"ab"
+    assert b64url_decode("-_8") == b"\xfb\xff"
+
+
+# --- JSON -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"a":1,"a":2}',
+        b'{"a":{"b":1,"b":1}}',
+        b'{"a":NaN}',
+        b'{"a":Infinity}',
+        b'{"a":-Infinity}',
+        b'{"a":1e400}',
+        b"\xef\xbb\xbf{}",
+        b'{"a":"\xff"}',
+        b'{"a":"\xc3"}',
+        '{"a":1}'.encode("utf-16"),
+        b"[]",
+        b'"x"',
+        b"1",
+        b"null",
+        b"",
+        b"{",
+        b"{}x",
+        b"{} {}",
+        b'{"a":' + b"[" * 17 + b"]" * 17 + b"}",
+        b"[" * 100000,
+    ],
+)
+def test_strict_json_refuses(data):
+    assert reason(loads_json, data) == "bad_json"
+
+
+def test_strict_json_accepts_and_counts_depth_outside_strings():
+    assert loads_json(b' {"a": [1, 2.5, {"b": null}], "c": "[[[[[[[[[[[[[[[[[[[[[["}\n') == {
+        "a": [1, 2.5, {"b": None}],
+        "c": "[[[[[[[[[[[[[[[[[[[[[[",
+    }
+    assert loads_json(b'{"a":' + b"[" * 15 + b"]" * 15 + b"}")
+
+
+# --- header rules -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ({"alg": "none", "kid": "k"}, "alg_not_allowed"),
+        ({"alg": "HS256", "kid": "k"}, "alg_not_allowed"),
+        ({"alg": "RS384", "kid": "k"}, "alg_not_allowed"),
+        ({"alg": "ES256", "kid": "k"}, "alg_not_allowed"),
+        ({"kid": "k"}, "alg_not_allowed"),
+        ({"alg": True, "kid": "k"}, "alg_not_allowed"),
+        ({"alg": "RS256", "kid": "k", "jwk": {}}, "embedded_key"),
+        ({"alg": "RS256", "kid": "k", "jku": "https://x"}, "embedded_key"),
+        ({"alg": "RS256", "kid": "k", "x5u": "https://x"}, "embedded_key"),
+        ({"alg": "RS256", "kid": "k", "x5c": []}, "embedded_key"),
+        ({"alg": "RS256", "kid": "k", "crit": []}, "forbidden_header"),
+        ({"alg": "RS256", "kid": "k", "zip": "DEF"}, "forbidden_header"),
+        ({"alg": "RS256", "kid": "k", "typ": "JWS"}, "bad_typ"),
+        ({"alg": "RS256", "kid": "k", "typ": None}, "bad_typ"),
+        ({"alg": "RS256", "kid": "k", "typ": ["JWT"]}, "bad_typ"),
+        ({"alg": "RS256"}, "missing_kid"),
+        ({"alg": "RS256", "kid": ""}, "missing_kid"),
+        ({"alg": "RS256", "kid": 1}, "missing_kid"),
+        ({"alg": "RS256", "kid": "k" * 257}, "missing_kid"),
+    ],
+)
+def test_header_rules(header, expected):
+    assert reason(check_header, header, RS256) == expected
+
+
+@pytest.mark.parametrize("typ", ["JWT", "jwt", "at+jwt", "AT+JWT", "application/at+jwt"])
+def test_accepted_types(typ):
+    assert check_header({"alg": "RS256", "kid": "k", "typ": typ}, RS256).kid == "k"
+
+
+def test_other_algorithms_can_be_allowed():
+    assert check_header({"alg": "PS256", "kid": "k"}, frozenset({"RS256", "PS256"})).alg == "PS256"
+
+
+# --- the compact parser -----------------------------------------------------------------------------
+
+
+def test_parser_splits_and_remembers_headers(rsa_key):
+    issuer = TokenIssuer(issuer="https://t.example/", audience="a", key=rsa_key)
+    parser = CompactParser(RS256, 16384)
+    token = issuer.make_token("5e9e9701-9883-447d-9884-46e75993e33b")
+    jws = parser.parse(token)
+    assert jws.header.kid == issuer.kid and jws.header.alg == "RS256"
+    assert jws.payload["iss"] == "https://t.example/"
+    assert jws.signing_input == token.rpartition(".")[0].encode()
+    assert b64url_encode(jws.signature) == token.rpartition(".")[2]
+    assert parser.parse(token).header is jws.header  # the checked header is reused
+
+
+def test_parser_size_cap(rsa_key):
+    issuer = TokenIssuer(issuer="https://t.example/", audience="a", key=rsa_key)
+    token = issuer.make_token("5e9e9701-9883-447d-9884-46e75993e33b")
+    assert reason(CompactParser(RS256, len(token) - 1).parse, token) == "too_large"
+    assert CompactParser(RS256, len(token)).parse(token)
+
+
+@given(st.text(max_size=200))
+def test_parser_never_raises_anything_but_token_rejected(text):
+    parser = CompactParser(RS256, 16384)
+    with contextlib.suppress(TokenRejected):
+        parser.parse(text)
+
+
+@given(st.lists(st.binary(max_size=60), min_size=3, max_size=3))
+def test_parser_on_random_segments(segments):
+    parser = CompactParser(RS256, 16384)
+    token = ".".join(b64url_encode(s) for s in segments)
+    with contextlib.suppress(TokenRejected):
+        parser.parse(token)
+
+
+# --- JWKS entries -----------------------------------------------------------------------------------
+
+
+def test_key_from_jwk_builds_a_josepy_key(rsa_key):
+    issuer = TokenIssuer(issuer="https://t.example/", audience="a", key=rsa_key)
+    key = key_from_jwk(issuer.public_jwk, RS256)
+    assert key.kid == issuer.kid and key.alg == "RS256" and key.bits == 2048
+    assert key.public_key.public_numbers() == rsa_key.public_key().public_numbers()
+    entry = {k: v for k, v in issuer.public_jwk.items() if k not in ("alg", "use")}
+    assert key_from_jwk(entry, RS256).alg is None
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"kty": "EC"}, "kty"),
+        ({"kid": None}, "kid"),
+        ({"kid": ""}, "kid"),
+        ({"use": "enc"}, "use"),
+        ({"alg": "RS512"}, "alg"),
+        ({"alg": "HS256"}, "alg"),
+        ({"key_ops": ["sign"]}, "key_ops"),
+        ({"key_ops": "verify"}, "key_ops"),
+        ({"d": "AQAB"}, "private"),
+        ({"n": 5}, "strings"),
+        ({"e": None}, "strings"),
+        ({"e": "AQAB="}, "canonical"),
+        ({"e": "Ag"}, "exponent"),
+        ({"e": "AQ"}, "exponent"),
+        ({"n": "AAEC"}, "leading zeros"),
+        ({"n": b64url_encode((2**1023 + 1).to_bytes(128, "big"))}, "2048"),
+    ],
+)
+def test_unusable_entries(rsa_key, change, message):
+    issuer = TokenIssuer(issuer="https://t.example/", audience="a", key=rsa_key)
+    with pytest.raises(UnusableKey, match=message):
+        key_from_jwk({**issuer.public_jwk, **change}, RS256)
+
+
+def test_non_object_entry():
+    with pytest.raises(UnusableKey):
+        key_from_jwk(["RSA"], RS256)
+
+
+def test_signature_rules(rsa_key):
+    issuer = TokenIssuer(issuer="https://t.example/", audience="a", key=rsa_key)
+    key = key_from_jwk(issuer.public_jwk, frozenset({"RS256", "PS256"}))
+    parser = CompactParser(frozenset({"RS256", "PS256"}), 16384)
+    key.verify(parser.parse(issuer.make_token("5e9e9701-9883-447d-9884-46e75993e33b")))
+    # The key was published for RS256: a PS256 signature by the same key is refused.
+    ps256 = issuer.make_token("5e9e9701-9883-447d-9884-46e75993e33b", headers={"alg": "PS256"})
+    assert reason(key.verify, parser.parse(ps256)) == Reason.KEY_ALG_MISMATCH.value
+    tampered = issuer.make_token("5e9e9701-9883-447d-9884-46e75993e33b")[:-8] + "AAAAAAAA"
+    assert reason(key.verify, parser.parse(tampered)) == "bad_signature"
+
+
+def test_josepy_is_not_trusted_for_compact_parsing(rsa_key):
+    """A reminder of why the strict parser exists: josepy accepts a padded signature."""
+    import josepy
+
+    issuer = TokenIssuer(issuer="https://t.example/", audience="a", key=rsa_key)
+    token = issuer.make_token("5e9e9701-9883-447d-9884-46e75993e33b")
+    padded = token + "=" * (-len(token.rpartition(".")[2]) % 4)
+    jwk = josepy.JWKRSA(key=rsa_key.public_key())
+    assert josepy.JWS.from_compact(padded.encode()).verify(jwk)
+    assert reason(CompactParser(RS256, 16384).parse, padded) == "malformed_token"
+    assert json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))["alg"] == "RS256"

@@ -1,0 +1,368 @@
+"""The key-set cache against a real JWKS server on 127.0.0.1: refresh, cooldown, faults, sharing."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from josepy.jwk import JWKEC
+from rest_framework.test import APIClient
+
+from cobee_django import jwks
+from cobee_django.conf import get_settings
+from cobee_django.testing import JWKSServer, TokenIssuer
+
+pytestmark = pytest.mark.urls("tests.authviews")
+
+COMPANY = uuid.UUID("5e9e9701-9883-447d-9884-46e75993e33b")
+REDIS_URL = os.environ.get("COBEE_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+
+def status(token: str) -> int:
+    return APIClient().get("/whoami", HTTP_AUTHORIZATION=f"Bearer {token}").status_code
+
+
+def fresh(issuer: TokenIssuer, **kwargs) -> str:
+    """A token never seen before (so the validated-token cache cannot answer for the key set)."""
+    return issuer.make_token(COMPANY, jti=uuid.uuid4().hex, **kwargs)
+
+
+def issuer_keys() -> jwks.IssuerKeys:
+    return jwks.keys_for(get_settings().issuers[0])
+
+
+def age_key_set(seconds: float) -> None:
+    """Pretend the in-process key set was fetched ``seconds`` earlier (instead of sleeping)."""
+    keys = issuer_keys()
+    assert keys._set is not None
+    keys._set = dataclasses.replace(keys._set, fetched_at=keys._set.fetched_at - seconds)
+    keys._last_attempt -= seconds
+
+
+@pytest.fixture
+def jwks_settings(settings, token_issuer):
+    def configure(**extra):
+        settings.COBEE_DJANGO = {
+            "ISSUER": token_issuer.issuer,
+            "AUDIENCE": token_issuer.audience,
+            "JWKS_CACHE_ALIAS": None,
+            **extra,
+        }
+
+    configure()
+    return configure
+
+
+def test_key_set_is_fetched_once_and_reused(jwks_settings, token_issuer, jwks_server):
+    for _ in range(5):
+        assert status(fresh(token_issuer)) == 200
+    assert jwks_server.fetches() == 1
+
+
+def test_refreshed_after_ttl(jwks_settings, token_issuer, jwks_server):
+    jwks_settings(JWKS_CACHE_TTL=60)
+    assert status(fresh(token_issuer)) == 200
+    age_key_set(59)
+    assert status(fresh(token_issuer)) == 200
+    assert jwks_server.fetches() == 1
+    age_key_set(2)
+    assert status(fresh(token_issuer)) == 200
+    assert jwks_server.fetches() == 2
+
+
+def test_rotation_is_picked_up_and_removed_keys_stop_working(jwks_settings, token_issuer, jwks_server):
+    old_token = fresh(token_issuer)
+    assert status(old_token) == 200
+    age_key_set(31)  # past the cooldown
+    rotated = TokenIssuer(issuer=token_issuer.issuer, audience=token_issuer.audience)
+    jwks_server.rotate(rotated)
+    # A token with the new kid triggers one refresh, and is accepted.
+    assert status(fresh(rotated)) == 200
+    assert jwks_server.fetches() == 2
+    # The old key left the set: even the cached old token is verified again, and refused.
+    assert status(old_token) == 401
+    assert jwks_server.fetches() == 2
+
+
+def test_flood_of_unknown_kids_costs_at_most_one_fetch(jwks_settings, token_issuer, jwks_server):
+    assert status(fresh(token_issuer)) == 200
+    age_key_set(3600)  # the cooldown has passed: the first unknown kid may fetch
+    jwks_server.reset_counts()
+    for _ in range(200):
+        assert status(fresh(token_issuer, headers={"kid": uuid.uuid4().hex})) == 401
+    assert jwks_server.fetches() <= 1
+
+
+def test_concurrent_misses_share_one_fetch(jwks_settings, token_issuer, jwks_server):
+    assert status(fresh(token_issuer)) == 200
+    age_key_set(31)  # past the cooldown, within the TTL
+    rotated = TokenIssuer(issuer=token_issuer.issuer, audience=token_issuer.audience)
+    jwks_server.rotate(token_issuer, rotated)
+    jwks_server.set_fault("slow", delay=0.3)
+    jwks_server.reset_counts()
+    token = fresh(rotated)
+    keys = issuer_keys()
+    results: list[object] = []
+    start = threading.Barrier(20)
+
+    def miss() -> None:
+        start.wait()
+        try:
+            results.append(keys.get_key(rotated.kid).kid)
+        except Exception as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=miss) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [rotated.kid] * 20
+    assert jwks_server.fetches() == 1
+    jwks_server.set_fault(None)
+    assert status(token) == 200
+
+
+def test_unknown_kid_flood_across_threads_costs_at_most_one_fetch(jwks_settings, token_issuer, jwks_server):
+    assert status(fresh(token_issuer)) == 200
+    age_key_set(3600)
+    jwks_server.reset_counts()
+    keys = issuer_keys()
+    failures: list[str] = []
+
+    def flood() -> None:
+        for _ in range(25):
+            try:
+                keys.get_key(uuid.uuid4().hex)
+            except Exception as exc:
+                failures.append(getattr(exc, "reason", exc).value)
+
+    threads = [threading.Thread(target=flood) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == ["unknown_kid"] * 200
+    assert jwks_server.fetches() <= 1
+
+
+def test_issuer_down_with_warm_cache_keeps_working(jwks_settings, token_issuer, jwks_server, caplog):
+    jwks_settings(JWKS_CACHE_TTL=60)
+    assert status(fresh(token_issuer)) == 200
+    jwks_server.set_fault("down")
+    age_key_set(120)  # stale: a refresh is due, and it fails
+    with caplog.at_level(logging.WARNING, logger="cobee_django"):
+        for _ in range(5):
+            assert status(fresh(token_issuer)) == 200
+    # One failed attempt, then the cooldown holds further attempts back.
+    assert jwks_server.fetches() == 2
+    assert "keeping the last good set" in caplog.text
+    assert "Traceback" not in caplog.text
+
+
+@pytest.mark.parametrize("fault", ["down", "html", "malformed", "error", "redirect", "gzip", "huge", "huge_declared"])
+def test_cold_cache_with_a_broken_issuer_is_503(jwks_settings, token_issuer, jwks_server, fault, caplog):
+    jwks_server.set_fault(fault)
+    with caplog.at_level(logging.WARNING, logger="cobee_django"):
+        response = APIClient().get("/whoami", HTTP_AUTHORIZATION=f"Bearer {fresh(token_issuer)}")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    assert response.json() == {"detail": "Authentication is temporarily unavailable; retry later."}
+    assert "no key set yet" in caplog.text
+    # Within the cooldown the next request does not hammer the issuer again.
+    assert status(fresh(token_issuer)) == 503
+    assert jwks_server.fetches() == 1
+    # Once the issuer recovers and the cooldown has passed, keys are fetched.
+    jwks_server.set_fault(None)
+    issuer_keys()._last_attempt -= 60
+    assert status(fresh(token_issuer)) == 200
+
+
+def test_redirect_is_not_followed(jwks_settings, token_issuer, jwks_server):
+    jwks_server.set_fault("redirect")
+    assert status(fresh(token_issuer)) == 503
+    assert jwks_server.fetches() == 1
+    assert jwks_server.fetches("/redirected/.well-known/jwks.json") == 0
+
+
+@pytest.mark.parametrize("fault", ["slow", "trickle"])
+def test_slow_issuer_is_bounded_by_the_timeout(jwks_settings, token_issuer, jwks_server, fault):
+    jwks_settings(JWKS_TIMEOUT=0.3)
+    jwks_server.set_fault(fault, delay=2.0)
+    started = time.monotonic()
+    assert status(fresh(token_issuer)) == 503
+    # Not a benchmark: the answer came long before the server would have finished.
+    assert time.monotonic() - started < 2.0
+
+
+def test_size_cap_is_configurable(jwks_settings, token_issuer, jwks_server):
+    jwks_settings(JWKS_MAX_BYTES=1024)
+    padded = {**token_issuer.jwks(), "padding": "x" * 2000}
+    jwks_server.serve(padded)
+    assert status(fresh(token_issuer)) == 503
+    jwks_settings(JWKS_MAX_BYTES=4096)
+    assert status(fresh(token_issuer)) == 200
+
+
+def _entry(key, kid: str, **extra) -> dict:
+    issuer = TokenIssuer(issuer="https://x.example/", audience="a", key=key, kid=kid)
+    return {**issuer.public_jwk, **extra}
+
+
+def test_unusable_entries_are_skipped_not_fatal(jwks_settings, token_issuer, jwks_server, caplog, rsa_key):
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ec_key = JWKEC(key=ec.generate_private_key(ec.SECP256R1()).public_key()).to_json()
+    private = TokenIssuer(issuer="https://x.example/", audience="a", key=other, kid="private")
+    entries = [
+        token_issuer.public_jwk,
+        _entry(weak, "weak"),
+        {**ec_key, "kid": "ec"},
+        _entry(other, "enc", use="enc"),
+        _entry(other, "hmac-alg", alg="HS256"),
+        _entry(other, "no-verify", key_ops=["encrypt"]),
+        _entry(other, "dup"),
+        _entry(weak, "dup"),
+        {**private.public_jwk, "d": "AQAB"},
+        {"kty": "RSA", "kid": "bad-n", "n": "!!!", "e": "AQAB"},
+        {"kty": "RSA", "kid": "padded-n", "n": private.public_jwk["n"] + "=", "e": "AQAB"},
+        {"kty": "RSA", "kid": "even-e", "n": private.public_jwk["n"], "e": "Ag"},
+        {"kty": "oct", "kid": "oct", "k": "c2VjcmV0"},
+        {"kty": "RSA", "n": private.public_jwk["n"], "e": "AQAB"},
+        "not an object",
+        {"kty": "RSA", "kid": 5, "n": private.public_jwk["n"], "e": "AQAB"},
+    ]
+    jwks_server.serve({"keys": entries})
+    with caplog.at_level(logging.WARNING, logger="cobee_django"):
+        assert status(fresh(token_issuer)) == 200
+    keys = issuer_keys().key_set
+    assert keys is not None and set(keys.keys) == {token_issuer.kid}
+    assert "Skipped unusable entries" in caplog.text
+    assert "AQAB" not in caplog.text  # no key material in logs
+    for kid, key in [("weak", weak), ("enc", other), ("hmac-alg", other), ("dup", other), ("private", other)]:
+        forged = TokenIssuer(issuer=token_issuer.issuer, audience=token_issuer.audience, key=key, kid=kid)
+        assert status(fresh(forged)) == 401
+
+
+def test_a_set_without_any_usable_key_is_a_failed_fetch(jwks_settings, token_issuer, jwks_server):
+    jwks_server.serve({"keys": [{"kty": "oct", "kid": "x", "k": "c2VjcmV0"}]})
+    assert status(fresh(token_issuer)) == 503
+
+
+def test_plain_http_to_another_host_is_never_fetched():
+    with pytest.raises(jwks.FetchError, match="https"):
+        jwks.fetch_jwks("http://keys.example/jwks.json", timeout=1, max_bytes=1024)
+    with pytest.raises(jwks.FetchError, match="https"):
+        jwks.fetch_jwks("file:///etc/passwd", timeout=1, max_bytes=1024)
+
+
+def test_fetch_jwks_reads_a_real_server(token_issuer, jwks_server):
+    assert jwks.fetch_jwks(jwks_server.jwks_url, timeout=2, max_bytes=65536) == token_issuer.jwks()
+
+
+def test_openid_configuration_is_served(rsa_key):
+    import requests
+
+    with JWKSServer(openid=True) as server:
+        config = requests.get(server.url("/.well-known/openid-configuration"), timeout=5).json()
+        assert config["issuer"] == server.base_url
+        assert config["jwks_uri"] == server.jwks_url
+
+
+# --- the shared cache -----------------------------------------------------------------------------
+
+
+def age_shared_entry(cache, seconds: float) -> None:
+    key = issuer_keys().cache_key
+    entry = json.loads(cache.get(key))
+    entry["fetched_at"] -= seconds
+    cache.set(key, json.dumps(entry))
+
+
+@pytest.fixture
+def redis_cache(settings):
+    redis = pytest.importorskip("redis")
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except Exception:
+        if os.environ.get("COBEE_REQUIRE_REDIS"):
+            pytest.fail(f"COBEE_REQUIRE_REDIS is set but Redis is not reachable at {REDIS_URL}")
+        pytest.skip(f"needs Redis at {REDIS_URL}")
+    settings.CACHES = {
+        **settings.CACHES,
+        "jwks": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL},
+    }
+    from django.core.cache import caches
+
+    caches["jwks"].clear()
+    yield caches["jwks"]
+    caches["jwks"].clear()
+
+
+def test_workers_share_the_key_set_through_redis(jwks_settings, token_issuer, jwks_server, redis_cache):
+    jwks_settings(JWKS_CACHE_ALIAS="jwks")
+    assert status(fresh(token_issuer)) == 200
+    assert jwks_server.fetches() == 1
+    # Another worker starts with an empty process cache: it reads the set from Redis, no HTTP.
+    jwks.reset()
+    assert status(fresh(token_issuer)) == 200
+    assert jwks_server.fetches() == 1
+    assert issuer_keys().fetches == 0
+    # Even with the issuer down, a new worker starts from the shared last good set.
+    jwks_server.set_fault("down")
+    jwks.reset()
+    assert status(fresh(token_issuer)) == 200
+
+
+def test_a_rotation_seen_by_one_worker_reaches_the_others(jwks_settings, token_issuer, jwks_server, redis_cache):
+    jwks_settings(JWKS_CACHE_ALIAS="jwks")
+    assert status(fresh(token_issuer)) == 200
+    first_worker = issuer_keys()
+    rotated = TokenIssuer(issuer=token_issuer.issuer, audience=token_issuer.audience)
+    jwks_server.rotate(token_issuer, rotated)
+    jwks.reset()  # the second worker
+    assert status(fresh(token_issuer)) == 200
+    age_key_set(31)
+    age_shared_entry(redis_cache, 31)
+    assert status(fresh(rotated)) == 200  # the second worker fetched the rotated set
+    assert jwks_server.fetches() == 2
+    # The first worker, past its own cooldown, finds the new kid in Redis without fetching.
+    first_worker._last_attempt -= 60
+    assert first_worker.get_key(rotated.kid).kid == rotated.kid
+    assert jwks_server.fetches() == 2
+
+
+def test_poisoned_shared_entry_is_ignored(jwks_settings, token_issuer, jwks_server, redis_cache):
+    jwks_settings(JWKS_CACHE_ALIAS="jwks")
+    attacker = TokenIssuer(issuer=token_issuer.issuer, audience=token_issuer.audience)
+    weak = TokenIssuer(
+        issuer=token_issuer.issuer,
+        audience=token_issuer.audience,
+        key=rsa.generate_private_key(public_exponent=65537, key_size=1024),
+    )
+    keys = issuer_keys()
+    redis_cache.set(keys.cache_key, '{"fetched_at": 1e300, "keys": []}')
+    assert status(fresh(token_issuer)) == 200  # future timestamp ignored, fetched over HTTP
+    jwks.reset()
+    redis_cache.set(keys.cache_key, json.dumps({"fetched_at": time.time(), "keys": [{"kty": "RSA"}]}))
+    assert status(fresh(token_issuer)) == 200
+    jwks.reset()
+    redis_cache.set(keys.cache_key, json.dumps({"fetched_at": time.time(), "keys": [weak.public_jwk]}))
+    assert status(fresh(weak)) == 401  # a weak key planted in the cache is never trusted
+    assert attacker.kid != token_issuer.kid
+
+
+def test_cache_outage_does_not_break_authentication(jwks_settings, token_issuer, jwks_server, settings):
+    settings.CACHES = {
+        **settings.CACHES,
+        "broken": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"},
+    }
+    jwks_settings(JWKS_CACHE_ALIAS="broken")
+    assert status(fresh(token_issuer)) == 200
