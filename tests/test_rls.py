@@ -26,6 +26,7 @@ from cobee_django.db.operations import AddSameCompanyConstraint, EnableRowLevelS
 from cobee_django.db.rls import RowLevelSecurityError
 from cobee_django.models import Company, Corporation
 from cobee_django.state import for_company, for_corporation, unscoped
+from cobee_django.testing import TokenIssuer, install_key_set, uninstall_key_set
 from tests.conftest import on_postgres
 from tests.rlsapp.models import Team
 
@@ -94,6 +95,11 @@ def data(require_postgres, transactional_db):
         for company_id, names in TEAMS.items():
             for name in names:
                 Team.objects.create(company_id=company_id, name=name)
+
+
+@pytest.fixture
+def pg_db(require_postgres, db):
+    """PostgreSQL, inside the test's transaction (rolled back): for catalog reads and DDL."""
 
 
 @pytest.fixture
@@ -250,40 +256,54 @@ def test_foreign_keys_cannot_point_across_companies(as_runtime):
 
 
 @pytest.fixture
-def api(as_runtime, settings):
+def issuer(as_runtime, settings):
+    """Tokens the application trusts, for requests that go through JWTAuthentication and the middleware."""
+    issuer = TokenIssuer(issuer="https://tenant.example/", audience="https://api.example")
+    settings.COBEE_DJANGO = {"ISSUER": issuer.issuer, "AUDIENCE": issuer.audience, "ROW_LEVEL_SECURITY": True}
     settings.ROOT_URLCONF = "tests.rlsapp.views"
+    install_key_set(issuer.issuer, issuer.jwks())
+    yield issuer
+    uninstall_key_set(issuer.issuer)
+
+
+@pytest.fixture
+def api():
     return Client()
 
 
-def test_a_raw_select_inside_a_request_returns_only_the_callers_rows(api):
-    response = api.get("/raw-teams", headers={"X-Company": str(A)})
+def as_caller(issuer, company=None, corporation=None) -> dict:
+    return {"HTTP_AUTHORIZATION": issuer.bearer(company, corporation_id=corporation)} if company else {}
+
+
+def test_a_raw_select_inside_a_request_returns_only_the_callers_rows(api, issuer):
+    response = api.get("/raw-teams", **as_caller(issuer, A))
     assert response.status_code == 200
     assert response.json()["names"] == ["a1", "a2"]
 
 
-def test_consecutive_requests_on_one_connection_do_not_leak(api, as_runtime):
+def test_consecutive_requests_on_one_connection_do_not_leak(api, issuer, as_runtime):
     seen = []
-    for headers, expected in [
-        ({"X-Company": str(A)}, ["a1", "a2"]),
-        ({"X-Company": str(C)}, ["c1", "c2", "c3"]),
+    for caller, expected in [
+        (as_caller(issuer, A), ["a1", "a2"]),
+        (as_caller(issuer, C), ["c1", "c2", "c3"]),
         ({}, []),
-        ({"X-Company": str(B), "X-Corporation": str(CORP)}, ["a1", "a2", "b1"]),
-        ({"X-Company": str(B)}, ["b1"]),
+        (as_caller(issuer, B, CORP), ["a1", "a2", "b1"]),
+        (as_caller(issuer, B), ["b1"]),
     ]:
-        body = api.get("/raw-teams", headers=headers).json()
+        body = api.get("/raw-teams", **caller).json()
         assert body["names"] == expected
         seen.append(body["pid"])
         assert setting_now(as_runtime) in {("", ""), (None, None)}
     assert len(set(seen)) == 1  # one server connection served them all
 
 
-def test_a_request_cannot_insert_into_another_company(api):
-    denied = api.post("/raw-teams", {"name": "x", "company": str(B)}, headers={"X-Company": str(A)})
+def test_a_request_cannot_insert_into_another_company(api, issuer):
+    denied = api.post("/raw-teams", {"name": "x", "company": str(B)}, **as_caller(issuer, A))
     assert denied.status_code == 409
     assert "row-level security" in denied.json()["error"]
-    allowed = api.post("/raw-teams", {"name": "a3", "company": str(A)}, headers={"X-Company": str(A)})
+    allowed = api.post("/raw-teams", {"name": "a3", "company": str(A)}, **as_caller(issuer, A))
     assert allowed.status_code == 201
-    assert api.get("/raw-teams", headers={"X-Company": str(B)}).json()["names"] == ["b1"]
+    assert api.get("/raw-teams", **as_caller(issuer, B)).json()["names"] == ["b1"]
 
 
 # --- the bypass ---------------------------------------------------------------------------------
@@ -370,17 +390,17 @@ def test_role_checks(extra_role, rls_on, attributes, member_of_owner, expected):
                 assert raw_names() == ["a1", "a2"]
 
 
-def test_the_superuser_is_reported(data):
+def test_the_superuser_is_reported(pg_db):
     assert {p.id for p in policy.role_problems(connection)} >= {"cobee_django.E021"}
 
 
-def test_unprotected_tenant_tables_are_reported(data):
+def test_unprotected_tenant_tables_are_reported(pg_db):
     reported = " ".join(p.msg for p in policy.table_problems(connection) if p.id == "cobee_django.E023")
     assert "rlsapp.Note" in reported
     assert "rlsapp.Team" not in reported and "rlsapp.Member" not in reported
 
 
-def test_a_widening_policy_is_reported(data):
+def test_a_widening_policy_is_reported(pg_db):
     with connection.cursor() as cursor:
         cursor.execute("CREATE POLICY wide_open ON rlsapp_team USING (true)")
     try:
@@ -392,19 +412,19 @@ def test_a_widening_policy_is_reported(data):
             cursor.execute("DROP POLICY wide_open ON rlsapp_team")
 
 
-def test_cross_company_foreign_keys_are_reported(data):
+def test_cross_company_foreign_keys_are_reported(pg_db):
     messages = [p.msg for p in policy.foreign_key_problems(connection)]
     assert any("rlsapp.Note.member" in m for m in messages)
     assert not any("rlsapp.Member.team" in m for m in messages)
 
 
-def test_deploy_checks_run_through_django(data, rls_on):
+def test_deploy_checks_run_through_django(pg_db, rls_on):
     ids = {m.id for m in run_checks(include_deployment_checks=True, databases=["default"])}
     assert {"cobee_django.E021", "cobee_django.E023", "cobee_django.E024"} <= ids
     assert "cobee_django.E020" not in ids
 
 
-def test_database_checks_stay_quiet_when_the_setting_is_off(data):
+def test_database_checks_stay_quiet_when_the_setting_is_off(pg_db):
     ids = {m.id for m in run_checks(include_deployment_checks=True, databases=["default"])}
     assert not {i for i in ids if i in {"cobee_django.E020", "cobee_django.E021", "cobee_django.E023"}}
 
@@ -412,7 +432,7 @@ def test_database_checks_stay_quiet_when_the_setting_is_off(data):
 # --- the migration operations -------------------------------------------------------------------
 
 
-def test_enabling_is_reversible(data):
+def test_enabling_is_reversible(pg_db):
     operation = EnableRowLevelSecurity("Team")
     state = ProjectState.from_apps(apps)
 
@@ -436,7 +456,7 @@ def test_enabling_is_reversible(data):
     assert protected() == (True, True, 2)
 
 
-def test_same_company_constraint_is_reversible(data):
+def test_same_company_constraint_is_reversible(pg_db):
     operation = AddSameCompanyConstraint("Member", "team")
     state = ProjectState.from_apps(apps)
     assert not [p for p in policy.foreign_key_problems(connection) if "Member.team" in p.msg]

@@ -1,4 +1,4 @@
-"""Views that run raw SQL inside a request, authenticated the way a verified token would be."""
+"""A view that runs hand-written SQL inside a request authenticated by a verified access token."""
 
 from __future__ import annotations
 
@@ -6,36 +6,16 @@ import uuid
 
 from django.db import DatabaseError, connection
 from django.urls import path
-from rest_framework.authentication import BaseAuthentication
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cobee_django.principal import ClientPrincipal
-
-
-class HeaderAuthentication(BaseAuthentication):
-    """Test stand-in for token verification: the principal's ids come from request headers."""
-
-    def authenticate(self, request):
-        company = request.headers.get("X-Company")
-        if not company:
-            return None
-        corporation = request.headers.get("X-Corporation")
-        principal = ClientPrincipal(
-            client_id="rls-test",
-            company_id=uuid.UUID(company),
-            corporation_id=uuid.UUID(corporation) if corporation else None,
-            scopes=frozenset(),
-            issuer="https://issuer.test/",
-            claims={},
-        )
-        return principal, None
+from cobee_django.authentication import JWTAuthentication
 
 
 class RawTeams(APIView):
     """``SELECT *`` and ``INSERT`` written by hand: only row-level security stands in their way."""
 
-    authentication_classes = [HeaderAuthentication]
+    authentication_classes = [JWTAuthentication]
     permission_classes = []
 
     def get(self, request):
