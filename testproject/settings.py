@@ -11,6 +11,7 @@ environment:
 - ``COBEE_OIDC_ISSUER``, ``COBEE_OIDC_CLIENT_ID``, ``COBEE_OIDC_CLIENT_SECRET``: the OpenID provider
   staff sign in to the admin with (default: the dev issuer, when it is on).
 - ``DJANGO_DEBUG`` (default on), ``DJANGO_SECRET_KEY``, ``DJANGO_ALLOWED_HOSTS``.
+- ``COBEE_DEV_ISSUER_WITHOUT_DEBUG``: let the dev issuer run with DEBUG off (production-like local runs).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "testproject.api",
+    "testproject.devissuer",
 ]
 
 MIDDLEWARE = [
@@ -150,6 +152,14 @@ if OIDC_ISSUER:
     LOGIN_REDIRECT_URL = "/admin/"
     LOGIN_REDIRECT_URL_FAILURE = "/admin/login/"
     LOGOUT_REDIRECT_URL = "/admin/login/"
+
+# The built-in development token issuer (testproject.devissuer): on unless an external key set is trusted.
+DEV_ISSUER = {
+    "ENABLED": JWKS_URL is None,
+    "KEY_FILE": VAR_DIR / "dev-issuer-key.pem",
+    "ALLOW_WITHOUT_DEBUG": _env_flag("COBEE_DEV_ISSUER_WITHOUT_DEBUG", False),
+    "TOKEN_LIFETIME": 86400,
+}
 
 REST_FRAMEWORK: dict[str, object] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],

@@ -6,6 +6,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # The admin's company switcher.
     path("cobee/", include("cobee_django.urls")),
+    # The development token issuer answers 404 when it is off (COBEE_DJANGO_JWKS_URL set).
+    path("", include("testproject.devissuer.urls")),
 ]
 
 if getattr(settings, "OIDC_RP_CLIENT_ID", None):

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.core.exceptions import ImproperlyConfigured
+
+_startup_checked = False
+
+
+class DevIssuerConfig(AppConfig):
+    name = "testproject.devissuer"
+    label = "devissuer"
+    verbose_name = "Development token issuer"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks, conf
+
+        global _startup_checked
+        # System checks do not run under gunicorn or uvicorn, so refuse at startup as well. Only at
+        # the process's first setup: test runners turn DEBUG off afterwards, on purpose.
+        if _startup_checked:
+            return
+        _startup_checked = True
+        if conf.refuses_to_run():
+            raise ImproperlyConfigured(f"{checks.E001}: {conf.REFUSAL} {conf.REFUSAL_HINT}")

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from . import views
+
+app_name = "devissuer"
+
+urlpatterns = [
+    path(".well-known/jwks.json", views.jwks, name="jwks"),
+    path(".well-known/openid-configuration", views.openid_configuration, name="openid-configuration"),
+    path("oauth/token", views.oauth_token, name="token"),
+    path("api/v3/oauth/token", views.cobee_token, name="cobee-token"),
+]
