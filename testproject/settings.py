@@ -162,7 +162,9 @@ DEV_ISSUER = {
 }
 
 REST_FRAMEWORK: dict[str, object] = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["cobee_django.authentication.JWTAuthentication"],
+    # The API speaks JSON to machines (CSV where a view adds it): no browsable API.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
 }

@@ -8,6 +8,8 @@ urlpatterns = [
     path("cobee/", include("cobee_django.urls")),
     # The development token issuer answers 404 when it is off (COBEE_DJANGO_JWKS_URL set).
     path("", include("testproject.devissuer.urls")),
+    # The slice of Cobee's Partner API the test project implements.
+    path("api/v3/", include("testproject.api.urls")),
 ]
 
 if getattr(settings, "OIDC_RP_CLIENT_ID", None):

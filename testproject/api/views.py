@@ -1,0 +1,227 @@
+"""The API, built only from cobee_django's public pieces.
+
+Every view authenticates with ``JWTAuthentication`` (the project default), requires a bound tenant
+and the right scope, and checks the company or corporation of its URL against the token. Querysets
+come from the tenant-scoped default managers, so a forgotten filter can never leak another
+tenant's rows; the explicit ``company_id`` filters only narrow a corporation-wide caller to the
+company named in the URL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db.models import QuerySet
+from rest_framework import generics
+from rest_framework.exceptions import NotFound
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from cobee_django.models import Company
+from cobee_django.permissions import CanAccessCompany, CanAccessCorporation, HasScopes, HasTenant
+from cobee_django.state import get_tenant
+from cobee_django.views import CompanyFromURLMixin
+
+from .models import BenefitModel, Consumption, Employee, EmployeeState
+from .pagination import EmployeePagination
+from .renderers import CSVRenderer
+from .serializers import (
+    BenefitModelSerializer,
+    ConsumptionQuerySerializer,
+    ConsumptionSerializer,
+    EmployeeFilterSerializer,
+    EmployeeSerializer,
+)
+
+READ = ["read:employees"]
+WRITE = ["write:employees"]
+
+
+class EmployeeScopes:
+    required_read_scopes = READ
+    required_write_scopes = WRITE
+
+
+def filter_employees(queryset: QuerySet[Employee], request: Request) -> QuerySet[Employee]:
+    """Apply the list filters of the query string (400 with field errors on bad values)."""
+    filters = EmployeeFilterSerializer(data=request.query_params)
+    filters.is_valid(raise_exception=True)
+    data = filters.validated_data
+    if "email" in data:
+        queryset = queryset.filter(email__iexact=data["email"])
+    if "legalId" in data:
+        queryset = queryset.filter(legal_id=data["legalId"])
+    if "internalId" in data:
+        queryset = queryset.filter(internal_id=data["internalId"])
+    if "state" in data:
+        queryset = queryset.filter(state=data["state"])
+    if "companyId" in data:
+        queryset = queryset.filter(company_id=data["companyId"])
+    return queryset
+
+
+class CompanyEmployees(EmployeeScopes, CompanyFromURLMixin, generics.ListCreateAPIView[Employee]):
+    """``GET|POST /api/v3/companies/{companyId}/employees``."""
+
+    permission_classes = [HasTenant, CanAccessCompany, HasScopes]
+    serializer_class = EmployeeSerializer
+    pagination_class = EmployeePagination
+
+    def get_queryset(self) -> QuerySet[Employee]:
+        queryset = Employee.objects.filter(company_id=self.kwargs["companyId"])
+        if self.request.method == "GET":
+            queryset = filter_employees(queryset, self.request)
+        return queryset
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "company_id": self.kwargs["companyId"]}
+
+
+class CompanyEmployee(EmployeeScopes, CompanyFromURLMixin, generics.RetrieveUpdateDestroyAPIView[Employee]):
+    """``GET|PATCH|DELETE /api/v3/companies/{companyId}/employees/{employeeId}``.
+
+    DELETE marks the employee removed: consumptions already paid stay on the record.
+    """
+
+    permission_classes = [HasTenant, CanAccessCompany, HasScopes]
+    serializer_class = EmployeeSerializer
+    lookup_url_kwarg = "employeeId"
+    http_method_names = ["get", "patch", "delete", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Employee]:
+        return Employee.objects.filter(company_id=self.kwargs["companyId"])
+
+    def perform_destroy(self, instance: Employee) -> None:
+        instance.state = EmployeeState.REMOVED
+        instance.save(update_fields=["state", "updated_at"])
+
+
+class Employees(EmployeeScopes, generics.ListAPIView[Employee]):
+    """``GET /api/v3/employees``: every employee the caller may see, each with its ``companyId``."""
+
+    permission_classes = [HasTenant, HasScopes]
+    serializer_class = EmployeeSerializer
+    pagination_class = EmployeePagination
+
+    def get_queryset(self) -> QuerySet[Employee]:
+        return filter_employees(Employee.objects.order_by("company_id", "surname", "name", "id"), self.request)
+
+
+class CompanyBenefitModels(EmployeeScopes, CompanyFromURLMixin, generics.ListAPIView[BenefitModel]):
+    """``GET /api/v3/companies/{companyId}/benefit-models``."""
+
+    permission_classes = [HasTenant, CanAccessCompany, HasScopes]
+    serializer_class = BenefitModelSerializer
+
+    def get_queryset(self) -> QuerySet[BenefitModel]:
+        return BenefitModel.objects.filter(company_id=self.kwargs["companyId"]).prefetch_related("bag_configs")
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(self.get_queryset(), many=True)
+        return Response({"benefitModels": serializer.data})
+
+
+class CompanyBenefitModel(EmployeeScopes, CompanyFromURLMixin, generics.RetrieveAPIView[BenefitModel]):
+    """``GET /api/v3/companies/{companyId}/benefit-models/{benefitModelId}``."""
+
+    permission_classes = [HasTenant, CanAccessCompany, HasScopes]
+    serializer_class = BenefitModelSerializer
+    lookup_url_kwarg = "benefitModelId"
+
+    def get_queryset(self) -> QuerySet[BenefitModel]:
+        return BenefitModel.objects.filter(company_id=self.kwargs["companyId"]).prefetch_related("bag_configs")
+
+
+CSV_COLUMNS = [
+    "companyId",
+    "companyName",
+    "employeeId",
+    "email",
+    "legalId",
+    "internalId",
+    "category",
+    "amountInCents",
+    "currency",
+    "payroll",
+    "date",
+]
+
+
+class CorporationConsumptions(EmployeeScopes, APIView):
+    """``GET /api/v3/corporations/{corporationId}/consumptions?payroll=YYYY-MM``, grouped by company.
+
+    JSON by default, CSV with ``Accept: text/csv``. An employee who moved between companies of the
+    corporation appears once under each company.
+    """
+
+    permission_classes = [HasTenant, CanAccessCorporation, HasScopes]
+    renderer_classes = [JSONRenderer, CSVRenderer]
+
+    def get(self, request: Request, corporationId: str) -> Response:
+        query = ConsumptionQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        payroll = query.validated_data["payroll"]
+        try:
+            corporation_id = uuid.UUID(corporationId)
+        except ValueError:
+            raise NotFound() from None
+        tenant = get_tenant()
+        bound = tenant.company_ids if tenant is not None else frozenset()
+        companies = list(Company.objects.filter(corporation_id=corporation_id, id__in=bound).order_by("name", "id"))
+        consumptions = (
+            Consumption.objects.filter(company__in=companies, payroll=payroll)
+            .select_related("employee")
+            .order_by("date", "id")
+        )
+        by_company: dict[uuid.UUID, list[Consumption]] = {company.id: [] for company in companies}
+        for consumption in consumptions:
+            by_company[consumption.company_id].append(consumption)
+        if isinstance(request.accepted_renderer, CSVRenderer):
+            rows = [
+                [company.id, company.name, *self._csv_row(consumption)]
+                for company in companies
+                for consumption in by_company[company.id]
+            ]
+            return Response({"columns": CSV_COLUMNS, "rows": rows})
+        return Response(
+            {
+                "corporationId": str(corporation_id),
+                "payroll": payroll,
+                "companies": [
+                    {
+                        "companyId": str(company.id),
+                        "companyName": company.name,
+                        "total": {
+                            "amountInCents": sum(c.amount_in_cents for c in by_company[company.id]),
+                            "currency": "EUR",
+                        },
+                        "consumptions": ConsumptionSerializer(by_company[company.id], many=True).data,
+                    }
+                    for company in companies
+                ],
+            }
+        )
+
+    @staticmethod
+    def _csv_row(consumption: Consumption) -> list[Any]:
+        employee = consumption.employee
+        return [
+            employee.id,
+            employee.email,
+            employee.legal_id,
+            employee.internal_id,
+            consumption.category,
+            consumption.amount_in_cents,
+            consumption.currency,
+            consumption.payroll,
+            consumption.date.isoformat(),
+        ]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # Errors are always JSON, even when the caller asked for CSV.
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)
