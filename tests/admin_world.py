@@ -10,6 +10,8 @@ from django.contrib.auth.models import Permission
 
 from cobee_django.models import Company, Corporation, GrantSource, StaffGrant
 
+ADMIN_TEST_APPS = ("cobee_django", "testapp")
+
 
 @dataclass
 class World:
@@ -37,7 +39,9 @@ def make_world() -> World:
 def make_staff(username: str, *, superuser: bool = False, perms: tuple[str, ...] = ()):
     user = get_user_model().objects.create_user(username, is_staff=True, is_superuser=superuser)
     for codename in perms:
-        user.user_permissions.add(Permission.objects.get(codename=codename))
+        # The test project has an Employee model too: take the permission of the admin tests' apps.
+        permission = Permission.objects.get(codename=codename, content_type__app_label__in=ADMIN_TEST_APPS)
+        user.user_permissions.add(permission)
     return user
 
 
