@@ -16,7 +16,9 @@ handing over; they run immediately, so "now" is still the moment the query runs.
 Django's base manager (``Model._base_manager``) stays unscoped, because Django uses it for
 cascades and saving. Forward foreign keys and reverse one-to-one accessors normally read through
 it; :func:`install_relation_scoping` swaps those accessors, for relations that point at a tenant
-model, for ones that read through a scoped queryset instead.
+model, for ones that read through a scoped queryset instead. It also gives each relation with a
+tenant model at either end a join restriction (Django's ``get_extra_restriction`` hook), so every
+JOIN into a tenant table carries the tenant condition in its ``ON`` clause.
 """
 
 from __future__ import annotations
@@ -32,10 +34,10 @@ from django.db.models.fields.related_descriptors import (
     ForwardManyToOneDescriptor,
     ReverseOneToOneDescriptor,
 )
-from django.db.models.lookups import Exact, In
+from django.db.models.lookups import Exact, In, Lookup
 from django.db.models.sql import Query
 from django.db.models.sql.compiler import SQLCompiler
-from django.db.models.sql.where import AND, NothingNode
+from django.db.models.sql.where import AND, ExtraWhere, NothingNode, WhereNode
 
 from . import state
 
@@ -53,6 +55,18 @@ def is_tenant_model(model: Any) -> bool:
     return isinstance(model, type) and getattr(model, "_cobee_tenant_model", False) is True
 
 
+def tenant_condition(model: type[Model], alias: str, tenant: Tenant) -> ExtraWhere | Lookup[Any]:
+    """``alias.company_id`` limited to ``tenant``'s companies (``model`` has the company field)."""
+    column = model._meta.get_field(COMPANY_FIELD).get_col(alias)  # type: ignore[union-attr]
+    ids = tenant.company_ids
+    if not ids:
+        # Unlike NothingNode, this compiles inside a JOIN's ON clause without emptying the query.
+        return ExtraWhere(["1 = 0"], [])
+    if len(ids) == 1:
+        return Exact(column, next(iter(ids)))
+    return In(column, sorted(ids))
+
+
 def add_tenant_condition(query: Query, tenant: Tenant) -> None:
     """Limit ``query`` (in place) to the rows of ``tenant``'s companies, on its base table."""
     opts = query.get_meta()
@@ -60,18 +74,14 @@ def add_tenant_condition(query: Query, tenant: Tenant) -> None:
         alias = query.base_table
         if not query.alias_refcount[alias] or query.alias_map[alias].table_name != opts.db_table:
             # Only the inner query of an exclude() across a relation drops its base table (Django
-            # trims leading joins); it is correlated to the outer query, which carries the filter.
+            # trims leading joins); the join restriction below scopes the table it starts from.
             return
     else:
         alias = query.get_initial_alias()
-    column = opts.get_field(COMPANY_FIELD).get_col(alias)  # type: ignore[union-attr]
-    ids = tenant.company_ids
-    if not ids:
+    if not tenant.company_ids:
         query.where.add(NothingNode(), AND)
-    elif len(ids) == 1:
-        query.where.add(Exact(column, next(iter(ids))), AND)
     else:
-        query.where.add(In(column, sorted(ids)), AND)
+        query.where.add(tenant_condition(query.model, alias, tenant), AND)  # type: ignore[arg-type]
 
 
 class TenantQuery(Query):
@@ -231,10 +241,58 @@ def scope_model_relations(model: type[Model]) -> None:
                 descriptor.__class__ = _scoped_class(type(descriptor), _ScopedReverseOneToOneMixin)
 
 
+def _restrict_joins(field: ForeignObject[Any, Any]) -> None:
+    """Add the tenant condition to the ON clause of every join through ``field`` (both directions).
+
+    Django asks the field for extra join conditions (``get_extra_restriction``) when it writes a
+    JOIN, at compile time. Joins then stay inside the tenant whatever query they appear in: a
+    filter across a relation, ``select_related()``, an annotation over a reverse relation, an
+    ordering by a related field, even from a model that is not scoped. The method is set on the
+    field instance, not its class, so migrations' historical models (built from clones) and the
+    migration autodetector never see it.
+    """
+    if "get_extra_restriction" in field.__dict__:
+        return
+    original = field.get_extra_restriction
+    remote: Any = field.related_model
+    declaring: Any = field.model
+    remote_is_tenant, declaring_is_tenant = is_tenant_model(remote), is_tenant_model(declaring)
+
+    def get_extra_restriction(alias: str | None, related_alias: str | None) -> Any:
+        # For a ForeignObject, ``alias`` is the remote table's alias and ``related_alias`` the
+        # declaring table's, whichever direction the join goes.
+        extra = original(alias, related_alias)  # type: ignore[arg-type]
+        tenant = state.current_scope()
+        if tenant is None:
+            return extra
+        conditions: list[Any] = []
+        if remote_is_tenant and alias is not None:
+            conditions.append(tenant_condition(remote, alias, tenant))
+        if declaring_is_tenant and related_alias is not None:
+            conditions.append(tenant_condition(declaring, related_alias, tenant))
+        if extra:
+            conditions.append(extra)
+        return WhereNode(conditions, AND) if conditions else None
+
+    field.get_extra_restriction = get_extra_restriction  # type: ignore[method-assign]
+
+
+def scope_model_joins(model: type[Model]) -> None:
+    """Scope every join through a relation declared on ``model`` that has a tenant model on either end."""
+    for field in model._meta.get_fields(include_hidden=True):
+        if not isinstance(field, ForeignObject) or field.many_to_many or field.model is not model:
+            continue
+        if field.name == COMPANY_FIELD and is_tenant_model(model):
+            continue  # the tenant's own company: joins to the registry need no condition
+        if is_tenant_model(field.related_model) or is_tenant_model(model):
+            _restrict_joins(field)
+
+
 def install_relation_scoping() -> None:
-    """Scope every relation accessor of the project that points at a tenant model (run at startup)."""
+    """Scope every relation accessor and join of the project that leads to a tenant model (run at startup)."""
     for model in apps.get_models(include_auto_created=True):
         scope_model_relations(model)
+        scope_model_joins(model)
 
 
 __all__ = [
@@ -245,5 +303,7 @@ __all__ = [
     "add_tenant_condition",
     "install_relation_scoping",
     "is_tenant_model",
+    "scope_model_joins",
     "scoped_queryset",
+    "tenant_condition",
 ]

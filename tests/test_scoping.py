@@ -273,3 +273,40 @@ def test_tenant_models_get_a_fresh_compile_per_tenant(data):
     for company, expected in ((data.a, 1), (data.c, 2), (uuid.uuid4(), 0)):
         with state.for_company(company):
             assert qs.count() == expected
+
+
+def test_joins_stay_inside_the_tenant(data):
+    # a's employee points at c's department; c's stray employee sits in a's department and project.
+    with state.for_company(data.a):
+        assert emails(Employee.objects.filter(department__name="c-dept")) == []
+        assert [(e.email, e.department) for e in Employee.objects.select_related("department")] == [("a@x", None)]
+        assert list(Employee.objects.values_list("email", "department__name")) == [("a@x", None)]
+        assert list(Employee.objects.order_by("department__name").values_list("email", flat=True)) == ["a@x"]
+        assert {d.name: d.n for d in Department.objects.annotate(n=Count("employees"))} == {"a-dept": 0}
+        assert list(Department.objects.filter(employees__email="stray@x")) == []
+        assert [d.name for d in Department.objects.exclude(employees__email="stray@x")] == ["a-dept"]
+        assert list(Project.objects.filter(members__email="stray@x")) == []
+        assert {p.name: p.n for p in Project.objects.annotate(n=Count("members__email"))} == {"a-project": 1}
+        assert [(b.code, b.employee.email) for b in Badge.objects.select_related("employee")] == [("a", "a@x")]
+        # A model that is not scoped still cannot reach into other companies' rows through a join.
+        assert sorted(Note.objects.filter(employee__email__endswith="@x").values_list("text", flat=True)) == ["a"]
+        notes = Note.objects.select_related("employee").order_by("text")
+        assert [(n.text, n.employee and n.employee.email) for n in notes] == [("a", "a@x"), ("b", None), ("c", None)]
+        assert sorted(Note.objects.values_list("employee__department__name", flat=True), key=str) == [None, None, None]
+    with state.for_tenant(state.Tenant(frozenset())):
+        assert [(n.text, n.employee) for n in Note.objects.select_related("employee").order_by("text")] == [
+            ("a", None),
+            ("b", None),
+            ("c", None),
+        ]
+    with state.unscoped():
+        assert emails(Employee.objects.filter(department__name="c-dept")) == ["a@x", "c@x"]
+        assert Department.objects.annotate(n=Count("employees")).get(pk=data.a_dept.pk).n == 1
+
+
+def test_joins_from_a_model_that_is_not_scoped_need_a_tenant(data):
+    assert Note.objects.count() == 3  # no join into tenant rows: allowed
+    with pytest.raises(NoTenantBound):
+        list(Note.objects.filter(employee__email="a@x"))
+    with pytest.raises(NoTenantBound):
+        list(Note.objects.select_related("employee"))
