@@ -154,6 +154,8 @@ class JWTAuthentication(BaseAuthentication):
         scheme, _, credentials = header.partition(" ")
         if scheme.lower() != self.keyword:
             return None
+        # RFC 6750 section 2.1: ``"Bearer" 1*SP b64token``; several spaces are still one credential.
+        credentials = credentials.lstrip(" ")
         if "," in credentials:
             self.reject(request, Reason.MULTIPLE_CREDENTIALS)
         if not credentials or " " in credentials:

@@ -119,6 +119,12 @@ def test_scheme_is_case_insensitive(auth_settings, token_issuer, scheme):
     assert APIClient().get("/whoami", HTTP_AUTHORIZATION=f"{scheme} {token}").status_code == 200
 
 
+def test_several_spaces_after_the_scheme_are_allowed(auth_settings, token_issuer):
+    # RFC 6750 section 2.1: credentials = "Bearer" 1*SP b64token.
+    token = token_issuer.make_token(COMPANY)
+    assert APIClient().get("/whoami", HTTP_AUTHORIZATION=f"Bearer   {token}").status_code == 200
+
+
 def test_asgi_request_is_authenticated(auth_settings, token_issuer):
     import asyncio
 
@@ -161,7 +167,6 @@ def test_realm_comes_from_settings(auth_settings, settings):
     [
         "Bearer",
         "Bearer ",
-        "Bearer  {token}",
         "Bearer {token} ",
         "Bearer {token} extra",
         "Bearer {token}, Bearer {token}",
