@@ -1,4 +1,4 @@
-"""System checks for row-level security (ids E020 to E024), run only when it is turned on.
+"""System checks for row-level security (ids E020 to E024, W020).
 
 E020 needs no database and runs with every check. E021 to E024 read the database's catalogs, so
 they are deployment checks: ``manage.py check --deploy --database default``, run with the settings
@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import connections
 
 from ..conf import user_settings
-from .policy import foreign_key_problems, role_problems, table_problems, tenant_models
+from .policy import forced_tables, foreign_key_problems, role_problems, table_problems, tenant_models
 
 
 def _enabled() -> bool:
@@ -47,14 +47,29 @@ def check_backend(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> li
 def check_database(
     app_configs: Sequence[Any] | None = None, databases: Sequence[str] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """E021 to E024: the connected role is held by row-level security and every tenant table is protected."""
-    if not _enabled() or not databases:
+    """E021 to E024: the connected role is held by row-level security and every tenant table is protected.
+
+    W020, with the setting off: tables are protected anyway, so every role but a superuser sees nothing.
+    """
+    if not databases:
         return []
     messages: list[CheckMessage] = []
     for alias in _tenant_aliases(databases):
         connection = connections[alias]
         if connection.vendor != "postgresql":
             continue  # E020
+        if not _enabled():
+            forced = forced_tables(connection)
+            if forced:
+                messages.append(
+                    Warning(
+                        f"Row-level security is forced on {', '.join(forced)} in {alias!r}, but COBEE_DJANGO"
+                        "['ROW_LEVEL_SECURITY'] is off: roles other than superusers see none of their rows.",
+                        hint="Turn ROW_LEVEL_SECURITY on, or reverse the migrations that enabled it.",
+                        id="cobee_django.W020",
+                    )
+                )
+            continue
         for problem in (*role_problems(connection), *table_problems(connection), *foreign_key_problems(connection)):
             messages.append(Error(problem.msg, hint=problem.hint, id=problem.id))
     return messages

@@ -185,6 +185,17 @@ def role_problems(connection: BaseDatabaseWrapper) -> list[Problem]:
     return problems
 
 
+def forced_tables(connection: BaseDatabaseWrapper) -> list[str]:
+    """Tenant tables on which row-level security is enabled and forced."""
+    rows = _fetchall(
+        connection,
+        "SELECT c.relname FROM pg_class c WHERE c.oid = ANY (SELECT to_regclass(t) FROM unnest(%s::text[]) t) "
+        "AND c.relrowsecurity AND c.relforcerowsecurity ORDER BY c.relname",
+        [_tables(connection)],
+    )
+    return [row[0] for row in rows]
+
+
 def table_problems(connection: BaseDatabaseWrapper) -> list[Problem]:
     """Tenant tables that are not protected, or whose protection is widened (E023)."""
     problems = []
