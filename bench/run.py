@@ -1,0 +1,53 @@
+"""Run every benchmark, each in its own process, and print each figure against its target.
+
+    python -m bench                 # everything, full sizes (needs PostgreSQL for request and scale)
+    python -m bench verify fetch    # only some of them
+    python -m bench --quick         # tiny sizes: checks that they run, the figures mean nothing
+
+Each benchmark is also a module of its own (``python -m bench.bench_verify --help``). The request
+and data-scale benchmarks use ``BENCH_DATABASE_URL`` (default
+``postgres://postgres@127.0.0.1:5432/cobee_bench``), a database they create, migrate and reuse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+
+from bench.common import ROOT, print_environment
+
+#: name -> (module, full-size arguments, quick arguments)
+BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
+    "verify": ("bench.bench_verify", [], ["--tokens", "20", "--rounds", "3", "--cache-size", "20"]),
+    "fetch": ("bench.bench_fetch", [], ["--requests", "300", "--threads", "4", "--cooldown", "0.2", "--periods", "2"]),
+    "memory": ("bench.bench_memory", [], ["--tokens", "300"]),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", choices=[[], *BENCHMARKS], help="benchmarks to run (default: all)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, to check that the scripts run")
+    args = parser.parse_args(argv)
+    names = args.names or list(BENCHMARKS)
+
+    print_environment()
+    failed = []
+    for name in names:
+        module, full, quick = BENCHMARKS[name]
+        print(f"\n== {name} ({module})", flush=True)
+        started = time.monotonic()
+        command = [sys.executable, "-m", module, "--no-environment", *(quick if args.quick else full)]
+        if subprocess.run(command, cwd=ROOT, check=False).returncode:
+            failed.append(name)
+        print(f"== {name} took {time.monotonic() - started:.1f} s", flush=True)
+    if failed:
+        print(f"\nfailed to run: {', '.join(failed)}", flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

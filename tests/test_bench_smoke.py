@@ -1,0 +1,65 @@
+"""The benchmarks run (tiny sizes) and print their figures; their values are not checked here."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_bench(*names: str, env: dict[str, str] | None = None) -> str:
+    environment = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
+    environment.update(env or {})
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", *names],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def output() -> str:
+    """One quick run of every benchmark that needs no database (each runs in its own process)."""
+    return run_bench("verify", "fetch", "memory")
+
+
+def test_environment_is_described(output):
+    out = output
+    assert out.startswith("machine: ")
+    for name in ("python: ", "Django ", "DRF ", "josepy ", "cryptography ", "postgresql: "):
+        assert name in out
+
+
+@pytest.mark.parametrize(
+    ("name", "lines"),
+    [
+        (
+            "verify",
+            [
+                "RATIO verify first sight / bare RSA verify: ",
+                "RATIO verify cached / bare RSA verify: ",
+                "RATIO josepy from_compact+verify / bare RSA verify: ",
+                "FIGURE token cache bound: ",
+                "FIGURE token cache and exp: ",
+            ],
+        ),
+        ("fetch", ["FIGURE key fetches, default cooldown 30 s: ", "FIGURE key fetches, cooldown 0.2 s: "]),
+        ("memory", ["FIGURE token cache memory: "]),
+    ],
+)
+def test_bench_prints_its_figures(output, name, lines):
+    section = output.split(f"== {name} (", 1)[1].split(f"== {name} took", 1)[0]
+    for line in lines:
+        assert line in section, output
