@@ -301,6 +301,28 @@ def check_update(queryset: TenantQuerySet[Any], values: Mapping[str, Any]) -> No
             raise TenantViolation(f"{model._meta.label}.{field.name} must point at a row of the same company.")
 
 
+def check_reverse_add(instance: Model, field: Field[Any, Any], objs: Sequence[Any], using: str | None) -> None:
+    """``instance.<reverse fk>.add(*objs)``: the rows that will point at ``instance`` may, by the same rules."""
+    model: type[Model] = field.model
+    tenant = state.current_scope()
+    if is_tenant_model(type(instance)):
+        _check_reachable(type(instance), getattr(instance, COMPANY_ATTNAME), tenant)
+    if not is_tenant_model(model):
+        return
+    pks = {getattr(obj, "pk", None) for obj in objs}
+    if None in pks:
+        return  # Django refuses unsaved objects itself
+    rows = model._base_manager.using(using).filter(pk__in=pks)
+    if is_tenant_model(type(instance)):
+        rows = rows.filter(**{COMPANY_ATTNAME: getattr(instance, COMPANY_ATTNAME)})
+    elif tenant is not None:
+        rows = rows.filter(**{f"{COMPANY_ATTNAME}__in": tenant.company_ids})
+    else:
+        return
+    if rows.count() != len(pks):
+        raise TenantViolation(f"{model._meta.label}.{field.name} must point at a row of the same company.")
+
+
 def check_m2m_add(
     sender: type[Model],
     instance: Model,

@@ -29,15 +29,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from django.apps import apps
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Manager, Model, QuerySet
-from django.db.models.fields.related import ForeignObject, OneToOneRel
+from django.db.models.fields.related import ForeignObject, ManyToOneRel, OneToOneRel
 from django.db.models.fields.related_descriptors import (
     ForwardManyToOneDescriptor,
+    ReverseManyToOneDescriptor,
     ReverseOneToOneDescriptor,
 )
 from django.db.models.lookups import Exact, In, Lookup
 from django.db.models.sql import Query
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.models.sql.where import AND, ExtraWhere, NothingNode, WhereNode
+from django.utils.functional import cached_property
 
 from . import state
 
@@ -214,18 +216,46 @@ class _ScopedReverseOneToOneMixin:
         return scoped_queryset(self.related.related_model, hints=hints)
 
 
-_scoped_classes: dict[type, type] = {}
+class _GuardedReverseManyToOneMixin:
+    rel: ManyToOneRel
+
+    @cached_property
+    def related_manager_cls(self) -> type:
+        # A reverse foreign key's add(bulk=True) moves rows with an unscoped base-manager update.
+        base: type = super().related_manager_cls  # type: ignore[misc]
+
+        class GuardedRelatedManager(base):  # type: ignore[misc]
+            def add(self, *objs: Any, bulk: bool = True) -> None:
+                from .guards import check_reverse_add
+
+                check_reverse_add(self.instance, self.field, objs, self.db)
+                super().add(*objs, bulk=bulk)
+
+            add.alters_data = True  # type: ignore[attr-defined]
+
+        return GuardedRelatedManager
+
+
+_scoped_classes: dict[tuple[type, type], type] = {}
 
 
 def _scoped_class(descriptor_class: type, mixin: type) -> type:
-    if descriptor_class not in _scoped_classes:
-        _scoped_classes[descriptor_class] = type(f"Scoped{descriptor_class.__name__}", (mixin, descriptor_class), {})
-    return _scoped_classes[descriptor_class]
+    key = (descriptor_class, mixin)
+    if key not in _scoped_classes:
+        _scoped_classes[key] = type(f"Scoped{descriptor_class.__name__}", (mixin, descriptor_class), {})
+    return _scoped_classes[key]
 
 
 def scope_model_relations(model: type[Model]) -> None:
     """Make ``model``'s accessors that lead to tenant rows read through scoped querysets."""
     for field in model._meta.get_fields(include_hidden=True):
+        if isinstance(field, ManyToOneRel) and field.one_to_many:
+            if not (is_tenant_model(model) or is_tenant_model(field.related_model)):
+                continue
+            reverse = model.__dict__.get(field.get_accessor_name() or "")
+            if type(reverse) is ReverseManyToOneDescriptor:
+                reverse.__class__ = _scoped_class(type(reverse), _GuardedReverseManyToOneMixin)
+            continue
         if field.many_to_one or field.one_to_one:
             if not is_tenant_model(field.related_model):
                 continue
@@ -282,8 +312,6 @@ def scope_model_joins(model: type[Model]) -> None:
     for field in model._meta.get_fields(include_hidden=True):
         if not isinstance(field, ForeignObject) or field.many_to_many or field.model is not model:
             continue
-        if field.name == COMPANY_FIELD and is_tenant_model(model):
-            continue  # the tenant's own company: joins to the registry need no condition
         if is_tenant_model(field.related_model) or is_tenant_model(model):
             _restrict_joins(field)
 

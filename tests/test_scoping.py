@@ -310,3 +310,13 @@ def test_joins_from_a_model_that_is_not_scoped_need_a_tenant(data):
         list(Note.objects.filter(employee__email="a@x"))
     with pytest.raises(NoTenantBound):
         list(Note.objects.select_related("employee"))
+
+
+def test_the_registry_does_not_reveal_other_companies_rows(data):
+    from cobee_django.models import Company
+
+    with state.for_company(data.a):
+        assert list(Company.objects.filter(employee__email="c@x")) == []
+        counts = {c.pk: c.n for c in Company.objects.annotate(n=Count("employee"))}
+        assert counts[data.a] == 1 and counts[data.b] == 0 and counts[data.c] == 0
+        assert list(Employee.objects.values_list("company__name", flat=True)) == ["Acme A"]

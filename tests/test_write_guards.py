@@ -304,3 +304,22 @@ def test_upserts_collide_only_inside_the_company(rows):
         assert Employee.objects.get(email="a@x").name == "upserted"
     with state.unscoped():
         assert Employee.objects.get(pk=rows.c_emp.pk).name == ""
+
+
+def test_a_reverse_foreign_key_add_cannot_pull_in_another_companys_rows(rows):
+    with state.for_corporation(rows.corp):
+        dept = Department.objects.get(pk=rows.a_dept.pk)
+        dept.employees.add(Employee.objects.get(pk=rows.a_emp.pk))
+        with refused():
+            dept.employees.add(Employee.objects.get(pk=rows.b_emp.pk))  # same corporation, other company
+        forged = Employee(pk=rows.c_emp.pk, company_id=rows.a)
+        forged._state.adding = False
+        forged._state.db = "default"
+        with refused():
+            dept.employees.add(forged)  # bulk: an update through Django's base manager
+        with refused():
+            dept.employees.add(Employee.objects.get(pk=rows.b_emp.pk), bulk=False)
+        assert [e.pk for e in dept.employees.all()] == [rows.a_emp.pk]
+    with state.unscoped():
+        assert Employee.objects.get(pk=rows.c_emp.pk).department_id is None
+        assert Employee.objects.get(pk=rows.b_emp.pk).department_id is None
