@@ -195,3 +195,11 @@ def test_fresh_checkout_demo_serves_and_its_curl_commands_work(tmp_path):
     with sqlite3.connect(tmp_path / "db.sqlite3") as db:
         assert db.execute("select count(*) from api_employee").fetchone() == (27,)
     assert (tmp_path / "dev-issuer-key.pem").exists()
+
+
+def test_the_readme_has_exactly_two_commands_and_one_runs_the_demo():
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"<!-- (\w+)-command -->\n```\n(.+?)\n```\n<!-- /\1-command -->", readme)
+    assert [name for name, _ in commands] == ["demo", "test"]
+    demo = dict(commands)["demo"]
+    assert demo == "python3 -m venv .venv && .venv/bin/pip install -q -e '.[dev]' && .venv/bin/python manage.py demo"

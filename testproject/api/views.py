@@ -3,8 +3,8 @@
 Every view authenticates with ``JWTAuthentication`` (the project default), requires a bound tenant
 and the right scope, and checks the company or corporation of its URL against the token. Querysets
 come from the tenant-scoped default managers, so a forgotten filter can never leak another
-tenant's rows; the explicit ``company_id`` filters only narrow a corporation-wide caller to the
-company named in the URL.
+tenant's rows; ``CompanyFromURLMixin`` narrows a corporation-wide caller to the company named in
+the URL and puts new rows in it.
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ from typing import Any
 
 from django.db.models import QuerySet
 from rest_framework import generics
-from rest_framework.exceptions import NotFound
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cobee_django.models import Company
-from cobee_django.permissions import CanAccessCompany, CanAccessCorporation, HasScopes, HasTenant
+from cobee_django.permissions import CanAccessCompany, CanAccessCorporation, HasScopes, HasTenant, parse_url_id
 from cobee_django.state import get_tenant
 from cobee_django.views import CompanyFromURLMixin
 
@@ -70,14 +69,14 @@ class CompanyEmployees(EmployeeScopes, CompanyFromURLMixin, generics.ListCreateA
     serializer_class = EmployeeSerializer
     pagination_class = EmployeePagination
 
+    queryset = Employee.objects.all()
+
     def get_queryset(self) -> QuerySet[Employee]:
-        queryset = Employee.objects.filter(company_id=self.kwargs["companyId"])
-        if self.request.method == "GET":
-            queryset = filter_employees(queryset, self.request)
-        return queryset
+        queryset = super().get_queryset()  # narrowed to the URL's company by CompanyFromURLMixin
+        return filter_employees(queryset, self.request) if self.request.method == "GET" else queryset
 
     def get_serializer_context(self) -> dict[str, Any]:
-        return {**super().get_serializer_context(), "company_id": self.kwargs["companyId"]}
+        return {**super().get_serializer_context(), "company_id": self.get_url_company_id()}
 
 
 class CompanyEmployee(EmployeeScopes, CompanyFromURLMixin, generics.RetrieveUpdateDestroyAPIView[Employee]):
@@ -90,9 +89,7 @@ class CompanyEmployee(EmployeeScopes, CompanyFromURLMixin, generics.RetrieveUpda
     serializer_class = EmployeeSerializer
     lookup_url_kwarg = "employeeId"
     http_method_names = ["get", "patch", "delete", "head", "options"]
-
-    def get_queryset(self) -> QuerySet[Employee]:
-        return Employee.objects.filter(company_id=self.kwargs["companyId"])
+    queryset = Employee.objects.all()
 
     def perform_destroy(self, instance: Employee) -> None:
         instance.state = EmployeeState.REMOVED
@@ -115,9 +112,7 @@ class CompanyBenefitModels(EmployeeScopes, CompanyFromURLMixin, generics.ListAPI
 
     permission_classes = [HasTenant, CanAccessCompany, HasScopes]
     serializer_class = BenefitModelSerializer
-
-    def get_queryset(self) -> QuerySet[BenefitModel]:
-        return BenefitModel.objects.filter(company_id=self.kwargs["companyId"]).prefetch_related("bag_configs")
+    queryset = BenefitModel.objects.prefetch_related("bag_configs")
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(self.get_queryset(), many=True)
@@ -130,9 +125,7 @@ class CompanyBenefitModel(EmployeeScopes, CompanyFromURLMixin, generics.Retrieve
     permission_classes = [HasTenant, CanAccessCompany, HasScopes]
     serializer_class = BenefitModelSerializer
     lookup_url_kwarg = "benefitModelId"
-
-    def get_queryset(self) -> QuerySet[BenefitModel]:
-        return BenefitModel.objects.filter(company_id=self.kwargs["companyId"]).prefetch_related("bag_configs")
+    queryset = BenefitModel.objects.prefetch_related("bag_configs")
 
 
 CSV_COLUMNS = [
@@ -164,10 +157,7 @@ class CorporationConsumptions(EmployeeScopes, APIView):
         query = ConsumptionQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         payroll = query.validated_data["payroll"]
-        try:
-            corporation_id = uuid.UUID(corporationId)
-        except ValueError:
-            raise NotFound() from None
+        corporation_id = parse_url_id(self, "corporationId")
         tenant = get_tenant()
         bound = tenant.company_ids if tenant is not None else frozenset()
         companies = list(Company.objects.filter(corporation_id=corporation_id, id__in=bound).order_by("name", "id"))
