@@ -9,10 +9,11 @@ serving requests with a dedicated runtime role would be connected.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import threading
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import pytest
 from django.apps import apps
@@ -374,6 +375,7 @@ def test_a_superuser_connection_is_refused_at_run_time(data, rls_on):
 
 @pytest.fixture
 def extra_role(data):
+    """Roles made for one test (``make(*attributes, member_of=role)``), dropped after it."""
     created = []
 
     def make(*attributes: str, member_of: str | None = None) -> str:
@@ -386,34 +388,55 @@ def extra_role(data):
 
     yield make
     with connection.cursor() as cursor:
-        for name in created:
+        for name in reversed(created):
             _drop_role(cursor, name)
 
 
-def _owner() -> str:
+@contextmanager
+def owned_by(role: str, table: str = "rlsapp_note"):
     with connection.cursor() as cursor:
-        cursor.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'rlsapp_team'")
-        return cursor.fetchone()[0]
+        cursor.execute("SELECT tableowner FROM pg_tables WHERE tablename = %s", [table])
+        (owner,) = cursor.fetchone()
+        cursor.execute(f'ALTER TABLE "{table}" OWNER TO "{role}"')
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'ALTER TABLE "{table}" OWNER TO "{owner}"')
 
 
 @pytest.mark.parametrize(
-    ("attributes", "member_of_owner", "expected"),
+    ("setup", "expected"),
     [
-        (("NOBYPASSRLS",), False, []),
-        (("BYPASSRLS",), False, ["cobee_django.E021"]),
-        (("NOBYPASSRLS",), True, ["cobee_django.E022"]),
+        ("plain", []),
+        ("bypassrls", ["cobee_django.E021"]),
+        ("member of a BYPASSRLS role", ["cobee_django.E021"]),
+        ("member of a table's owner", ["cobee_django.E022"]),
     ],
 )
-def test_role_checks(extra_role, rls_on, attributes, member_of_owner, expected):
-    role = extra_role(*attributes, member_of=_owner() if member_of_owner else None)
-    with connected_as(role) as runtime:
-        assert [p.id for p in policy.role_problems(runtime)] == expected
+def test_role_checks(extra_role, rls_on, setup, expected):
+    ownership = nullcontext()
+    if setup == "plain":
+        role = extra_role("NOBYPASSRLS")
+    elif setup == "bypassrls":
+        role = extra_role("BYPASSRLS")
+    elif setup == "member of a BYPASSRLS role":
+        role = extra_role("NOBYPASSRLS", member_of=extra_role("BYPASSRLS"))
+    else:
+        owner = extra_role("NOBYPASSRLS")
+        role = extra_role("NOBYPASSRLS", member_of=owner)
+        ownership = owned_by(owner)
+    with ownership, connected_as(role) as runtime:
+        problems = policy.role_problems(runtime)
+        assert [p.id for p in problems] == expected
         if expected:
-            with for_company(A), pytest.raises(RowLevelSecurityError, match=expected[0]):
+            with for_company(A), pytest.raises(RowLevelSecurityError, match=re.escape(expected[0])):
                 raw_names()
         else:
             with for_company(A):
                 assert raw_names() == ["a1", "a2"]
+    if setup == "member of a table's owner":
+        assert "rlsapp_note" in problems[0].msg
 
 
 def test_the_superuser_is_reported(pg_db):

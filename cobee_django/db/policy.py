@@ -150,19 +150,25 @@ def _tables(connection: BaseDatabaseWrapper) -> list[str]:
 
 def role_problems(connection: BaseDatabaseWrapper) -> list[Problem]:
     """Why the connected role cannot be held by row-level security, if it cannot (E021, E022)."""
-    ((user, superuser, bypass),) = _fetchall(
-        connection, "SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user", []
+    # The role itself, or one it may SET ROLE to: either way row-level security is one statement away.
+    rows = _fetchall(
+        connection,
+        "SELECT r.rolname, r.rolsuper FROM pg_roles r WHERE (r.rolsuper OR r.rolbypassrls) "
+        "AND pg_has_role(current_user, r.oid, 'MEMBER') ORDER BY r.rolname <> current_user, r.rolname",
+        [],
     )
+    user = _fetchall(connection, "SELECT current_user", [])[0][0]
     problems = []
-    if superuser or bypass:
+    if rows:
+        role, superuser = rows[0]
         attribute = "SUPERUSER" if superuser else "BYPASSRLS"
+        who = f"has {attribute}" if role == user else f"is a member of {role!r}, which has {attribute}"
         problems.append(
             Problem(
                 "cobee_django.E021",
-                f"The database role {user!r} of {connection.alias!r} has {attribute}: row-level security does not "
-                "apply to it.",
-                f"Connect as a role without SUPERUSER and BYPASSRLS (ALTER ROLE {user} NOSUPERUSER NOBYPASSRLS, "
-                "or a dedicated runtime role); see the row-level security docs.",
+                f"The database role {user!r} of {connection.alias!r} {who}: row-level security does not hold it.",
+                "Connect as a role without SUPERUSER and BYPASSRLS that is not a member of such a role "
+                "(a dedicated runtime role); see the row-level security docs.",
             )
         )
     owned = _fetchall(
