@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "verify": ("bench.bench_verify", [], ["--tokens", "20", "--rounds", "3", "--cache-size", "20"]),
     "fetch": ("bench.bench_fetch", [], ["--requests", "300", "--threads", "4", "--cooldown", "0.2", "--periods", "2"]),
     "memory": ("bench.bench_memory", [], ["--tokens", "300"]),
+    "rls": ("bench.bench_rls", [], ["--statements", "20", "--rounds", "3"]),
 }
 
 
