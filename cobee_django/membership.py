@@ -39,6 +39,7 @@ Resolver = Callable[[uuid.UUID], Iterable[Any]]
 RECORDED_CACHE_SIZE = 10_000
 
 _lock = threading.Lock()
+_recording_lock = threading.Lock()
 _recorded: OrderedDict[tuple[uuid.UUID, uuid.UUID | None], float | None] = OrderedDict()
 _resolver: list[Resolver | None] = []
 
@@ -137,17 +138,28 @@ def record_token(principal: ClientPrincipal) -> None:
         return
     key = (principal.company_id, principal.corporation_id)
     issued_at = _issued_at(principal.claims)
+    if _is_recorded(key, issued_at):
+        return
+    # One recording at a time per process: the concurrent first requests of a new token make one
+    # write instead of racing each other (on SQLite, racing read-then-write transactions fail with
+    # "database is locked" instead of waiting).
+    with _recording_lock:
+        if _is_recorded(key, issued_at):
+            return
+        record_membership(principal.company_id, principal.corporation_id, issued_at)
+        with _lock:
+            _recorded[key] = issued_at
+            _recorded.move_to_end(key)
+            while len(_recorded) > RECORDED_CACHE_SIZE:
+                _recorded.popitem(last=False)
+
+
+def _is_recorded(key: tuple[uuid.UUID, uuid.UUID | None], issued_at: float | None) -> bool:
     with _lock:
-        if key in _recorded:
-            seen = _recorded[key]
-            if issued_at is None or (seen is not None and seen >= issued_at):
-                return
-    record_membership(principal.company_id, principal.corporation_id, issued_at)
-    with _lock:
-        _recorded[key] = issued_at
-        _recorded.move_to_end(key)
-        while len(_recorded) > RECORDED_CACHE_SIZE:
-            _recorded.popitem(last=False)
+        if key not in _recorded:
+            return False
+        seen = _recorded[key]
+        return issued_at is None or (seen is not None and seen >= issued_at)
 
 
 def tenant_for_principal(principal: ClientPrincipal) -> Tenant:
