@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ class Tally:
 
 _tallies: dict[str, Tally] = {}
 _item_records: dict[str, list[int]] = {}
+_records_lock = threading.Lock()
 
 
 def _suite_of(nodeid: str) -> str | None:
@@ -77,12 +78,14 @@ class Recorder:
         self.suite = _suite_of(nodeid) or "adversarial"
 
     def case(self, held: bool, n: int = 1) -> None:
-        record = _item_records.setdefault(self.nodeid, [0, 0])
-        record[0 if held else 1] += n
+        with _records_lock:
+            record = _item_records.setdefault(self.nodeid, [0, 0])
+            record[0 if held else 1] += n
 
     def timed(self, seconds: float) -> None:
-        tally = _tallies.setdefault(self.suite, Tally())
-        tally.slowest = max(tally.slowest, seconds)
+        with _records_lock:
+            tally = _tallies.setdefault(self.suite, Tally())
+            tally.slowest = max(tally.slowest, seconds)
 
 
 @pytest.fixture
@@ -141,33 +144,32 @@ class ServerDatabase:
 
         return psycopg.connect(self.conninfo, autocommit=True)
 
-    #: Tables whose content an attack must never change, with the columns that identify a row's owner
-    #: (timestamps of provisioning are left out: a verified token may refresh them by design).
-    TABLES: Mapping[str, str] = field(
-        default_factory=lambda: {
-            "cobee_django_corporation": "id",
-            "cobee_django_company": "id, corporation_id",
-            "api_employee": "*",
-            "api_benefitmodel": "*",
-            "api_benefitbagconfig": "*",
-            "api_consumption": "*",
-        }
+    #: Tables an attack must never change. Timestamps a legitimate request may refresh (``updated_at``
+    #: on a no-op PATCH, the provisioning time a verified corporation token asserts) are left out.
+    TABLES = (
+        "cobee_django_corporation",
+        "cobee_django_company",
+        "api_employee",
+        "api_benefitmodel",
+        "api_benefitbagconfig",
+        "api_consumption",
     )
+    VOLATILE = frozenset({"updated_at", "membership_asserted_at", "membership_source"})
 
     def snapshot(self) -> dict[str, str]:
         """A digest of every row of every watched table (ordered by primary key)."""
         digests = {}
         connection = self.connect()
         try:
-            for table, columns in self.TABLES.items():
+            for table in self.TABLES:
                 cursor = connection.cursor()
-                cursor.execute(f"SELECT {columns} FROM {table} ORDER BY id")
+                cursor.execute(f"SELECT * FROM {table} ORDER BY id")
+                keep = [i for i, column in enumerate(cursor.description) if column[0] not in self.VOLATILE]
                 digest = hashlib.sha256()
-                count = 0
-                for row in cursor.fetchall():
-                    digest.update(repr(tuple(str(value) for value in row)).encode())
-                    count += 1
-                digests[table] = f"{count}:{digest.hexdigest()}"
+                rows = cursor.fetchall()
+                for row in rows:
+                    digest.update(repr([str(row[i]) for i in keep]).encode())
+                digests[table] = f"{len(rows)} rows {digest.hexdigest()[:16]}"
         finally:
             connection.close()
         return digests
@@ -177,7 +179,9 @@ class ServerDatabase:
         try:
             cursor = connection.cursor()
             cursor.execute(sql if self.vendor == "postgresql" else sql.replace("%s", "?"), tuple(params))
-            return [tuple(row) for row in cursor.fetchall()]
+            rows = [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+            connection.commit()
+            return rows
         finally:
             connection.close()
 
@@ -486,26 +490,3 @@ def assert_no_leak(content: bytes, secrets: Iterable[str]) -> None:
         for part in secret.split("."):
             if len(part) >= 16:
                 assert part not in text, "a token segment is echoed"
-
-
-@pytest.fixture(scope="session")
-def any_company(world: World) -> str:
-    return world.first_company()
-
-
-@pytest.fixture
-def tenants_of() -> Any:
-    def rows(payload: Any) -> set[str]:
-        return {row["companyId"] for row in payload.get("employees", [])}
-
-    return rows
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Servers are session-scoped: keep each module's tests together so each server starts once.
-    pass
-
-
-@pytest.fixture(scope="session")
-def thread_lock() -> threading.Lock:
-    return threading.Lock()

@@ -33,7 +33,10 @@ def main() -> None:
                     "name": company.name,
                     "corporation": str(company.corporation_id) if company.corporation_id else None,
                     "employees": [
-                        str(pk) for pk in Employee.objects.filter(company=company).values_list("pk", flat=True)
+                        {"id": str(pk), "email": email, "legalId": legal_id}
+                        for pk, email, legal_id in Employee.objects.filter(company=company).values_list(
+                            "pk", "email", "legal_id"
+                        )
                     ],
                     "benefit_models": [
                         str(pk) for pk in BenefitModel.objects.filter(company=company).values_list("pk", flat=True)
