@@ -99,8 +99,13 @@ class TokenVerifier:
     def verify(self, token: str) -> ValidatedToken:
         """The validated form of ``token``; raises ``TokenRejected`` or ``KeySetUnavailable``."""
         cached = self._cache.get(token)
-        if cached is not None and cached.expires_at > time.time() and cached.key_generation == jwks.key_generation:
-            return cached
+        if cached is not None and cached.expires_at > time.time():
+            # Looking the key up refreshes a key set older than its TTL: a key the issuer withdrew
+            # (say, compromised) stops its cached tokens within the TTL, not only when a new token
+            # happens to trigger a refresh. A withdrawn key raises ``unknown_kid`` here.
+            jwks.keys_for(cached.issuer).get_key(cached.header["kid"])
+            if cached.key_generation == jwks.key_generation:
+                return cached
         try:
             validated = self._verify(token)
         except (TokenRejected, jwks.KeySetUnavailable):

@@ -91,6 +91,18 @@ def test_rotation_is_picked_up_and_removed_keys_stop_working(jwks_settings, toke
     assert jwks_server.fetches() == 2
 
 
+def test_a_withdrawn_key_stops_its_cached_tokens_after_the_ttl(jwks_settings, token_issuer, jwks_server):
+    jwks_settings(JWKS_CACHE_TTL=60)
+    old_token = fresh(token_issuer)
+    assert status(old_token) == 200
+    jwks_server.rotate(TokenIssuer(issuer=token_issuer.issuer, audience=token_issuer.audience))
+    assert status(old_token) == 200  # the cached set is fresh: the withdrawal is not known yet
+    age_key_set(61)
+    # No new token comes along: the cached token itself refreshes the old set, and is refused.
+    assert status(old_token) == 401
+    assert jwks_server.fetches() == 2
+
+
 def test_flood_of_unknown_kids_costs_at_most_one_fetch(jwks_settings, token_issuer, jwks_server):
     assert status(fresh(token_issuer)) == 200
     age_key_set(3600)  # the cooldown has passed: the first unknown kid may fetch
