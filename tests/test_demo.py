@@ -89,7 +89,7 @@ def test_the_seed_has_what_the_demo_promises(db, demo_settings):
     assert Company.objects.filter(corporation=summary.corporations_by_slug["grupo-norte"]).count() == 3
     with unscoped():
         states = set(Employee.objects.values_list("state", flat=True))
-        assert {"active", "not-active", "removed"} <= states
+        assert states == {"active", "not-active", "removed", "blocked"}
         moved = Employee.objects.filter(legal_id=seed.dni(48_123_456))
         assert moved.count() == 2
         assert {e.company.corporation_id for e in moved} == {summary.corporations_by_slug["grupo-norte"].id}
@@ -130,6 +130,15 @@ def test_the_printed_commands_get_a_token_and_list_the_right_company(db, demo_se
     company = seed.seed_id("company", seed.COMPANIES[0].slug)
     assert url.endswith(f"/api/v3/companies/{company}/employees")
     assert {e["companyId"] for e in listed.json()["employees"]} == {str(company)}
+
+
+def test_with_an_external_issuer_the_demo_seeds_but_creates_no_clients(db, demo_settings):
+    demo_settings.DEV_ISSUER = {**demo_settings.DEV_ISSUER, "ENABLED": False}
+    output = run_demo()
+    assert "The dev issuer is off" in output
+    assert "client_secret" not in output
+    assert not DevClient.objects.exists()
+    assert counts()["Employee"] == 27
 
 
 @pytest.mark.parametrize(

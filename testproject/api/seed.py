@@ -219,6 +219,8 @@ def _seed_company(company: Company, spec: CompanySeed, company_index: int) -> No
             state = EmployeeState.REMOVED if spec.slug == "norte-distribucion" else EmployeeState.ACTIVE
         elif person_index == len(spec.people) - 1 and len(spec.people) > 4:
             state = EmployeeState.NOT_ACTIVE
+        elif spec.slug == "iberia-cloud" and person_index == 2:
+            state = EmployeeState.BLOCKED  # card blocked during the second payroll cycle
         employee, _ = Employee.objects.update_or_create(
             id=seed_id(spec.slug, "employee", str(person_index)),
             defaults={
@@ -249,8 +251,8 @@ def _seed_consumptions(company: Company, employee: Employee, spec: CompanySeed, 
     if person_index % 2:
         categories.append(BenefitCategory.NURSERY if person_index % 4 == 1 else BenefitCategory.TRAINING)
     for payroll in PAYROLLS:
-        if employee.state == EmployeeState.REMOVED and payroll != PAYROLLS[0]:
-            continue  # left the company after the first cycle
+        if employee.state in (EmployeeState.REMOVED, EmployeeState.BLOCKED) and payroll != PAYROLLS[0]:
+            continue  # left the company, or was blocked, after the first cycle
         year, month = (int(part) for part in payroll.split("-"))
         for index, category in enumerate(categories):
             amount = {"meal-benefit": 16_500, "transport-benefit": 4_000, "nursery-benefit": 32_000}.get(
