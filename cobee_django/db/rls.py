@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import logging
 import sys
+import uuid
+import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
+from functools import lru_cache
 from typing import Any
 
 from django.db import transaction
@@ -44,6 +47,8 @@ _BYPASS = ("", "on")
 
 #: Role verdicts per database (alias and settings), so each process asks PostgreSQL once.
 _verdicts: dict[tuple[str, ...], list[Problem]] = {}
+#: Connection objects already found safe (their settings do not change), to skip even the lookup.
+_safe: weakref.WeakSet[BaseDatabaseWrapper] = weakref.WeakSet()
 _resolving: ContextVar[bool] = ContextVar("cobee_django_rls_resolving", default=False)
 
 
@@ -53,6 +58,7 @@ class RowLevelSecurityError(CobeeDjangoError):
 
 def _reset() -> None:
     _verdicts.clear()
+    _safe.clear()
 
 
 reload_hooks.append(_reset)
@@ -71,12 +77,20 @@ def _wanted() -> tuple[str, str] | None:
     finally:
         _resolving.reset(token)
     if tenant is not None:
-        return "{" + ",".join(sorted(str(c) for c in tenant.company_ids)) + "}", ""
+        return _array_literal(tenant.company_ids), ""
     return _BYPASS if unscoped else None
+
+
+@lru_cache(maxsize=1024)
+def _array_literal(company_ids: frozenset[uuid.UUID]) -> str:
+    """``{id,id,...}``: the value ``cobee.company_ids`` holds (cached: the same tenants recur)."""
+    return "{" + ",".join(sorted(str(c) for c in company_ids)) + "}"
 
 
 def verify_role(connection: BaseDatabaseWrapper) -> None:
     """Raise :class:`RowLevelSecurityError` unless row-level security holds the connected role."""
+    if connection in _safe:
+        return
     s = connection.settings_dict
     key = (connection.alias, *(str(s.get(k)) for k in ("NAME", "USER", "HOST", "PORT")))
     problems = _verdicts.get(key)
@@ -85,6 +99,7 @@ def verify_role(connection: BaseDatabaseWrapper) -> None:
     if problems:
         first = problems[0]
         raise RowLevelSecurityError(f"{first.id}: {first.msg} {first.hint}")
+    _safe.add(connection)
 
 
 class _InEffect:
