@@ -1,0 +1,42 @@
+"""The test project's URLs plus the baseline the request benchmark compares its list endpoint with."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db.models import QuerySet
+from django.urls import include, path
+from rest_framework import generics
+
+from testproject.api.models import Employee
+from testproject.api.pagination import EmployeePagination
+from testproject.api.serializers import EmployeeSerializer
+from testproject.api.views import filter_employees
+from testproject.urls import urlpatterns as project_urlpatterns
+
+
+class BaselineEmployees(generics.ListAPIView[Employee]):
+    """The same list as ``GET /api/v3/companies/{companyId}/employees``, without any of the app.
+
+    No authentication, no permission classes, no tenant: the unscoped base manager and a
+    hand-written company filter, as a project without cobee_django would write it.
+    """
+
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+    serializer_class = EmployeeSerializer
+    pagination_class = EmployeePagination
+
+    def get_queryset(self) -> QuerySet[Employee]:
+        company_id = uuid.UUID(self.kwargs["companyId"])
+        return filter_employees(Employee._base_manager.filter(company_id=company_id), self.request)
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "company_id": self.kwargs["companyId"]}
+
+
+urlpatterns = [
+    path("bench/baseline/companies/<str:companyId>/employees", BaselineEmployees.as_view()),
+    path("", include(project_urlpatterns)),
+]
