@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
             response.close()
 
     candidate_path = f"/api/v3/companies/{company}/employees"
-    baseline_path = f"/bench/baseline/companies/{company}/employees"
+    baseline_path = f"/api/v3-baseline/companies/{company}/employees"
     bearer = f"Bearer {token}"
     first = call(candidate_handler, candidate_path, bearer)
     second = call(baseline_handler, baseline_path, None)
@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
         side = side or (baseline_handler, baseline_path, None)
         profiler = cProfile.Profile()
         profiler.runcall(measure, *side)
+        if os.environ.get("BENCH_PROFILE_OUT"):
+            profiler.dump_stats(os.environ["BENCH_PROFILE_OUT"])
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(os.environ.get("BENCH_PROFILE_FILTER", ""), 40)
         return
 

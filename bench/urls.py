@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from django.db.models import QuerySet
-from django.urls import include, path
+from django.urls import path
 from rest_framework import generics
 
 from testproject.api.models import Employee
@@ -36,7 +36,8 @@ class BaselineEmployees(generics.ListAPIView[Employee]):
         return {**super().get_serializer_context(), "company_id": self.kwargs["companyId"]}
 
 
+# After the project's patterns, so resolving the baseline's URL costs at least what the candidate's does.
 urlpatterns = [
-    path("bench/baseline/companies/<str:companyId>/employees", BaselineEmployees.as_view()),
-    path("", include(project_urlpatterns)),
+    *project_urlpatterns,
+    path("api/v3-baseline/companies/<str:companyId>/employees", BaselineEmployees.as_view()),
 ]
