@@ -186,17 +186,17 @@ class ServerDatabase:
             connection.close()
 
 
-def _make_server_database(tmp_dir: Path) -> ServerDatabase:
+def _make_server_database(tmp_dir: Path, suffix: str = "adversarial") -> ServerDatabase:
     base = os.environ.get("DATABASE_URL", "")
     if not base.startswith(("postgres://", "postgresql://")):
-        path = tmp_dir / "server.sqlite3"
+        path = tmp_dir / f"{suffix}.sqlite3"
         return ServerDatabase(url=f"sqlite:///{path}", vendor="sqlite", path=path)
     import dj_database_url
     import psycopg
     from psycopg import sql
 
     config = dj_database_url.parse(base)
-    name = f"{config['NAME']}_adversarial"
+    name = f"{config['NAME']}_{suffix}"
     params = {
         "host": config.get("HOST") or "127.0.0.1",
         "port": config.get("PORT") or 5432,
@@ -395,11 +395,9 @@ class World:
         return next(c for c, data in self.companies.items() if data["corporation"] is not None)
 
 
-@pytest.fixture(scope="session")
-def world(jwks_server: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
-    """The served projects' database, migrated and seeded once per session."""
-    tmp_dir = tmp_path_factory.mktemp("adversarial")
-    database = _make_server_database(tmp_dir)
+def fresh_world(jwks_server: Any, tmp_dir: Path, suffix: str = "adversarial") -> World:
+    """A new database for served projects, migrated and seeded (``suffix`` names it)."""
+    database = _make_server_database(tmp_dir, suffix)
     var_dir = tmp_dir / "var"
     var_dir.mkdir()
     completed = subprocess.run(
@@ -415,6 +413,12 @@ def world(jwks_server: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
     line = next(line for line in completed.stdout.decode().splitlines() if line.startswith("WORLD "))
     data = json.loads(line.removeprefix("WORLD "))
     return World(corporations=data["corporations"], companies=data["companies"], database=database, var_dir=var_dir)
+
+
+@pytest.fixture(scope="session")
+def world(jwks_server: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
+    """The served projects' database, migrated and seeded once per session."""
+    return fresh_world(jwks_server, tmp_path_factory.mktemp("adversarial"))
 
 
 def _serve(kind: str, jwks_server: Any, world: World, tmp_dir: Path, overrides: Mapping[str, Any] | None = None) -> Any:
