@@ -5,11 +5,12 @@ Every check id is listed in the docs (``docs/checks.md``); ids are stable and ne
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.db.models import Model
 
 from .conf import user_settings, validate
 
@@ -76,3 +77,34 @@ def admin_template_warnings(apps: Sequence[str]) -> list[CheckMessage]:
             id="cobee_django.W001",
         )
     ]
+
+
+@register(Tags.models, Tags.security)
+def check_tenant_managers(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """Every manager of a tenant model is scoped (id E012)."""
+    from django.apps import apps
+
+    return tenant_manager_errors(apps.get_models())
+
+
+def tenant_manager_errors(models: Iterable[type[Model]]) -> list[CheckMessage]:
+    """E012 for each manager of a tenant model whose querysets are not ``TenantQuerySet``s."""
+    from .managers import TenantQuerySet, is_tenant_model
+
+    errors: list[CheckMessage] = []
+    for model in models:
+        if not is_tenant_model(model):
+            continue
+        for manager in model._meta.managers:
+            # A plain manager on a tenant model reads every company's rows.
+            if not isinstance(manager.get_queryset(), TenantQuerySet):
+                errors.append(
+                    Error(
+                        f"{model._meta.label}.{manager.name} is not scoped to the tenant.",
+                        hint="Derive the manager from cobee_django.managers.TenantManager (or build it with "
+                        "TenantManager.from_queryset(...) from a TenantQuerySet subclass).",
+                        obj=model,
+                        id="cobee_django.E012",
+                    )
+                )
+    return errors

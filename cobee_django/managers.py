@@ -66,7 +66,7 @@ def tenant_condition(model: type[Model], alias: str, tenant: Tenant) -> ExtraWhe
         return ExtraWhere(["1 = 0"], [])
     if len(ids) == 1:
         return Exact(column, next(iter(ids)))
-    return In(column, sorted(ids))
+    return In(column, tenant.sorted_company_ids)
 
 
 def add_tenant_condition(query: Query, tenant: Tenant) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Final
 
 from .exceptions import NoTenantBound
@@ -51,6 +52,11 @@ class Tenant:
             except ValueError:
                 return False
         return company_id in self.company_ids
+
+    @cached_property
+    def sorted_company_ids(self) -> tuple[uuid.UUID, ...]:
+        """The company ids in a stable order (computed once per tenant, used in every query)."""
+        return tuple(sorted(self.company_ids))
 
     @property
     def single_company_id(self) -> uuid.UUID | None:

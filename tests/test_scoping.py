@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Count, Exists, OuterRef, Prefetch, Subquery, Sum
+from django.test.utils import isolate_apps
 
 from cobee_django import state
 from cobee_django.exceptions import NoTenantBound
@@ -320,3 +321,36 @@ def test_the_registry_does_not_reveal_other_companies_rows(data):
         counts = {c.pk: c.n for c in Company.objects.annotate(n=Count("employee"))}
         assert counts[data.a] == 1 and counts[data.b] == 0 and counts[data.c] == 0
         assert list(Employee.objects.values_list("company__name", flat=True)) == ["Acme A"]
+
+
+@isolate_apps("tests.testapp")
+def test_an_unscoped_manager_on_a_tenant_model_fails_the_checks():
+    from django.db import models
+
+    from cobee_django.checks import tenant_manager_errors
+    from cobee_django.managers import TenantManager, TenantQuerySet
+    from cobee_django.models import TenantModel
+
+    class ActiveQuerySet(TenantQuerySet):
+        def active(self):
+            return self.filter(name__gt="")
+
+    class Good(TenantModel):
+        name = models.CharField(max_length=10)
+        active = TenantManager.from_queryset(ActiveQuerySet)()
+
+        class Meta:
+            app_label = "testapp"
+
+    class Bad(TenantModel):
+        name = models.CharField(max_length=10)
+        objects = models.Manager()
+        also_bad = models.Manager()
+
+        class Meta:
+            app_label = "testapp"
+
+    assert tenant_manager_errors([Good, Employee, Note]) == []
+    errors = tenant_manager_errors([Bad])
+    assert [e.id for e in errors] == ["cobee_django.E012", "cobee_django.E012"]
+    assert "testapp.Bad.objects is not scoped" in errors[0].msg
