@@ -246,3 +246,48 @@ def test_concurrent_asgi_requests_in_process(local_world, record):
         record.case(ok)
     assert all(results)
     assert_nothing_bound()
+
+
+def test_concurrent_writes_land_in_their_own_company(served, issuer, world, record):
+    """Every company creates employees at once; each row lands in its caller's company, seen by it alone."""
+    import uuid
+
+    from .conftest import READ_WRITE
+
+    marker = uuid.uuid4().hex[:8]
+    tokens = {company: issuer.make_token(company, scopes=READ_WRITE) for company in world.companies}
+
+    def create(job: tuple[str, int]) -> tuple[str, str | None]:
+        company, n = job
+        body = {
+            "email": f"w{n}-{marker}@{company[:8]}.example",
+            "legalId": f"W{n}{marker}",
+            "name": "W",
+            "surname": "W",
+        }
+        status, _, content, _ = served.request(
+            "POST",
+            f"/api/v3/companies/{company}/employees",
+            [("Authorization", f"Bearer {tokens[company]}"), ("Content-Type", "application/json")],
+            json.dumps(body).encode(),
+        )
+        payload = json.loads(content) if status == 201 else {}
+        return company, payload.get("id") if payload.get("companyId") == company else None
+
+    jobs = [(company, n) for n in range(4) for company in world.companies]
+    try:
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:
+            created = list(pool.map(create, jobs))
+        for _, row in created:
+            record.case(row is not None)
+        assert all(row for _, row in created), created
+        mine = {company: {row for c, row in created if c == company} for company in world.companies}
+        for company, token in tokens.items():
+            status, payload = served.get_json("/api/v3/employees?pageSize=200", token)
+            assert status == 200
+            seen = {row["id"] for row in payload["employees"]}
+            foreign = set().union(*(rows for other, rows in mine.items() if other != company)) & seen
+            record.case(mine[company] <= seen and not foreign)
+            assert mine[company] <= seen and not foreign
+    finally:
+        world.database.query("DELETE FROM api_employee WHERE email LIKE %s", [f"%-{marker}@%"])

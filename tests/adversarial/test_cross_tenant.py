@@ -69,8 +69,8 @@ class Session:
         self.record = record
         self.failures: list[str] = []
 
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        headers = [("Authorization", f"Bearer {self.token}"), ("Accept", "application/json")]
+    def call(self, method: str, path: str, body: Any = None, accept: str = "application/json") -> tuple[int, Any]:
+        headers = [("Authorization", f"Bearer {self.token}"), ("Accept", accept)]
         data = None
         if body is not None:
             headers.append(("Content-Type", "application/json"))
@@ -212,6 +212,15 @@ def test_a_caller_reaches_nothing_of_other_tenants(served, world, issuer, caller
             session.expect(f"own corporation {corporation}", companies == allowed, (status, payload))
         else:
             session.expect(f"corporation {corporation}", status == 403, (status, payload))
+        status, payload = session.call(
+            "GET", f"corporations/{corporation}/consumptions?payroll={PAYROLL}", accept="text/csv"
+        )
+        if corporation == caller.corporation:
+            lines = payload.splitlines()[1:] if status == 200 and isinstance(payload, str) else None
+            ok = lines is not None and {line.split(",")[0] for line in lines} == allowed
+            session.expect(f"own corporation {corporation} as CSV", ok, (status, payload))
+        else:
+            session.expect(f"corporation {corporation} as CSV", status == 403, (status, payload))
 
     # Creating with another company in the body: created, but in the caller's company.
     body = new_employee(companyId=others[0])
