@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from josepy import jwa
@@ -152,8 +152,7 @@ class Header:
     fields: Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class CompactJWS:
+class CompactJWS(NamedTuple):
     """The parts of a strictly parsed compact JWS; the signature is not checked yet."""
 
     header: Header

@@ -69,12 +69,8 @@ class ValidatedToken:
         return self.principal.scopes
 
 
-def _numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
-    value = claims.get(name)
-    if value is None:
-        if name in claims:
-            raise TokenRejected(Reason.BAD_TIME_CLAIM, f"{name} is null")
-        return None
+def _numeric_date(claims: Mapping[str, Any], name: str) -> float:
+    value = claims[name]
     kind = type(value)
     # bool is an int subclass and NaN never compares as expired: both are refused by exact type.
     if kind is int or (kind is float and math.isfinite(value)):
@@ -119,9 +115,9 @@ class TokenVerifier:
         return validated
 
     def _remember(self, token: str, validated: ValidatedToken) -> None:
+        # Oldest first out: bounded in entries whatever the traffic, O(1) per insertion.
         with self._cache_lock:
             cache = self._cache
-            cache.pop(token, None)
             while len(cache) >= self.cache_size:
                 cache.popitem(last=False)
             cache[token] = validated
@@ -154,25 +150,21 @@ class TokenVerifier:
             company_id = self._uuid(metadata, "companyId", Reason.BAD_COMPANY)
             if company_id is None:
                 raise TokenRejected(Reason.BAD_COMPANY, "companyId missing")
-            principal = ClientPrincipal(
-                client_id=client_id,
-                company_id=company_id,
-                corporation_id=self._uuid(metadata, "corporationId", Reason.BAD_CORPORATION),
-                scopes=self._scopes(claims),
-                issuer=issuer.issuer,
-                claims=MappingProxyType(claims),
-            )
+            corporation_id = self._uuid(metadata, "corporationId", Reason.BAD_CORPORATION)
+            scopes = self._scopes(claims)
         except TokenRejected as exc:
             exc.client_id = client_id
             raise
-        return ValidatedToken(
-            claims=principal.claims,
-            header=jws.header.fields,
-            issuer=issuer,
-            principal=principal,
-            expires_at=expires_at,
-            key_generation=generation,
+        frozen_claims = MappingProxyType(claims)
+        principal = ClientPrincipal(
+            client_id=client_id,
+            company_id=company_id,
+            corporation_id=corporation_id,
+            scopes=scopes,
+            issuer=issuer.issuer,
+            claims=frozen_claims,
         )
+        return ValidatedToken(frozen_claims, jws.header.fields, issuer, principal, expires_at, generation)
 
     def _client_id(self, claims: Mapping[str, Any], issuer: IssuerSettings) -> str:
         azp = claims.get("azp")
@@ -180,24 +172,24 @@ class TokenVerifier:
             client_id = azp
             if type(client_id) is not str:
                 raise TokenRejected(Reason.BAD_CLIENT, "azp missing")
+            if claims.get("sub") != client_id + "@clients":
+                raise TokenRejected(Reason.BAD_SUBJECT)
         else:
             client_id = claims.get("client_id", azp)
             if type(client_id) is not str:
                 raise TokenRejected(Reason.BAD_CLIENT, "client_id missing")
             if azp is not None and azp != client_id:
                 raise TokenRejected(Reason.BAD_CLIENT, "azp differs from client_id")
+            if "sub" in claims and type(claims["sub"]) is not str:
+                raise TokenRejected(Reason.BAD_SUBJECT)
         if not client_id or len(client_id) > _MAX_CLIENT_ID or not client_id.isprintable():
             raise TokenRejected(Reason.BAD_CLIENT, "client id malformed")
         if issuer.allowed_clients is not None and client_id not in issuer.allowed_clients:
             raise TokenRejected(Reason.CLIENT_NOT_ALLOWED)
-        if issuer.auth0_claims:
-            if claims.get("sub") != client_id + "@clients":
-                raise TokenRejected(Reason.BAD_SUBJECT)
-        elif "sub" in claims and type(claims["sub"]) is not str:
-            raise TokenRejected(Reason.BAD_SUBJECT)
         return client_id
 
     def _check_claims(self, claims: Mapping[str, Any], issuer: IssuerSettings) -> float:
+        """The audience, times and grant type; returns ``exp``."""
         aud = claims.get("aud")
         if type(aud) is str:
             if aud not in issuer.audiences:
@@ -209,24 +201,29 @@ class TokenVerifier:
             raise TokenRejected(Reason.BAD_AUDIENCE, "aud missing or mistyped")
         now = time.time()
         leeway = self.leeway
-        exp = _numeric_date(claims, "exp")
+        exp = claims.get("exp")
         if exp is None:
-            raise TokenRejected(Reason.MISSING_EXP)
+            raise TokenRejected(Reason.BAD_TIME_CLAIM if "exp" in claims else Reason.MISSING_EXP)
+        # Exact types: bool is an int subclass and NaN never compares as expired.
+        if not (type(exp) is int or (type(exp) is float and math.isfinite(exp))):
+            raise TokenRejected(Reason.BAD_TIME_CLAIM, "exp is not a NumericDate")
         if now >= exp + leeway:
             raise TokenRejected(Reason.EXPIRED)
-        nbf = _numeric_date(claims, "nbf")
-        if nbf is not None and nbf > now + leeway:
-            raise TokenRejected(Reason.NOT_YET_VALID)
-        iat = _numeric_date(claims, "iat")
-        if iat is not None and iat > now + leeway:
-            raise TokenRejected(Reason.ISSUED_IN_FUTURE)
-        allowed_grants = issuer.allowed_grant_types
+        if "nbf" in claims:
+            nbf = _numeric_date(claims, "nbf")
+            if nbf > now + leeway:
+                raise TokenRejected(Reason.NOT_YET_VALID)
+        if "iat" in claims:
+            iat = _numeric_date(claims, "iat")
+            if iat > now + leeway:
+                raise TokenRejected(Reason.ISSUED_IN_FUTURE)
         gty = claims.get("gty")
         if gty is not None and type(gty) is not str:
             raise TokenRejected(Reason.BAD_GRANT_TYPE)
+        allowed_grants = issuer.allowed_grant_types
         if allowed_grants is not None and gty not in allowed_grants:
             raise TokenRejected(Reason.BAD_GRANT_TYPE)
-        return exp
+        return float(exp)
 
     def _uuid(self, metadata: Mapping[str, Any], name: str, reason: Reason) -> uuid.UUID | None:
         value = metadata.get(name)
