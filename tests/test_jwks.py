@@ -307,15 +307,19 @@ def redis_cache(settings):
         if os.environ.get("COBEE_REQUIRE_REDIS"):
             pytest.fail(f"COBEE_REQUIRE_REDIS is set but Redis is not reachable at {REDIS_URL}")
         pytest.skip(f"needs Redis at {REDIS_URL}")
+    # Several test runs may share this Redis database: a unique prefix keeps them apart, and
+    # nothing here flushes the database.
+    prefix = f"cobee-test-{uuid.uuid4().hex}"
     settings.CACHES = {
         **settings.CACHES,
-        "jwks": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL},
+        "jwks": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": prefix},
     }
     from django.core.cache import caches
 
-    caches["jwks"].clear()
     yield caches["jwks"]
-    caches["jwks"].clear()
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(match=f"{prefix}:*"):
+        client.delete(key)
 
 
 def test_workers_share_the_key_set_through_redis(jwks_settings, token_issuer, jwks_server, redis_cache):
