@@ -32,6 +32,7 @@ from typing import Any
 
 import requests
 from django.core.cache import caches
+from django.core.signing import BadSignature, Signer
 
 from . import __version__
 from .conf import IssuerSettings, Settings, get_settings, is_loopback_url, reload_hooks
@@ -292,25 +293,29 @@ class IssuerKeys:
         if not isinstance(raw, str):
             return None
         try:
-            # Entries from the shared cache pass the same rules as fetched ones: a poisoned cache
-            # cannot plant a weak or private key.
-            document = loads_json(raw.encode("utf-8"))
+            # Signed with SECRET_KEY, and then held to the same rules as fetched entries: a value
+            # planted in the cache by someone else, or a weak or private key, is never trusted.
+            document = loads_json(_signer().unsign(raw).encode("utf-8"))
             fetched_at = document["fetched_at"]
             if type(fetched_at) not in (int, float) or not math.isfinite(fetched_at) or fetched_at > time.time() + 60:
                 return None
             key_set, _ = build_key_set(document, self.algorithms, fetched_at=float(fetched_at))
-        except (TokenRejected, FetchError, KeyError, UnicodeEncodeError):
+        except (BadSignature, TokenRejected, FetchError, KeyError, UnicodeEncodeError):
             return None
         return key_set
 
     def _store_shared(self, key_set: KeySet) -> None:
         if self.cache_alias is None:
             return
-        value = json.dumps({"fetched_at": key_set.fetched_at, "keys": list(key_set.entries)})
+        value = _signer().sign(json.dumps({"fetched_at": key_set.fetched_at, "keys": list(key_set.entries)}))
         try:
             caches[self.cache_alias].set(self.cache_key, value, SHARED_CACHE_TIMEOUT)
         except Exception as exc:  # a cache outage must not turn into failed requests
             logger.warning("The shared key-set cache %r failed: %s.", self.cache_alias, type(exc).__name__)
+
+
+def _signer() -> Signer:
+    return Signer(salt="cobee_django.jwks.shared-key-set")
 
 
 _registry: dict[str, IssuerKeys] = {}

@@ -292,10 +292,12 @@ def test_openid_configuration_is_served(rsa_key):
 
 
 def age_shared_entry(cache, seconds: float) -> None:
+    from django.core.signing import Signer
+
     key = issuer_keys().cache_key
-    entry = json.loads(cache.get(key))
+    entry = json.loads(Signer(salt="cobee_django.jwks.shared-key-set").unsign(cache.get(key)))
     entry["fetched_at"] -= seconds
-    cache.set(key, json.dumps(entry))
+    cache.set(key, sign(json.dumps(entry)))
 
 
 @pytest.fixture
@@ -355,6 +357,12 @@ def test_a_rotation_seen_by_one_worker_reaches_the_others(jwks_settings, token_i
     assert jwks_server.fetches() == 2
 
 
+def sign(value: str) -> str:
+    from django.core.signing import Signer
+
+    return Signer(salt="cobee_django.jwks.shared-key-set").sign(value)
+
+
 def test_poisoned_shared_entry_is_ignored(jwks_settings, token_issuer, jwks_server, redis_cache):
     jwks_settings(JWKS_CACHE_ALIAS="jwks")
     attacker = TokenIssuer(issuer=token_issuer.issuer, audience=token_issuer.audience)
@@ -363,16 +371,24 @@ def test_poisoned_shared_entry_is_ignored(jwks_settings, token_issuer, jwks_serv
         audience=token_issuer.audience,
         key=rsa.generate_private_key(public_exponent=65537, key_size=1024),
     )
-    keys = issuer_keys()
-    redis_cache.set(keys.cache_key, '{"fetched_at": 1e300, "keys": []}')
-    assert status(fresh(token_issuer)) == 200  # future timestamp ignored, fetched over HTTP
-    jwks.reset()
-    redis_cache.set(keys.cache_key, json.dumps({"fetched_at": time.time(), "keys": [{"kty": "RSA"}]}))
-    assert status(fresh(token_issuer)) == 200
-    jwks.reset()
-    redis_cache.set(keys.cache_key, json.dumps({"fetched_at": time.time(), "keys": [weak.public_jwk]}))
-    assert status(fresh(weak)) == 401  # a weak key planted in the cache is never trusted
-    assert attacker.kid != token_issuer.kid
+    key = issuer_keys().cache_key
+    planted = [
+        # An attacker's strong key, written without our signature.
+        json.dumps({"fetched_at": time.time(), "keys": [attacker.public_jwk]}),
+        # Signed, but claiming a fetch in the future (it would never be refreshed).
+        sign(json.dumps({"fetched_at": 1e300, "keys": [attacker.public_jwk]})),
+        # Signed, but holding a key no fetched set could hold.
+        sign(json.dumps({"fetched_at": time.time(), "keys": [weak.public_jwk]})),
+        sign(json.dumps({"fetched_at": time.time(), "keys": [{"kty": "RSA"}]})),
+        sign("not json"),
+    ]
+    for value in planted:
+        jwks.reset()
+        redis_cache.set(key, value)
+        assert status(fresh(attacker)) == 401
+        assert status(fresh(weak)) == 401
+        assert status(fresh(token_issuer)) == 200  # fetched over HTTP instead
+    assert jwks_server.fetches() == len(planted)
 
 
 def test_cache_outage_does_not_break_authentication(jwks_settings, token_issuer, jwks_server, settings):
