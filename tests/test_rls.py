@@ -239,6 +239,16 @@ def test_threads_bound_to_different_companies_see_their_own_rows(as_runtime, run
     assert seen == {A: (["a1", "a2"], ["a1", "a2"]), C: (["c1", "c2", "c3"], ["c1", "c2", "c3"])}
 
 
+def test_a_stray_connection_in_autocommit_is_refused_not_left_unprotected(as_runtime, runtime_role):
+    stray = as_runtime.__class__({**as_runtime.settings_dict})
+    try:
+        cursor = stray.cursor()
+        with for_company(A), pytest.raises(RowLevelSecurityError, match="outside a transaction"):
+            cursor.execute("SELECT name FROM rlsapp_team")
+    finally:
+        stray.close()
+
+
 # --- writes -------------------------------------------------------------------------------------
 
 

@@ -28,7 +28,7 @@ from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
@@ -182,6 +182,12 @@ def execute_wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bo
     if wanted is None:
         return execute(sql, params, many, context)
     # Autocommit: run the statement in a transaction of its own, which the value cannot outlive.
+    if connections[connection.alias] is not connection:
+        # atomic() can only name a connection by alias; it would open the transaction elsewhere.
+        raise RowLevelSecurityError(
+            f"A statement on a connection that is not connections[{connection.alias!r}] of this thread ran "
+            "outside a transaction; run it inside atomic() on that connection."
+        )
     with transaction.atomic(using=connection.alias):
         _set(connection, wanted, sql)
         return execute(sql, params, many, context)
