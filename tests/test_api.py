@@ -499,3 +499,23 @@ def test_csv_cells_cannot_become_formulas():
     assert safe_cell("@SUM") == "'@SUM"
     assert safe_cell("Ana") == "Ana"
     assert safe_cell(None) == ""
+
+
+@pytest.mark.parametrize("method", ["post", "patch"])
+def test_a_duplicate_that_slips_past_the_checks_is_still_a_400(world, as_client, monkeypatch, method):
+    """Two concurrent requests can both pass the uniqueness checks; the database constraint decides."""
+    from testproject.api import serializers
+
+    monkeypatch.setattr(serializers.EmployeeSerializer, "validate_email", lambda self, value: value)
+    monkeypatch.setattr("cobee_django.guards.validate_company_unique", lambda *args, **kwargs: None)
+    api = as_client(world.a)
+    if method == "post":
+        data = {"email": world.employees["ana"].email, "legalId": "55555555K", "name": "Twin", "surname": "Ana"}
+        response = api.post(employees_url(world.a), data, format="json")
+    else:
+        path = f"{employees_url(world.a)}/{world.employees['bea'].id}"
+        response = api.patch(path, {"email": world.employees["ana"].email}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {"non_field_errors": ["An employee with this email or legal id already exists."]}
+    with for_company(world.a.id):
+        assert Employee.objects.filter(email=world.employees["ana"].email).count() == 1

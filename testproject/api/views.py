@@ -10,13 +10,19 @@ the URL and puts new rows in it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from rest_framework import generics
+from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from cobee_django.models import Company
@@ -62,6 +68,26 @@ def filter_employees(queryset: QuerySet[Employee], request: Request) -> QuerySet
     return queryset
 
 
+@contextmanager
+def unique_employee() -> Iterator[None]:
+    """Answer 400, not 500, when a concurrent request took the email or legal id first.
+
+    The serializer and the model check uniqueness, but two requests can both pass those checks;
+    the database constraint then decides, and the loser gets the same answer as a plain duplicate.
+    """
+    # Inside a transaction, a savepoint keeps it usable after the failed statement. Outside one the
+    # statement fails alone; opening a transaction there would make SQLite answer "database is
+    # locked" to concurrent writers (its read lock cannot be upgraded to a write lock).
+    in_transaction = transaction.get_connection(Employee.objects.db).in_atomic_block
+    try:
+        with transaction.atomic() if in_transaction else nullcontext():
+            yield
+    except IntegrityError:
+        raise ValidationError(
+            {api_settings.NON_FIELD_ERRORS_KEY: ["An employee with this email or legal id already exists."]}
+        ) from None
+
+
 class CompanyEmployees(EmployeeScopes, CompanyFromURLMixin, generics.ListCreateAPIView[Employee]):
     """``GET|POST /api/v3/companies/{companyId}/employees``."""
 
@@ -78,6 +104,10 @@ class CompanyEmployees(EmployeeScopes, CompanyFromURLMixin, generics.ListCreateA
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "company_id": self.get_url_company_id()}
 
+    def perform_create(self, serializer: BaseSerializer[Employee]) -> None:
+        with unique_employee():
+            super().perform_create(serializer)
+
 
 class CompanyEmployee(EmployeeScopes, CompanyFromURLMixin, generics.RetrieveUpdateDestroyAPIView[Employee]):
     """``GET|PATCH|DELETE /api/v3/companies/{companyId}/employees/{employeeId}``.
@@ -90,6 +120,10 @@ class CompanyEmployee(EmployeeScopes, CompanyFromURLMixin, generics.RetrieveUpda
     lookup_url_kwarg = "employeeId"
     http_method_names = ["get", "patch", "delete", "head", "options"]
     queryset = Employee.objects.all()
+
+    def perform_update(self, serializer: BaseSerializer[Employee]) -> None:
+        with unique_employee():
+            super().perform_update(serializer)
 
     def perform_destroy(self, instance: Employee) -> None:
         instance.state = EmployeeState.REMOVED
