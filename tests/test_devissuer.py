@@ -278,6 +278,7 @@ BAD_REQUESTS = {
     ),
     "malformed json": ("raw-json", '{"grant_type": "client_credentials", ', 400, "invalid_request"),
     "json array": ("raw-json", '["client_credentials"]', 400, "invalid_request"),
+    "json nested too deeply": ("raw-json", "[" * 100_000 + "]" * 100_000, 400, "invalid_request"),
     "json duplicate key": (
         "raw-json",
         '{"grant_type": "client_credentials", "client_id": "{id}", "client_id": "x", "client_secret": "{secret}"}',

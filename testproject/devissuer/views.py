@@ -82,7 +82,8 @@ def read_parameters(request: HttpRequest, names: frozenset[str]) -> dict[str, st
     elif content_type == "application/json":
         try:
             parsed = json.loads(request.body, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            # RecursionError: a body nested deeper than Python's decoder goes is bad input too, not a 500.
             raise _invalid_request("The body is not valid JSON.") from None
         if not isinstance(parsed, dict):
             raise _invalid_request("The body must be a JSON object.")
