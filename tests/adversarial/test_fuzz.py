@@ -188,3 +188,41 @@ def test_arbitrary_ids_in_paths_over_http(served, world, issuer, path, method, r
             status,
         )
     record.case(True)
+
+
+HOSTILE_BODIES = {
+    "a list nested 100000 deep": b"[" * 100_000 + b"]" * 100_000,
+    "an object nested 50000 deep": b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+    "NaN": b'{"grossSalary": {"amountInCents": NaN}}',
+    "an integer of 5000 digits": b'{"grossSalary": {"amountInCents": ' + b"9" * 5000 + b"}}",
+    "1e999": b'{"grossSalary": {"amountInCents": 1e999}}',
+    "invalid UTF-8": b'{"name": "\xff\xfe"}',
+    "a NUL character": b'{"name": "a\\u0000b"}',
+    "a lone surrogate": b'{"name": "\\ud800"}',
+    "a top-level list": b"[]",
+    "a top-level string": b'"x"',
+    "nested metadata": b'{"metadata": {"a": {"b": 1}}}',
+    "a five-digit year": b'{"birthDate": "99999-01-01"}',
+    "an object as modelId": b'{"modelId": {"a": 1}}',
+    "a list as state": b'{"state": ["active"]}',
+    "three megabytes (over Django's upload limit)": b'{"name": "' + b"x" * 3_000_000 + b'"}',
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_BODIES)
+def test_hostile_json_bodies_over_http(served, world, issuer, name, record):
+    """Bodies no client should send: a 400 with field or parse errors, never a 500."""
+    company = world.first_company()
+    token = issuer.make_token(company, scopes=("read:employees", "write:employees"))
+    employee = world.companies[company]["employees"][0]["id"]
+    headers = [("Authorization", f"Bearer {token}"), ("Content-Type", "application/json")]
+    for method, path in [
+        ("POST", f"/api/v3/companies/{company}/employees"),
+        ("PATCH", f"/api/v3/companies/{company}/employees/{employee}"),
+    ]:
+        status, _, content, seconds = served.request(method, path, headers, HOSTILE_BODIES[name])
+        record.timed(seconds)
+        assert status in (400, 413), (method, status, content[:300])
+        assert b"Traceback" not in content
+        record.case(True)
+    assert "Traceback" not in served.log()
