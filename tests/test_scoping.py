@@ -184,6 +184,8 @@ def test_prefetch_related_stays_inside(data):
 def test_update_and_delete_stay_inside(data):
     with state.for_company(data.a):
         assert Employee.objects.update(salary=99) == 1
+        # The private entry point Django's own saving uses when a scoped manager is the base manager.
+        assert Employee.objects.all()._update([(Employee._meta.get_field("salary"), None, 99)]) == 1
         assert Employee.objects.filter(salary=10).delete()[0] == 0
         assert Badge.objects.all().delete() == (1, {"testapp.Badge": 1})  # fast-delete path
         assert Project.objects.all().delete()[0] >= 1  # collector path (m2m rows go too)
