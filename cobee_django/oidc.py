@@ -29,7 +29,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.core.exceptions import SuspiciousOperation
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
@@ -189,6 +189,13 @@ class StaffOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
 
     def sign_in(self, claims: StaffClaims) -> Any:
         """Find or create the user of ``claims`` and bring their OIDC grants up to date."""
+        try:
+            return self._sign_in(claims)
+        except IntegrityError:
+            # Two first sign-ins of one person at once: the other created the identity; use it.
+            return self._sign_in(claims)
+
+    def _sign_in(self, claims: StaffClaims) -> Any:
         with transaction.atomic():
             identity = (
                 StaffIdentity.objects.select_for_update()

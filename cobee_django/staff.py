@@ -25,8 +25,9 @@ from .conf import get_settings
 from .models import Company, Corporation, StaffGrant, StaffIdentity
 from .state import Tenant
 
-#: Where the resolved choice is cached on the request (computed once per request).
+#: Where the resolved choice and the choices are cached on the request (computed once per request).
 _REQUEST_ATTR = "_cobee_admin_choice"
+_REQUEST_CHOICES_ATTR = "_cobee_admin_choices"
 _UNSET = object()
 
 
@@ -148,6 +149,15 @@ def find_choice(user: AbstractBaseUser | AnonymousUser, key: object) -> TenantCh
     return None
 
 
+def choices_for_request(request: HttpRequest) -> list[TenantChoice]:
+    """:func:`choices_for` the request's user, computed once per request."""
+    cached = getattr(request, _REQUEST_CHOICES_ATTR, None)
+    if cached is None:
+        cached = choices_for(getattr(request, "user", AnonymousUser()))
+        setattr(request, _REQUEST_CHOICES_ATTR, cached)
+    return cached
+
+
 def active_choice(request: HttpRequest) -> TenantChoice | None:
     """The choice the staff user of ``request`` is working on, validated against current grants.
 
@@ -161,7 +171,7 @@ def active_choice(request: HttpRequest) -> TenantChoice | None:
     user = getattr(request, "user", None)
     choice: TenantChoice | None = None
     if user is not None and is_staff_user(user):
-        choices = choices_for(user)
+        choices = choices_for_request(request)
         session = getattr(request, "session", None)
         session_key = get_settings().admin_session_key
         stored = session.get(session_key) if session is not None else None

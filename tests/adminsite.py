@@ -31,6 +31,8 @@ class DepartmentAdmin(TenantModelAdmin):
 class ProjectAdmin(TenantModelAdmin):
     ordering = ["name"]
     search_fields = ["name"]
+    list_display = ["id", "name"]
+    list_editable = ["name"]
 
 
 @admin.register(Employee, site=site)

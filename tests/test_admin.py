@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import django
 import pytest
 from django.urls import reverse
 
@@ -421,3 +422,41 @@ def test_superuser_reaches_any_company_through_the_switcher(world, data, client)
     use(client, f"company:{world.globex_one.id}")
     body = page(client, reverse("admin:testapp_employee_changelist"))
     assert "ann@globex.test" in body and "ann@north.test" not in body
+
+
+@tenant_admin
+@pytest.mark.skipif(django.VERSION < (5, 0), reason="list filter facets came with Django 5.0")
+def test_filter_facet_counts_stay_in_the_tenant(world, data, operator, client):
+    from cobee_django.state import for_company
+    from tests.testapp.models import Employee
+
+    with for_company(world.acme_south.id):
+        Employee.objects.create(email="bob@south.test")
+    use(client, f"corporation:{world.acme.id}")
+    body = page(client, reverse("admin:testapp_employee_changelist"), _facets="True")
+    assert "Acme North (1)" in body
+    assert "Acme South (2)" in body
+    assert "Globex One" not in body.split('id="changelist-filter"')[1]
+
+
+@tenant_admin
+def test_list_editable_cannot_reach_another_companys_row(world, data, operator, client):
+    own, other = data["north"]["project"], data["globex"]["project"]
+    response = client.post(
+        reverse("admin:testapp_project_changelist"),
+        {
+            "form-TOTAL_FORMS": "2",
+            "form-INITIAL_FORMS": "2",
+            "form-0-id": str(own.pk),
+            "form-0-name": "renamed",
+            "form-1-id": str(other.pk),
+            "form-1-name": "hacked",
+            "_save": "Save",
+        },
+    )
+    assert response.status_code in (200, 302)
+    from cobee_django.state import unscoped
+    from tests.testapp.models import Project
+
+    with unscoped():
+        assert Project.objects.get(pk=other.pk).name == "globex-project"

@@ -44,7 +44,7 @@ def tenant_switcher(context: template.Context) -> dict[str, Any]:
         "csrf_token": context.get("csrf_token"),
         "action": action,
         "field": FIELD,
-        "choices": staff.choices_for(user),
+        "choices": staff.choices_for_request(request),
         "active": active,
         "next": _back_url(context),
     }
