@@ -129,11 +129,19 @@ COBEE_DJANGO = {
     "JWKS_URL": JWKS_URL,
 }
 
+# The built-in development token issuer (testproject.devissuer): on unless an external key set is trusted.
+DEV_ISSUER = {
+    "ENABLED": JWKS_URL is None,
+    "KEY_FILE": VAR_DIR / "dev-issuer-key.pem",
+    "ALLOW_WITHOUT_DEBUG": _env_flag("COBEE_DEV_ISSUER_WITHOUT_DEBUG", False),
+    "TOKEN_LIFETIME": 86400,
+}
+
 # Staff sign-in to the admin through OpenID Connect (mozilla-django-oidc). The provider is
 # COBEE_OIDC_ISSUER (e.g. https://your-tenant.eu.auth0.com/, whose endpoints have these same paths);
 # by default the dev issuer, when it is on. Without a provider, the admin keeps its local
 # username/password sign-in only.
-OIDC_ISSUER = os.environ.get("COBEE_OIDC_ISSUER") or (ISSUER if JWKS_URL is None else None)
+OIDC_ISSUER = os.environ.get("COBEE_OIDC_ISSUER") or (ISSUER if DEV_ISSUER["ENABLED"] else None)
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 if OIDC_ISSUER:
     _oidc_base = OIDC_ISSUER.rstrip("/")
@@ -152,14 +160,6 @@ if OIDC_ISSUER:
     LOGIN_REDIRECT_URL = "/admin/"
     LOGIN_REDIRECT_URL_FAILURE = "/admin/login/"
     LOGOUT_REDIRECT_URL = "/admin/login/"
-
-# The built-in development token issuer (testproject.devissuer): on unless an external key set is trusted.
-DEV_ISSUER = {
-    "ENABLED": JWKS_URL is None,
-    "KEY_FILE": VAR_DIR / "dev-issuer-key.pem",
-    "ALLOW_WITHOUT_DEBUG": _env_flag("COBEE_DEV_ISSUER_WITHOUT_DEBUG", False),
-    "TOKEN_LIFETIME": 86400,
-}
 
 REST_FRAMEWORK: dict[str, object] = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["cobee_django.authentication.JWTAuthentication"],

@@ -49,3 +49,13 @@ def grant(user, target, source: str = GrantSource.ADMIN) -> StaffGrant:
     if isinstance(target, Company):
         return StaffGrant.objects.create(user=user, company=target, source=source)
     return StaffGrant.objects.create(user=user, corporation=target, source=source)
+
+
+def point_oidc_at(settings, base: str) -> None:
+    """Make the project's dev issuer and its admin's OIDC sign-in live at ``base`` (a live server)."""
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "ISSUER": f"{base}/", "ADMIN_OIDC_ISSUER": f"{base}/"}
+    settings.OIDC_OP_AUTHORIZATION_ENDPOINT = f"{base}/authorize"
+    settings.OIDC_OP_TOKEN_ENDPOINT = f"{base}/oauth/token"
+    settings.OIDC_OP_USER_ENDPOINT = f"{base}/userinfo"
+    settings.OIDC_OP_JWKS_ENDPOINT = f"{base}/.well-known/jwks.json"
+    settings.DEV_ISSUER = {**getattr(settings, "DEV_ISSUER", {}), "ENABLED": True}

@@ -92,3 +92,7 @@ class DevClient(models.Model):
             self.save(update_fields=["secret_hash"])
 
         return check_password(secret, self.secret_hash, setter=upgrade)
+
+
+# The people of the OpenID provider (oidc_provider) live in their own module.
+from .people import DevPerson  # noqa: E402, F401

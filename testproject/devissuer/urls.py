@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from . import oidc_provider, views
 
 app_name = "devissuer"
 
@@ -11,4 +11,7 @@ urlpatterns = [
     path(".well-known/openid-configuration", views.openid_configuration, name="openid-configuration"),
     path("oauth/token", views.oauth_token, name="token"),
     path("api/v3/oauth/token", views.cobee_token, name="cobee-token"),
+    # OpenID Connect for the admin's staff sign-in (the token endpoint above serves its code grant).
+    path("authorize", oidc_provider.authorize, name="authorize"),
+    path("userinfo", oidc_provider.userinfo, name="userinfo"),
 ]

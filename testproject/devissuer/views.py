@@ -18,7 +18,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from . import conf, keys
+from . import conf, keys, oidc_provider
 from .models import DevClient
 from .tokens import issue_token
 
@@ -160,18 +160,18 @@ def openid_configuration(request: HttpRequest) -> HttpResponse:
     """Discovery: where the keys and the token endpoint are."""
     issuer = conf.served_issuer().issuer
     base = issuer if issuer.endswith("/") else f"{issuer}/"
-    return JsonResponse(
-        {
-            "issuer": issuer,
-            "jwks_uri": f"{base}.well-known/jwks.json",
-            "token_endpoint": f"{base}oauth/token",
-            "grant_types_supported": [GRANT_TYPE],
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
-            "response_types_supported": ["token"],
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["RS256"],
-        }
-    )
+    document = {
+        "issuer": issuer,
+        "jwks_uri": f"{base}.well-known/jwks.json",
+        "token_endpoint": f"{base}oauth/token",
+        "grant_types_supported": [GRANT_TYPE],
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "response_types_supported": ["token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    }
+    document.update(oidc_provider.discovery_fields(base))
+    return JsonResponse(document)
 
 
 @csrf_exempt
@@ -184,6 +184,9 @@ def oauth_token(request: HttpRequest) -> HttpResponse:
         grant_type = params.get("grant_type")
         if grant_type is None:
             raise _invalid_request("Missing grant_type.")
+        if grant_type == oidc_provider.GRANT_TYPE:
+            # The admin's OpenID Connect sign-in (see oidc_provider).
+            return oidc_provider.exchange_code(request)
         if grant_type != GRANT_TYPE:
             raise OAuthError("unsupported_grant_type", f"Only {GRANT_TYPE} is supported.")
         client = _authenticate(request, params.get("client_id"), params.get("client_secret"))
