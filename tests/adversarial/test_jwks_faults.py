@@ -247,3 +247,47 @@ def test_issuer_faults_with_a_cold_cache(keys, start_server, world, record):
     wait_cooldown()
     probe.expect(valid, 200, "the issuer is back")
     assert "Traceback" not in probe.served.log()
+
+
+def test_rotation_under_load(keys, start_server, world, record):
+    """Threads keep calling with old-key and new-key tokens while the issuer rotates: only 200 or 401."""
+    old, new = issuer_on(keys), issuer_on(keys)
+    keys.serve(old)
+    probe = Probe(start_server("wsgi", SETTINGS, keys=keys), world.first_company(), record)
+    tokens = {"old": old.make_token(probe.company, scopes=READ), "new": new.make_token(probe.company, scopes=READ)}
+    probe.expect(tokens["old"], 200, "warm-up")
+    stop = threading.Event()
+    seen: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    def hammer(which: str) -> None:
+        while not stop.is_set():
+            # A fresh token each time as well, so both the validated-token cache and the verifier are hit.
+            issuer = old if which == "old" else new
+            for token in (tokens[which], issuer.make_token(probe.company, scopes=READ)):
+                status, _ = probe.get(token)
+                with lock:
+                    seen.append((which, status))
+
+    threads = [threading.Thread(target=hammer, args=(which,)) for which in ("old", "new") * 4]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(0.5)
+        keys.serve(old, new)  # the next key is published
+        time.sleep(TTL + COOLDOWN)
+        keys.serve(new)  # the old key is withdrawn
+        time.sleep(TTL + COOLDOWN)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    statuses = {status for _, status in seen}
+    record.case(statuses <= {200, 401}, len(seen))
+    assert statuses <= {200, 401}, statuses
+    # Once the dust settles: the new key works, the old one does not, cached or not.
+    wait_cooldown()
+    probe.expect(tokens["new"], 200, "the new key after the rotation")
+    probe.expect(tokens["old"], 401, "the withdrawn key after the rotation")
+    probe.expect(old.make_token(probe.company, scopes=READ), 401, "a fresh token of the withdrawn key")
+    assert "Traceback" not in probe.served.log()

@@ -795,3 +795,14 @@ def test_the_server_logged_no_token_and_no_traceback(served):
     assert "Traceback" not in log
     leaked = [token for token in SENT if token.split(".")[-1] and token.split(".")[-1] in log]
     assert not leaked, f"{len(leaked)} tokens appear in the server log"
+
+
+@pytest.mark.parametrize("path", ["/admin/", "/admin/cobee_django/company/", "/admin/auth/user/"])
+def test_a_valid_token_does_not_open_the_admin(served, kit, path, record):
+    """Access tokens are for the API: the admin ignores them and asks a person to sign in."""
+    token = kit.issuer.make_token(kit.company, kit.corporation, scopes=READ)
+    status, headers, content, seconds = served.request("GET", path, [("Authorization", f"Bearer {token}")])
+    record.timed(seconds)
+    assert status == 302, status
+    assert headers["Location"].startswith("/admin/login/")
+    assert_no_leak(content, [token])
