@@ -123,7 +123,7 @@ ISSUER = os.environ.get("COBEE_DJANGO_ISSUER", "http://127.0.0.1:8000/")
 AUDIENCE = os.environ.get("COBEE_DJANGO_AUDIENCE", "https://api.cobee.io")
 JWKS_URL = os.environ.get("COBEE_DJANGO_JWKS_URL") or None
 
-COBEE_DJANGO = {
+COBEE_DJANGO: dict[str, object] = {
     "ISSUER": ISSUER,
     "AUDIENCE": AUDIENCE,
     "JWKS_URL": JWKS_URL,
@@ -147,6 +147,8 @@ if OIDC_ISSUER:
     _oidc_base = OIDC_ISSUER.rstrip("/")
     AUTHENTICATION_BACKENDS.insert(0, "cobee_django.oidc.StaffOIDCBackend")
     COBEE_DJANGO["ADMIN_OIDC_ISSUER"] = OIDC_ISSUER
+    # Staff signed in through OIDC get the Operators group's permissions (manage.py demo creates it).
+    COBEE_DJANGO["ADMIN_OIDC_GROUPS"] = ["Operators"]
     OIDC_RP_CLIENT_ID = os.environ.get("COBEE_OIDC_CLIENT_ID", "cobee-admin-dev")
     OIDC_RP_CLIENT_SECRET = os.environ.get("COBEE_OIDC_CLIENT_SECRET") or _local_secret_key("oidc_client_secret")
     OIDC_RP_SIGN_ALGO = "RS256"

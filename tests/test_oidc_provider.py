@@ -15,7 +15,7 @@ import pytest
 from django.test import Client
 
 from cobee_django import staff
-from cobee_django.models import StaffGrant, StaffIdentity
+from cobee_django.models import Company, Corporation, StaffGrant, StaffIdentity
 from testproject.devissuer import keys
 from testproject.devissuer.people import DevPerson
 from tests.admin_world import make_world, point_oidc_at
@@ -251,3 +251,25 @@ def test_authorize_sends_errors_back_to_the_client(provider, client, settings):
 def test_userinfo_needs_a_valid_access_token(provider, client):
     assert client.get("/userinfo").status_code == 401
     assert client.get("/userinfo", HTTP_AUTHORIZATION="Bearer nope").status_code == 401
+
+
+def test_demo_people_sign_in_as_operators(provider, client):
+    from testproject.api import seed
+    from testproject.api.demo_people import OPERATORS_GROUP, ensure_demo_people
+
+    summary = seed.SeedSummary()
+    for corp in seed.CORPORATIONS:
+        summary.corporations_by_slug[corp.slug] = Corporation.objects.create(name=corp.name)
+    for spec in seed.COMPANIES:
+        corporation = summary.corporations_by_slug.get(spec.corporation) if spec.corporation else None
+        summary.companies_by_slug[spec.slug] = Company.objects.create(name=spec.name, corporation=corporation)
+    people = ensure_demo_people(summary)
+    assert len(ensure_demo_people(summary)) == len(people) == DevPerson.objects.count()  # idempotent
+    first_corp = seed.CORPORATIONS[0]
+    operator = DevPerson.objects.get(subject=f"dev|operator-{first_corp.slug}")
+    sign_in(client, operator)
+    user = StaffIdentity.objects.get(subject=operator.subject).user
+    assert user.groups.filter(name=OPERATORS_GROUP).exists()
+    assert user.has_perm("api.change_employee")
+    page = client.get("/admin/").content.decode()
+    assert f"{first_corp.name} (all companies)" in page

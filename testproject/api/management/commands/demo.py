@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from cobee_django.conf import get_settings
 from testproject.api import seed
 from testproject.api.demo_clients import DemoClient, ensure_clients, secrets_file
+from testproject.api.demo_people import ensure_demo_people
 from testproject.devissuer import conf as issuer_conf
 
 DEFAULT_ADDRESS = "127.0.0.1:8000"
@@ -66,6 +67,7 @@ class Command(BaseCommand):
         if issuer_conf.enabled():
             clients = ensure_clients(demo_client_specs(summary))
             self._print_clients(clients, base, sorted(issuer.audiences)[0])
+            self._print_admin(ensure_demo_people(summary), base)
         else:
             self.stdout.write(
                 f"The dev issuer is off: tokens come from {issuer.issuer} (keys at {issuer.jwks_url}). "
@@ -134,6 +136,14 @@ class Command(BaseCommand):
         self.stdout.write(
             "\nNew clients: python manage.py create_dev_client --company UUID [--corporation UUID] [--json]"
         )
+
+    def _print_admin(self, people: list[tuple[Any, str]], base: str) -> None:
+        self.stdout.write(
+            f'\n5. The admin: open {base}admin/, choose "Sign in with single sign-on" and pick a person; '
+            "the switcher in the header changes the company you manage:"
+        )
+        for person, reach in people:
+            self._print(f"{person.name:<42} {reach}")
 
 
 def _json(value: dict[str, str]) -> str:
