@@ -249,6 +249,16 @@ def test_a_stray_connection_in_autocommit_is_refused_not_left_unprotected(as_run
         stray.close()
 
 
+def test_a_broken_setting_elsewhere_neither_blocks_queries_nor_lowers_the_wall(as_runtime, settings):
+    settings.COBEE_DJANGO = {"ROW_LEVEL_SECURITY": True}  # no ISSUER: the settings do not validate
+    with for_company(A):
+        assert raw_names() == ["a1", "a2"]
+    assert raw_names() == []
+    settings.COBEE_DJANGO = {}
+    with unscoped():  # the wall is off: nothing is set, so the policies show nothing either way
+        assert raw_names() == []
+
+
 # --- writes -------------------------------------------------------------------------------------
 
 

@@ -28,13 +28,14 @@ from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 
 from .. import state
-from ..conf import Problem, get_settings, reload_hooks
+from ..conf import Problem, get_settings, reload_hooks, user_settings
 from ..exceptions import CobeeDjangoError
 from .policy import BYPASS_SETTING, COMPANY_IDS_SETTING, role_problems
 
@@ -62,6 +63,14 @@ def _reset() -> None:
 
 
 reload_hooks.append(_reset)
+
+
+def _enabled() -> bool:
+    try:
+        return get_settings().row_level_security
+    except ImproperlyConfigured:
+        # Another key is broken (the checks say which): keep the wall as asked, block nothing else.
+        return user_settings().get("ROW_LEVEL_SECURITY") is True
 
 
 def _wanted() -> tuple[str, str] | None:
@@ -159,7 +168,7 @@ def _audit_bypass(connection: BaseDatabaseWrapper, sql: str) -> None:
 
 def execute_wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
     """Run one statement with the bound tenant's companies set in PostgreSQL (see the module docs)."""
-    if not get_settings().row_level_security:
+    if not _enabled():
         return execute(sql, params, many, context)
     connection: BaseDatabaseWrapper = context["connection"]
     wanted = _wanted()
