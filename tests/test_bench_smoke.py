@@ -40,9 +40,10 @@ def test_bench_on_postgres_prints_its_figures():
     if not url.startswith(("postgres://", "postgresql://")):
         pytest.skip("the request and data-scale benchmarks need DATABASE_URL=postgres://...")
     # Databases of their own next to the test database: <name>_bench, <name>_bench_300, ...
-    out = run_bench("request", "scale", env={"BENCH_DATABASE_URL": url.split("?")[0] + "_bench"})
+    out = run_bench("request", "server", "scale", env={"BENCH_DATABASE_URL": url.split("?")[0] + "_bench"})
     for line in (
         "RATIO request rps, app / hand-written baseline: ",
+        "RATIO server rps, app / hand-written baseline: ",
         "RATIO scale 300 company count, scoped / hand-written: ",
         "RATIO scale 600 corporation list, scoped / hand-written: ",
         "FIGURE scale 600 plan, one company: ",
