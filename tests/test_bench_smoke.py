@@ -47,7 +47,7 @@ def test_bench_on_postgres_prints_its_figures():
         "RATIO scale 300 company count, scoped / hand-written: ",
         "RATIO scale 600 corporation list, scoped / hand-written: ",
         "FIGURE scale 600 plan, one company: ",
-        "RATIO scale growth company list, 600 rows / 300 rows: ",
+        "RATIO scale growth company list, 600 rows / 300 rows (table 2x): ",
     ):
         assert line in out, out
 
