@@ -21,6 +21,8 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin import RelatedOnlyFieldListFilter
 from django.contrib.admin.utils import get_fields_from_path
+from django.core import checks
+from django.core.checks import CheckMessage
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
@@ -135,6 +137,21 @@ class TenantAdminMixin(_TenantFieldsMixin, _ModelAdminBase):
     """
 
     no_tenant_template = "admin/cobee_django/no_tenant.html"
+
+    def check(self, **kwargs: Any) -> list[CheckMessage]:
+        errors: list[CheckMessage] = list(super().check(**kwargs))
+        if _tenant_field_of(self.model, self.tenant_field) is None:
+            # Without the field the mixin could not filter: refuse at check time rather than show all rows.
+            errors.append(
+                checks.Error(
+                    f"{type(self).__name__}.tenant_field is {self.tenant_field!r}, which is not a foreign key "
+                    f"to cobee_django.Company on {self.model._meta.label}.",
+                    hint="Point tenant_field at the model's foreign key to Company, or drop TenantAdminMixin.",
+                    obj=type(self),
+                    id="cobee_django.E030",
+                )
+            )
+        return errors
 
     def no_tenant_response(self, request: HttpRequest) -> HttpResponse:
         """The 403 page for a staff user who may manage no company."""

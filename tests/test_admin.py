@@ -460,3 +460,21 @@ def test_list_editable_cannot_reach_another_companys_row(world, data, operator, 
 
     with unscoped():
         assert Project.objects.get(pk=other.pk).name == "globex-project"
+
+
+def test_mixin_on_a_model_without_its_company_field_fails_the_checks():
+    from django.contrib.admin import AdminSite
+
+    from cobee_django.admin import TenantModelAdmin
+    from cobee_django.models import Corporation
+    from tests.testapp.models import Employee
+
+    class Wrong(TenantModelAdmin):
+        pass
+
+    class Renamed(TenantModelAdmin):
+        tenant_field = "owner"
+
+    assert [e.id for e in Wrong(Corporation, AdminSite()).check()] == ["cobee_django.E030"]
+    assert [e.id for e in Renamed(Employee, AdminSite()).check()] == ["cobee_django.E030"]
+    assert Wrong(Employee, AdminSite()).check() == []
