@@ -134,6 +134,18 @@ class ServerDatabase:
     vendor: str
     path: Path | None = None
     conninfo: str | None = None
+    admin: str | None = None  # where to connect to drop it (PostgreSQL)
+    name: str = ""
+
+    def drop(self) -> None:
+        """Remove a PostgreSQL database once its servers are stopped (SQLite files go with the tmp dir)."""
+        if self.vendor != "postgresql" or self.admin is None:
+            return
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.admin, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name)))
 
     def connect(self) -> Any:
         if self.vendor == "sqlite":
@@ -203,12 +215,13 @@ def _make_server_database(tmp_dir: Path, suffix: str = "adversarial") -> ServerD
         "user": config.get("USER") or "postgres",
         "password": config.get("PASSWORD") or None,
     }
-    with psycopg.connect(dbname="postgres", autocommit=True, **params) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with psycopg.connect(dbname="postgres", autocommit=True, **params) as maintenance:
+        maintenance.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        maintenance.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     conninfo = psycopg.conninfo.make_conninfo(dbname=name, **{k: v for k, v in params.items() if v is not None})
     url = base.rsplit("/", 1)[0] + "/" + name
-    return ServerDatabase(url=url, vendor="postgresql", conninfo=conninfo)
+    admin = psycopg.conninfo.make_conninfo(dbname="postgres", **{k: v for k, v in params.items() if v is not None})
+    return ServerDatabase(url=url, vendor="postgresql", conninfo=conninfo, admin=admin, name=name)
 
 
 # --- the issuer -------------------------------------------------------------------------------------
@@ -416,9 +429,11 @@ def fresh_world(jwks_server: Any, tmp_dir: Path, suffix: str = "adversarial") ->
 
 
 @pytest.fixture(scope="session")
-def world(jwks_server: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
-    """The served projects' database, migrated and seeded once per session."""
-    return fresh_world(jwks_server, tmp_path_factory.mktemp("adversarial"))
+def world(jwks_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """The served projects' database, migrated and seeded once per session (dropped afterwards)."""
+    prepared = fresh_world(jwks_server, tmp_path_factory.mktemp("adversarial"))
+    yield prepared
+    prepared.database.drop()
 
 
 def _serve(kind: str, jwks_server: Any, world: World, tmp_dir: Path, overrides: Mapping[str, Any] | None = None) -> Any:
