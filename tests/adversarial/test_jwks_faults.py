@@ -291,3 +291,16 @@ def test_rotation_under_load(keys, start_server, world, record):
     probe.expect(tokens["old"], 401, "the withdrawn key after the rotation")
     probe.expect(old.make_token(probe.company, scopes=READ), 401, "a fresh token of the withdrawn key")
     assert "Traceback" not in probe.served.log()
+
+
+def test_a_cold_cache_under_asgi_is_503_too(keys, start_server, world, record):
+    issuer = issuer_on(keys)
+    keys.serve(issuer)
+    keys.set_fault("down")
+    probe = Probe(start_server("asgi", SETTINGS, keys=keys), world.first_company(), record)
+    valid = issuer.make_token(probe.company, scopes=READ)
+    headers = probe.expect(valid, 503, "a cold cache under uvicorn")
+    assert headers.get("Retry-After") == str(RETRY_AFTER)
+    keys.set_fault(None)
+    wait_cooldown()
+    probe.expect(valid, 200, "the issuer is back")
