@@ -27,14 +27,12 @@ from testproject.devissuer import keys
 from testproject.devissuer.models import DevClient
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
 def demo_settings(settings, tmp_path):
     settings.VAR_DIR = tmp_path
     settings.DEV_ISSUER = {**settings.DEV_ISSUER, "ENABLED": True, "KEY_FILE": tmp_path / "key.pem"}
-    settings.PASSWORD_HASHERS = FAST_HASHERS
     return settings
 
 

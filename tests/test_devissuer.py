@@ -24,12 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPANY = uuid.UUID("5e9e9701-9883-447d-9884-46e75993e33b")
 CORPORATION = uuid.UUID("0b6f1f3e-43f5-4c1e-9a55-2f1e6b7d1c11")
 AUDIENCE = "https://api.cobee.io"
-FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)
 def dev_issuer_settings(settings, tmp_path):
-    settings.PASSWORD_HASHERS = FAST_HASHERS
     settings.DEV_ISSUER = {**settings.DEV_ISSUER, "KEY_FILE": tmp_path / "key.pem", "ENABLED": True}
     return settings.DEV_ISSUER
 
@@ -385,10 +383,24 @@ def test_secrets_are_stored_hashed(dev_client):
     model, secret = dev_client
     model.refresh_from_db()
     assert secret not in model.secret_hash
+    algorithm, iterations, salt, digest = model.secret_hash.split("$")
+    assert (algorithm, iterations) == ("devclient_pbkdf2_sha256", "1000")
+    assert salt
+    assert digest
     assert model.check_secret(secret)
     assert not model.check_secret(secret + "x")
     assert DevClient.objects.authenticate(model.client_id, secret) == model
     assert DevClient.objects.authenticate("unknown", secret) is None
+
+
+def test_a_secret_hashed_with_the_default_password_hasher_still_matches(dev_client):
+    from django.contrib.auth.hashers import make_password
+
+    model, _ = dev_client
+    model.secret_hash = make_password("an older secret")
+    model.save()
+    assert DevClient.objects.authenticate(model.client_id, "an older secret") == model
+    assert DevClient.objects.authenticate(model.client_id, "another") is None
 
 
 def test_create_dev_client_prints_its_secret_once_as_json(db):

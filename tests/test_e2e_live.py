@@ -44,7 +44,6 @@ def server(live, transactional_db, settings):
     url = f"{live_server.url}/"
     settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "ISSUER": url, "JWKS_URL": None}
     settings.DEV_ISSUER = {**settings.DEV_ISSUER, "ENABLED": True, "KEY_FILE": key_file}
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     return url
 
 

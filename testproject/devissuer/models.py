@@ -6,8 +6,9 @@ import secrets
 import string
 import uuid
 
-from django.contrib.auth.hashers import check_password, make_password
 from django.db import models
+
+from .hashers import hash_secret, secret_matches
 
 CLIENT_ID_ALPHABET = string.ascii_letters + string.digits
 DEFAULT_SCOPES = "read:employees write:employees"
@@ -37,7 +38,7 @@ class DevClientManager(models.Manager["DevClient"]):
         secret = new_client_secret()
         client = self.create(
             client_id=client_id or new_client_id(),
-            secret_hash=make_password(secret),
+            secret_hash=hash_secret(secret),
             company_id=company_id,
             corporation_id=corporation_id,
             scopes=" ".join(scopes.split()),
@@ -50,7 +51,7 @@ class DevClientManager(models.Manager["DevClient"]):
         client = self.filter(client_id=client_id).first()
         if client is None:
             # Hash anyway, so the answer time does not tell which client ids exist.
-            make_password(secret)
+            hash_secret(secret)
             return None
         return client if client.check_secret(secret) else None
 
@@ -60,7 +61,7 @@ class DevClient(models.Model):
 
     client_id = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=200, blank=True)
-    #: Hashed with the project's PASSWORD_HASHERS, like a user's password.
+    #: A salted one-way hash (see hashers.py); the secret itself is never stored.
     secret_hash = models.CharField(max_length=256)
     company_id = models.UUIDField()
     corporation_id = models.UUIDField(null=True, blank=True)
@@ -83,15 +84,11 @@ class DevClient(models.Model):
     def set_secret(self) -> str:
         """Replace the secret with a new random one and return it (the caller saves)."""
         secret = new_client_secret()
-        self.secret_hash = make_password(secret)
+        self.secret_hash = hash_secret(secret)
         return secret
 
     def check_secret(self, secret: str) -> bool:
-        def upgrade(raw: str) -> None:
-            self.secret_hash = make_password(raw)
-            self.save(update_fields=["secret_hash"])
-
-        return check_password(secret, self.secret_hash, setter=upgrade)
+        return secret_matches(secret, self.secret_hash)
 
 
 # The people of the OpenID provider (oidc_provider) live in their own module.
