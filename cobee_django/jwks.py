@@ -363,6 +363,13 @@ def _forget(issuer: str | None, document: dict[str, Any] | None = None) -> None:
         key_generation += 1
 
 
+def installed_key_set(issuer: str) -> dict[str, Any] | None:
+    """The key set installed for ``issuer`` by :func:`install_key_set`, if any (a copy)."""
+    with _registry_lock:
+        document = _installed.get(issuer)
+    return json.loads(json.dumps(document)) if document is not None else None
+
+
 def uninstall_key_set(issuer: str | None = None) -> None:
     """Forget the key set installed for ``issuer`` (every installed set when ``None``)."""
     _forget(issuer)

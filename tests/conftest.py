@@ -6,6 +6,9 @@ import os
 
 import pytest
 
+# Our own fixtures for users (registered by entry point once the package is installed).
+pytest_plugins = ["cobee_django.testing.pytest_plugin"]
+
 
 def pytest_report_header(config: pytest.Config) -> str:
     import django

@@ -1,28 +1,88 @@
 """Helpers for testing code protected by cobee_django, in this project and in yours.
 
-- :class:`TokenIssuer`: an issuer with its own RSA key pair that makes Auth0-shaped access tokens.
+- :class:`TokenIssuer`: an issuer with its own RSA key pair that makes Auth0-shaped access tokens;
+  :func:`configured_issuer` gives one whose ``iss`` and ``aud`` are your settings'.
+- :func:`trust`: make the app trust an issuer's keys for a block, without HTTP (or
+  :func:`install_key_set` / :func:`uninstall_key_set` for the whole process).
 - :class:`JWKSServer`: a real HTTP server on 127.0.0.1 publishing issuers' key sets (with faults).
-- :func:`install_key_set` / :func:`uninstall_key_set`: trust a key set without any HTTP.
+- :class:`TenantAPIClient`: DRF's ``APIClient`` authenticated as a company or a corporation.
+- :func:`tenant` (and :func:`for_company`, :func:`for_corporation`, :func:`unscoped`, ...): bind a
+  tenant around a block in unit tests; :func:`make_principal` builds a ``ClientPrincipal``.
+- The pytest plugin :mod:`cobee_django.testing.pytest_plugin` wraps them as fixtures.
 
-A unit test needs no server::
+A test calling your endpoint as a company::
 
-    issuer = TokenIssuer(issuer="https://tenant.example/", audience="https://api.example")
-    install_key_set(issuer.issuer, issuer.jwks())
-    client.get(url, HTTP_AUTHORIZATION=issuer.bearer(company_id, scopes=["read:employees"]))
+    client = TenantAPIClient.for_company(company_id, scopes=["read:employees"])
+    response = client.get(f"/api/v3/companies/{company_id}/employees")
+    assert response.status_code == 200
+
+Names are loaded on first use, so importing this package (as pytest does for the plugin) costs
+nothing and needs no Django settings.
 """
 
 from __future__ import annotations
 
-from ..jwks import install_key_set, uninstall_key_set
-from .issuer import MISSING, TokenIssuer, random_client_id
-from .jwks_server import FAULTS, JWKSServer
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..jwks import install_key_set, uninstall_key_set
+    from ..state import for_company, for_corporation, for_tenant, get_tenant, unscoped
+    from .client import TenantAPIClient
+    from .issuer import MISSING, TokenIssuer, random_client_id
+    from .jwks_server import FAULTS, JWKSServer
+    from .keys import configured_issuer, trust
+    from .tenancy import make_principal, tenant
+
+_EXPORTS = {
+    "FAULTS": ".jwks_server",
+    "JWKSServer": ".jwks_server",
+    "MISSING": ".issuer",
+    "TenantAPIClient": ".client",
+    "TokenIssuer": ".issuer",
+    "configured_issuer": ".keys",
+    "for_company": "..state",
+    "for_corporation": "..state",
+    "for_tenant": "..state",
+    "get_tenant": "..state",
+    "install_key_set": "..jwks",
+    "make_principal": ".tenancy",
+    "random_client_id": ".issuer",
+    "tenant": ".tenancy",
+    "trust": ".keys",
+    "uninstall_key_set": "..jwks",
+    "unscoped": "..state",
+}
 
 __all__ = [
     "FAULTS",
     "MISSING",
     "JWKSServer",
+    "TenantAPIClient",
     "TokenIssuer",
+    "configured_issuer",
+    "for_company",
+    "for_corporation",
+    "for_tenant",
+    "get_tenant",
     "install_key_set",
+    "make_principal",
     "random_client_id",
+    "tenant",
+    "trust",
     "uninstall_key_set",
+    "unscoped",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
