@@ -17,7 +17,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 
-from . import state
+from . import audit, state
 from .authentication import INSUFFICIENT_SCOPE_DESCRIPTION, bearer_challenge
 from .membership import tenant_for_principal
 from .principal import ClientPrincipal
@@ -46,6 +46,13 @@ class RequestTenant:
             # DRF replaces request.user when it authenticates; follow it.
             self._tenant = self._middleware.get_tenant(self._request, user)
             self._user = user
+            if self._tenant is not None:
+                audit.tenant_bound(type(self._middleware), self._request, self._tenant, user)
+        return self._tenant
+
+    @property
+    def tenant(self) -> Tenant | None:
+        """The tenant resolved so far (``None`` if none was needed or none is reachable)."""
         return self._tenant
 
 
@@ -64,14 +71,18 @@ class TenantMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
-        with state.deferred(RequestTenant(self, request)):
+        resolver = RequestTenant(self, request)
+        with state.deferred(resolver):
             response = self.get_response(request)
+        audit.access_denied(type(self), request, response.status_code, resolver.tenant)
         return self.process_response(request, response)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
-        with state.deferred(RequestTenant(self, request)):
+        resolver = RequestTenant(self, request)
+        with state.deferred(resolver):
             response = await get_response(request)
+        audit.access_denied(type(self), request, response.status_code, resolver.tenant)
         return self.process_response(request, response)
 
     def get_tenant(self, request: HttpRequest, user: Any) -> Tenant | None:

@@ -21,7 +21,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from . import conf, state
+from . import audit, conf, state
 from .authentication import INSUFFICIENT_SCOPE_DESCRIPTION
 from .guards import COMPANY_ATTNAME
 from .managers import is_tenant_model
@@ -46,9 +46,10 @@ def parse_url_id(view: APIView, kwarg: str) -> uuid.UUID:
         raise NotFound() from None
 
 
-def _check_object(tenant: Tenant | None, obj: Any) -> None:
+def _check_object(request: Request, tenant: Tenant | None, obj: Any) -> None:
     # Another tenant's object must look exactly like a missing one.
     if is_tenant_model(type(obj)) and (tenant is None or not tenant.reaches(getattr(obj, COMPANY_ATTNAME))):
+        audit.deny(request, audit.Denial.OBJECT_NOT_REACHABLE)
         raise NotFound()
 
 
@@ -59,10 +60,13 @@ class HasTenant(BasePermission):
     code = "no_tenant"
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        return state.get_tenant() is not None
+        if state.get_tenant() is not None:
+            return True
+        audit.deny(request, audit.Denial.NO_TENANT)
+        return False
 
     def has_object_permission(self, request: Request, view: APIView, obj: Any) -> bool:
-        _check_object(state.get_tenant(), obj)
+        _check_object(request, state.get_tenant(), obj)
         return True
 
 
@@ -78,11 +82,15 @@ class CanAccessCompany(BasePermission):
     def has_permission(self, request: Request, view: APIView) -> bool:
         company_id = parse_url_id(view, self.get_url_kwarg())
         tenant = state.get_tenant()
-        return tenant is not None and company_id in tenant.company_ids
+        if tenant is not None and company_id in tenant.company_ids:
+            return True
+        audit.deny(request, audit.Denial.COMPANY_NOT_REACHABLE)
+        return False
 
     def has_object_permission(self, request: Request, view: APIView, obj: Any) -> bool:
-        _check_object(state.get_tenant(), obj)
+        _check_object(request, state.get_tenant(), obj)
         if is_tenant_model(type(obj)) and getattr(obj, COMPANY_ATTNAME) != parse_url_id(view, self.get_url_kwarg()):
+            audit.deny(request, audit.Denial.OBJECT_NOT_REACHABLE)
             raise NotFound()
         return True
 
@@ -99,10 +107,13 @@ class CanAccessCorporation(BasePermission):
     def has_permission(self, request: Request, view: APIView) -> bool:
         corporation_id = parse_url_id(view, self.get_url_kwarg())
         tenant = state.get_tenant()
-        return tenant is not None and tenant.corporation_id == corporation_id
+        if tenant is not None and tenant.corporation_id == corporation_id:
+            return True
+        audit.deny(request, audit.Denial.CORPORATION_NOT_REACHABLE)
+        return False
 
     def has_object_permission(self, request: Request, view: APIView, obj: Any) -> bool:
-        _check_object(state.get_tenant(), obj)
+        _check_object(request, state.get_tenant(), obj)
         return True
 
 
@@ -149,4 +160,5 @@ class HasScopes(BasePermission):
         if required <= self.get_granted_scopes(request):
             return True
         setattr(request._request, INSUFFICIENT_SCOPE_ATTR, tuple(sorted(required)))
+        audit.deny(request, audit.Denial.INSUFFICIENT_SCOPE)
         return False
