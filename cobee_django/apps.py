@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from importlib.util import find_spec
+
 from django.apps import AppConfig
 
 
@@ -16,3 +18,6 @@ class CobeeDjangoConfig(AppConfig):
         from .tenancy_setup import install
 
         install()
+        if find_spec("drf_spectacular") is not None:
+            # Registers the OpenAPI extension of JWTAuthentication (the optional extra "openapi").
+            from . import openapi  # noqa: F401

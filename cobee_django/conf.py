@@ -62,6 +62,8 @@ DEFAULTS: dict[str, Any] = {
     "ADMIN_OIDC_GROUPS": [],
     # PostgreSQL row-level security (off by default).
     "ROW_LEVEL_SECURITY": False,
+    # OpenAPI (drf-spectacular): where clients get tokens; None means {ISSUER}oauth/token.
+    "OPENAPI_TOKEN_URL": None,
 }
 
 #: Keys an entry of ``ISSUERS`` may hold; each falls back to the top-level key of the same name.
@@ -117,6 +119,7 @@ class Settings:
     admin_oidc_issuer: str | None
     admin_oidc_groups: tuple[str, ...]
     row_level_security: bool
+    openapi_token_url: str | None
     raw: Mapping[str, Any]
 
     def issuer(self, iss: str) -> IssuerSettings | None:
@@ -377,6 +380,15 @@ def validate(raw: Mapping[str, Any]) -> list[Problem]:
                 "The default is [] (no group).",
             )
         )
+    token_url = raw.get("OPENAPI_TOKEN_URL")
+    if token_url is not None and (not isinstance(token_url, str) or not urlsplit(token_url).hostname):
+        problems.append(
+            Problem(
+                "cobee_django.E006",
+                "COBEE_DJANGO['OPENAPI_TOKEN_URL'] must be an absolute URL or None.",
+                "Set it to your issuer's token endpoint, e.g. 'https://example.eu.auth0.com/oauth/token'.",
+            )
+        )
     alias = raw.get("JWKS_CACHE_ALIAS", DEFAULTS["JWKS_CACHE_ALIAS"])
     if isinstance(alias, str) and alias not in getattr(django_settings, "CACHES", {"default": {}}):
         problems.append(
@@ -430,6 +442,7 @@ def _build(raw: Mapping[str, Any]) -> Settings:
         admin_oidc_issuer=get("ADMIN_OIDC_ISSUER"),
         admin_oidc_groups=tuple(get("ADMIN_OIDC_GROUPS")),
         row_level_security=get("ROW_LEVEL_SECURITY"),
+        openapi_token_url=get("OPENAPI_TOKEN_URL"),
         raw=dict(raw),
     )
 

@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
     "testproject.api",
     "testproject.devissuer",
 ]
@@ -175,6 +176,14 @@ REST_FRAMEWORK: dict[str, object] = {
     ],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
+    # The OpenAPI document at /api/schema/ (drf-spectacular; cobee_django adds the security schemes).
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Cobee Partner API (test project)",
+    "VERSION": "3",
+    "SERVE_INCLUDE_SCHEMA": False,
 }
 
 LOGGING = {

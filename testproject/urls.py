@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -10,6 +11,8 @@ urlpatterns = [
     path("", include("testproject.devissuer.urls")),
     # The slice of Cobee's Partner API the test project implements.
     path("api/v3/", include("testproject.api.urls")),
+    # The OpenAPI document, with the token URL and each operation's scopes.
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
 ]
 
 if getattr(settings, "OIDC_RP_CLIENT_ID", None):
