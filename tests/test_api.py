@@ -1,7 +1,7 @@
 """The test project's API: Cobee's shapes, filters, pagination, field errors, scopes and tenants.
 
-Tokens are signed by a TokenIssuer whose key set is installed without HTTP; the end-to-end suite
-(test_e2e_live.py) does the same over real HTTP with the dev issuer.
+Requests carry real tokens from cobee_django.testing's API client (its key set trusted without HTTP);
+the end-to-end suite (test_e2e_live.py) does the same over real HTTP with the dev issuer.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import pytest
 from rest_framework.test import APIClient
 
-from cobee_django.jwks import install_key_set, uninstall_key_set
 from cobee_django.models import Company, Corporation
 from cobee_django.state import for_company, get_tenant, unscoped
 from cobee_django.testing import TokenIssuer
@@ -112,21 +111,9 @@ def world(db):
 
 
 @pytest.fixture
-def issuer(settings, rsa_key):
-    conf = settings.COBEE_DJANGO
-    token_issuer = TokenIssuer(issuer=conf["ISSUER"], audience=conf["AUDIENCE"], key=rsa_key)
-    install_key_set(conf["ISSUER"], token_issuer.jwks())
-    yield token_issuer
-    uninstall_key_set(conf["ISSUER"])
-
-
-@pytest.fixture
-def as_client(issuer):
+def as_client(cobee_api_client):
     def make(company, corporation=None, scopes=READ_WRITE):
-        api = APIClient()
-        token = issuer.make_token(company.id, corporation.id if corporation else None, scopes=scopes)
-        api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-        return api
+        return cobee_api_client(company=company.id, corporation=corporation.id if corporation else None, scopes=scopes)
 
     return make
 
@@ -277,15 +264,12 @@ def test_no_token_is_401_with_a_bearer_challenge(world):
     assert response["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_a_token_from_another_key_is_401(world, settings):
-    stranger = TokenIssuer(issuer=settings.COBEE_DJANGO["ISSUER"], audience=settings.COBEE_DJANGO["AUDIENCE"])
+def test_a_token_from_another_key_is_401(world, cobee_issuer):
+    # Same iss, aud and kid as the trusted issuer, but another key pair.
+    stranger = TokenIssuer(issuer=cobee_issuer.issuer, audience=cobee_issuer.audience, kid=cobee_issuer.kid)
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {stranger.make_token(world.a.id, scopes=READ)}")
-    install_key_set(settings.COBEE_DJANGO["ISSUER"], TokenIssuer(issuer="x", audience="y").jwks())
-    try:
-        assert api.get(employees_url(world.a)).status_code == 401
-    finally:
-        uninstall_key_set(settings.COBEE_DJANGO["ISSUER"])
+    assert api.get(employees_url(world.a)).status_code == 401
 
 
 @pytest.mark.parametrize(

@@ -737,16 +737,13 @@ def test_several_issuers_each_with_their_own_keys(auth_settings, token_issuer, j
 
 
 def test_installed_key_set_needs_no_http(settings, rsa_key):
-    from cobee_django.testing import install_key_set, uninstall_key_set
+    from cobee_django.testing import trust
 
     issuer = TokenIssuer(issuer="https://tenant.example/", audience="https://api.example", key=rsa_key)
     settings.COBEE_DJANGO = {"ISSUER": issuer.issuer, "AUDIENCE": issuer.audience}
-    install_key_set(issuer.issuer, issuer.jwks())
-    try:
+    with trust(issuer):
         token = issuer.make_token(COMPANY)
         assert get(token).json()["company_id"] == str(COMPANY)
-    finally:
-        uninstall_key_set(issuer.issuer)
     # Without the installed set the key set must be fetched, and tenant.example is not reachable.
     settings.COBEE_DJANGO = {"ISSUER": issuer.issuer, "AUDIENCE": issuer.audience, "JWKS_TIMEOUT": 0.5}
     assert get(issuer.make_token(COMPANY)).status_code == 503

@@ -128,11 +128,16 @@ def test_the_test_project_serves_its_schema(client):
     schema = response.json()
     validate_schema(schema)
     assert schema["info"]["title"] == "Cobee Partner API (test project)"
-    employees = schema["paths"].get("/api/v3/companies/{companyId}/employees")
-    if employees is not None:  # the Partner API of the test project
-        assert employees["get"]["security"][0] == {"oauth2": ["read:employees"]}
-        assert employees["post"]["security"][0] == {"oauth2": ["write:employees"]}
-        assert "oauth2" in schema["components"]["securitySchemes"]
+    flow = schema["components"]["securitySchemes"]["oauth2"]["flows"]["clientCredentials"]
+    assert flow["tokenUrl"] == "http://127.0.0.1:8000/oauth/token"
+    assert sorted(flow["scopes"]) == ["read:employees", "write:employees"]
+    employees = schema["paths"]["/api/v3/companies/{companyId}/employees"]
+    assert employees["get"]["security"] == [{"oauth2": ["read:employees"]}, {"bearerJWT": []}]
+    assert employees["post"]["security"] == [{"oauth2": ["write:employees"]}, {"bearerJWT": []}]
+    employee = schema["paths"]["/api/v3/companies/{companyId}/employees/{employeeId}"]
+    assert employee["patch"]["security"][0] == {"oauth2": ["write:employees"]}
+    assert employee["delete"]["security"][0] == {"oauth2": ["write:employees"]}
+    assert schema["paths"]["/api/v3/employees"]["get"]["security"][0] == {"oauth2": ["read:employees"]}
 
 
 def test_the_extension_is_registered():
