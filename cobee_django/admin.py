@@ -29,7 +29,7 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from . import staff
+from . import audit, staff
 from .models import Company, Corporation, GrantSource, StaffGrant, StaffIdentity
 
 # django-stubs makes the admin classes generic; at run time they are not subscriptable.
@@ -155,6 +155,7 @@ class TenantAdminMixin(_TenantFieldsMixin, _ModelAdminBase):
 
     def no_tenant_response(self, request: HttpRequest) -> HttpResponse:
         """The 403 page for a staff user who may manage no company."""
+        audit.deny(request, audit.Denial.NO_TENANT)
         site = self.admin_site
         context = {
             **site.each_context(request),

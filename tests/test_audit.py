@@ -241,3 +241,23 @@ def test_every_token_reason_is_documented():
 
 def test_every_denial_reason_is_documented():
     assert _documented_codes("audit.md", "## Access reason codes") == [d.value for d in Denial]
+
+
+# --- the admin ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.urls("tests.adminsite")
+def test_a_staff_user_without_grant_is_an_audited_denial(db, client, received, caplog):
+    from django.urls import reverse
+
+    from tests.admin_world import make_staff, make_world
+
+    make_world()
+    user = make_staff("nobody", perms=("view_employee",))
+    client.force_login(user)
+    with caplog.at_level(logging.INFO, logger="cobee_django"):
+        assert client.get(reverse("admin:testapp_employee_changelist")).status_code == 403
+    (denied,) = [kwargs for name, kwargs in received if name == "access_denied"]
+    assert denied["reason"] == "no_tenant" and denied["principal"] == user
+    (record,) = audit_records(caplog, "access_denied")
+    assert record.user_id == str(user.pk) and record.client_id is None
