@@ -241,7 +241,7 @@ def test_plugin_is_inert_without_django(tmp_path):
 
 
 def test_entry_point_is_declared():
-    import tomllib
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     plugins = config["project"]["entry-points"]["pytest11"]
