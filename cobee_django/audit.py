@@ -31,6 +31,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 
 from . import signals
+from .principal import ClientPrincipal
 from .reasons import Reason
 
 logger = logging.getLogger("cobee_django")
@@ -113,14 +114,12 @@ def _send(signal: Any, **kwargs: Any) -> None:
 
 def _who(principal: Any) -> dict[str, Any]:
     """The identifying fields of a user: an API client's ids, or a staff user's primary key."""
-    client_id = getattr(principal, "client_id", None)
-    if isinstance(client_id, str):
-        company = getattr(principal, "company_id", None)
-        corporation = getattr(principal, "corporation_id", None)
+    if isinstance(principal, ClientPrincipal):
+        corporation = principal.corporation_id
         return {
-            "client_id": client_id,
+            "client_id": principal.client_id,
             "user_id": None,
-            "company_id": str(company) if company is not None else None,
+            "company_id": str(principal.company_id),
             "corporation_id": str(corporation) if corporation is not None else None,
         }
     user_id = getattr(principal, "pk", None) if getattr(principal, "is_authenticated", False) else None
@@ -209,7 +208,7 @@ def access_denied(sender: Any, request: Any, status: int, tenant: Any) -> None:
     reason = getattr(request, DENIAL_ATTR, None)
     user = getattr(request, "user", None)
     if reason is None:
-        if status != 403 or not isinstance(getattr(user, "client_id", None), str):
+        if status != 403 or not isinstance(user, ClientPrincipal):
             return
         reason = Denial.PERMISSION_DENIED
     elif status != 403 and not (status == 404 and reason is Denial.OBJECT_NOT_REACHABLE):
