@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
-from cobee_django.principal import ClientPrincipal
+from cobee_django.testing import make_principal
 
 HEADER = "HTTP_X_TEST_PRINCIPAL"
 
 
 def principal(company, corporation=None, scopes=(), iat=1_700_000_000, client_id="client-1"):
     claims = {"iat": iat, "azp": client_id}
-    return ClientPrincipal(
-        client_id=client_id,
-        company_id=uuid.UUID(str(company)),
-        corporation_id=uuid.UUID(str(corporation)) if corporation else None,
-        scopes=frozenset(scopes),
-        issuer="https://issuer.test/",
-        claims=claims,
-    )
+    return make_principal(company, corporation or None, scopes, client_id=client_id, claims=claims)
 
 
 def header(company, corporation=None, scopes=(), iat=1_700_000_000):
