@@ -23,12 +23,14 @@ JOIN into a tenant table carries the tenant condition in its ``ON`` clause.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.apps import apps
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Manager, Model, QuerySet
+from django.db.models.expressions import Col
 from django.db.models.fields.related import ForeignObject, ManyToOneRel, OneToOneRel
 from django.db.models.fields.related_descriptors import (
     ForwardManyToOneDescriptor,
@@ -86,6 +88,36 @@ def add_tenant_condition(query: Query, tenant: Tenant) -> None:
         query.where.add(tenant_condition(query.model, alias, tenant), AND)  # type: ignore[arg-type]
 
 
+def pinned_inside(query: Query, tenant: Tenant) -> bool:
+    """True when ``query``'s own filter already keeps its base table to one of ``tenant``'s companies.
+
+    A top-level ``company_id = X`` (ANDed, not negated) on the base table, with X a company the
+    tenant reaches, limits every row to X: the tenant condition would only cost a clone of the
+    query and a duplicate ``WHERE`` term. Views nested under a company (``CompanyFromURLMixin``)
+    filter exactly so. Anything else (another company, ``IN``, an expression, an ``OR``) still
+    gets the tenant condition.
+    """
+    where = query.where
+    if where.connector != AND or where.negated or not query.alias_map:
+        return False
+    alias = query.base_table
+    if not query.alias_refcount[alias]:
+        return False
+    field = query.get_meta().get_field(COMPANY_FIELD)
+    ids = tenant.company_ids
+    for child in where.children:
+        if (
+            isinstance(child, Exact)
+            and isinstance(child.lhs, Col)
+            and child.lhs.alias == alias
+            and child.lhs.target is field
+            and isinstance(child.rhs, uuid.UUID)
+            and child.rhs in ids
+        ):
+            return True
+    return False
+
+
 class TenantQuery(Query):
     """A ``Query`` that adds the bound tenant's filter every time it is compiled."""
 
@@ -97,7 +129,7 @@ class TenantQuery(Query):
     ) -> SQLCompiler:
         tenant = state.current_scope()  # raises NoTenantBound: fail closed
         query: Query = self
-        if tenant is not None:
+        if tenant is not None and not pinned_inside(self, tenant):
             query = self.clone()
             add_tenant_condition(query, tenant)
         compiler: SQLCompiler = Query.get_compiler(query, using, connection, elide_empty)
