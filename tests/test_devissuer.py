@@ -125,6 +125,7 @@ def test_openid_configuration_names_issuer_keys_and_token_endpoint(client, setti
     assert body["issuer"] == issuer
     assert body["jwks_uri"] == f"{issuer}.well-known/jwks.json"
     assert body["token_endpoint"] == f"{issuer}oauth/token"
+    assert body["response_types_supported"] == ["code"]  # no implicit flow is offered
     assert "client_credentials" in body["grant_types_supported"]
 
 

@@ -59,7 +59,8 @@ def discovery_fields(base: str) -> dict[str, Any]:
     return {
         "authorization_endpoint": f"{base}authorize",
         "userinfo_endpoint": f"{base}userinfo",
-        "response_types_supported": ["code", "token"],
+        # Only the authorization-code flow: no implicit ("token") responses are ever issued.
+        "response_types_supported": ["code"],
         "grant_types_supported": ["client_credentials", GRANT_TYPE],
         "scopes_supported": ["openid", "email", "profile"],
         "code_challenge_methods_supported": ["S256"],

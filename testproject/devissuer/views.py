@@ -166,7 +166,6 @@ def openid_configuration(request: HttpRequest) -> HttpResponse:
         "token_endpoint": f"{base}oauth/token",
         "grant_types_supported": [GRANT_TYPE],
         "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
-        "response_types_supported": ["token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
     }
