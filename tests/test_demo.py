@@ -209,4 +209,4 @@ def test_the_readme_has_exactly_two_commands_and_one_runs_the_demo():
     commands = re.findall(r"<!-- (\w+)-command -->\n```\n(.+?)\n```\n<!-- /\1-command -->", readme)
     assert [name for name, _ in commands] == ["demo", "test"]
     demo = dict(commands)["demo"]
-    assert demo == "python3 -m venv .venv && .venv/bin/pip install -q -e '.[dev]' && .venv/bin/python manage.py demo"
+    assert demo == "python3 -m venv .venv && .venv/bin/pip install -q -e '.[demo]' && .venv/bin/python manage.py demo"
