@@ -246,3 +246,76 @@ def test_entry_point_is_declared():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     plugins = config["project"]["entry-points"]["pytest11"]
     assert plugins == {"cobee_django.testing.pytest_plugin": "cobee_django.testing.pytest_plugin"}
+
+
+# --- a user's project, from the outside --------------------------------------------------------------
+
+USER_PROJECT = {
+    "shop/__init__.py": "",
+    "shop/settings.py": '''
+SECRET_KEY = "test"
+INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "rest_framework", "cobee_django"]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "cobee_django.middleware.TenantMiddleware",
+]
+ROOT_URLCONF = "shop.urls"
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+USE_TZ = True
+COBEE_DJANGO = {"ISSUER": "https://shop.eu.auth0.com/", "AUDIENCE": "https://api.shop.example"}
+REST_FRAMEWORK = {"DEFAULT_AUTHENTICATION_CLASSES": ["cobee_django.authentication.JWTAuthentication"]}
+''',
+    "shop/urls.py": '''
+from django.urls import path
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from cobee_django.permissions import CanAccessCompany, HasScopes
+
+
+class Orders(APIView):
+    permission_classes = [CanAccessCompany, HasScopes]
+    required_scopes = ["read:orders"]
+
+    def get(self, request, companyId):
+        return Response({"company": companyId, "client": request.user.client_id})
+
+
+urlpatterns = [path("companies/<str:companyId>/orders", Orders.as_view())]
+''',
+    "pytest.ini": "[pytest]\nDJANGO_SETTINGS_MODULE = shop.settings\n",
+    "test_orders.py": '''
+import uuid
+
+COMPANY = uuid.uuid4()
+
+
+def test_orders_as_company_x(cobee_api_client):
+    client = cobee_api_client(company=COMPANY, scopes=["read:orders"])
+    response = client.get(f"/companies/{COMPANY}/orders")
+    assert response.status_code == 200
+
+
+def test_orders_of_another_company(cobee_api_client):
+    client = cobee_api_client(company=COMPANY, scopes=["read:orders"])
+    assert client.get(f"/companies/{uuid.uuid4()}/orders").status_code == 403
+''',
+}
+
+
+def test_a_users_project_tests_its_endpoint_in_three_lines(tmp_path):
+    for name, text in USER_PROJECT.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(ROOT)])
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "cobee_django.testing.pytest_plugin"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "2 passed" in result.stdout, result.stdout + result.stderr

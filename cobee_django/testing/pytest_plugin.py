@@ -21,7 +21,6 @@ Fixtures (each does nothing until a test asks for it, so projects without Django
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -45,12 +44,6 @@ def _require_django() -> None:
             "cobee_django's fixtures need a configured Django project (pytest-django with DJANGO_SETTINGS_MODULE).",
             pytrace=False,
         )
-
-
-def _enable_database(request: pytest.FixtureRequest) -> None:
-    # Tenant binding may read the Company table (corporations, membership): open the test database.
-    with contextlib.suppress(pytest.FixtureLookupError):
-        request.getfixturevalue("db")
 
 
 @pytest.fixture
@@ -101,11 +94,16 @@ def cobee_token(cobee_issuer: TokenIssuer) -> Callable[..., str]:
 
 
 @pytest.fixture
-def cobee_api_client(request: pytest.FixtureRequest, cobee_issuer: TokenIssuer) -> Callable[..., TenantAPIClient]:
-    """``cobee_api_client(company=..., corporation=None, scopes=(), **claims)``: an authenticated client."""
+def cobee_api_client(
+    request: pytest.FixtureRequest, cobee_issuer: TokenIssuer, db: None
+) -> Callable[..., TenantAPIClient]:
+    """``cobee_api_client(company=..., corporation=None, scopes=(), **claims)``: an authenticated client.
+
+    Depends on pytest-django's ``db``: binding a tenant may read the ``Company`` table, and
+    pytest-django creates the test database only for tests that name it among their fixtures.
+    """
     from .client import TenantAPIClient
 
-    _enable_database(request)
     served = SERVED in request.fixturenames
 
     def make(
