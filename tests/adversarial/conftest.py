@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -267,6 +268,17 @@ def _uvicorn_command() -> list[str]:
     ]
 
 
+def _own_group_dies_with_us() -> None:
+    """In the server's child process: its own process group (stopped as one), and on Linux a SIGTERM
+    when the test process dies, so a killed test run leaves no server behind."""
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 _LISTENING = re.compile(rb"(?:Listening at: |Uvicorn running on )http://127\.0\.0\.1:(\d+)")
 
 
@@ -284,7 +296,7 @@ class ServedProject:
         command = _gunicorn_command() if self.kind == "wsgi" else _uvicorn_command()
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_own_group_dies_with_us
         )
         log.close()
         deadline = time.monotonic() + timeout
