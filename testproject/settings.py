@@ -62,7 +62,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "testproject.api",
-    "testproject.devissuer",
+    # The packaged development token issuer (development only: a check error with DEBUG off).
+    "cobee_django.devissuer",
 ]
 
 MIDDLEWARE = [
@@ -130,10 +131,10 @@ COBEE_DJANGO: dict[str, object] = {
     "JWKS_URL": JWKS_URL,
 }
 
-# The built-in development token issuer (testproject.devissuer): on unless an external key set is trusted.
-DEV_ISSUER = {
+# The development token issuer (cobee_django.devissuer): on unless an external key set is trusted.
+COBEE_DEV_ISSUER = {
     "ENABLED": JWKS_URL is None,
-    "KEY_FILE": VAR_DIR / "dev-issuer-key.pem",
+    "KEY_DIR": VAR_DIR,
     "ALLOW_WITHOUT_DEBUG": _env_flag("COBEE_DEV_ISSUER_WITHOUT_DEBUG", False),
     "TOKEN_LIFETIME": 86400,
 }
@@ -142,7 +143,7 @@ DEV_ISSUER = {
 # COBEE_OIDC_ISSUER (e.g. https://your-tenant.eu.auth0.com/, whose endpoints have these same paths);
 # by default the dev issuer, when it is on. Without a provider, the admin keeps its local
 # username/password sign-in only.
-OIDC_ISSUER = os.environ.get("COBEE_OIDC_ISSUER") or (ISSUER if DEV_ISSUER["ENABLED"] else None)
+OIDC_ISSUER = os.environ.get("COBEE_OIDC_ISSUER") or (ISSUER if COBEE_DEV_ISSUER["ENABLED"] else None)
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 if OIDC_ISSUER:
     _oidc_base = OIDC_ISSUER.rstrip("/")

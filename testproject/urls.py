@@ -8,7 +8,7 @@ urlpatterns = [
     # The admin's company switcher.
     path("cobee/", include("cobee_django.urls")),
     # The development token issuer answers 404 when it is off (COBEE_DJANGO_JWKS_URL set).
-    path("", include("testproject.devissuer.urls")),
+    path("", include("cobee_django.devissuer.urls")),
     # The slice of Cobee's Partner API the test project implements.
     path("api/v3/", include("testproject.api.urls")),
     # The OpenAPI document, with the token URL and each operation's scopes.

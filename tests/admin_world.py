@@ -58,4 +58,4 @@ def point_oidc_at(settings, base: str) -> None:
     settings.OIDC_OP_TOKEN_ENDPOINT = f"{base}/oauth/token"
     settings.OIDC_OP_USER_ENDPOINT = f"{base}/userinfo"
     settings.OIDC_OP_JWKS_ENDPOINT = f"{base}/.well-known/jwks.json"
-    settings.DEV_ISSUER = {**getattr(settings, "DEV_ISSUER", {}), "ENABLED": True}
+    settings.COBEE_DEV_ISSUER = {**getattr(settings, "COBEE_DEV_ISSUER", {}), "ENABLED": True}

@@ -16,10 +16,10 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from django.db import connections
 
+from cobee_django.devissuer.people import DevPerson
 from cobee_django.models import StaffIdentity
 from cobee_django.state import for_company, unscoped
 from testproject.api.models import Employee
-from testproject.devissuer.people import DevPerson
 from tests.admin_world import make_world, point_oidc_at
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from cobee_django.devissuer import keys
+from cobee_django.devissuer.models import DevClient
 from cobee_django.jwks import install_key_set, uninstall_key_set
 from cobee_django.state import unscoped
 from testproject.api import seed
 from testproject.api.management.commands.demo import server_address
 from testproject.api.models import BenefitBagConfig, BenefitModel, Consumption, Employee
-from testproject.devissuer import keys
-from testproject.devissuer.models import DevClient
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def demo_settings(settings, tmp_path):
     settings.VAR_DIR = tmp_path
-    settings.DEV_ISSUER = {**settings.DEV_ISSUER, "ENABLED": True, "KEY_FILE": tmp_path / "key.pem"}
+    settings.COBEE_DEV_ISSUER = {**settings.COBEE_DEV_ISSUER, "ENABLED": True, "KEY_DIR": tmp_path}
     return settings
 
 
@@ -131,7 +131,7 @@ def test_the_printed_commands_get_a_token_and_list_the_right_company(db, demo_se
 
 
 def test_with_an_external_issuer_the_demo_seeds_but_creates_no_clients(db, demo_settings):
-    demo_settings.DEV_ISSUER = {**demo_settings.DEV_ISSUER, "ENABLED": False}
+    demo_settings.COBEE_DEV_ISSUER = {**demo_settings.COBEE_DEV_ISSUER, "ENABLED": False}
     output = run_demo()
     assert "The dev issuer is off" in output
     assert "client_secret" not in output

@@ -17,8 +17,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
-from testproject.devissuer import checks, keys
-from testproject.devissuer.models import DevClient
+from cobee_django.devissuer import checks, conf, keys
+from cobee_django.devissuer.models import DevClient
+from cobee_django.jwks import install_key_set, uninstall_key_set
+from cobee_django.models import Company, Corporation
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPANY = uuid.UUID("5e9e9701-9883-447d-9884-46e75993e33b")
@@ -28,8 +30,8 @@ AUDIENCE = "https://api.cobee.io"
 
 @pytest.fixture(autouse=True)
 def dev_issuer_settings(settings, tmp_path):
-    settings.DEV_ISSUER = {**settings.DEV_ISSUER, "KEY_FILE": tmp_path / "key.pem", "ENABLED": True}
-    return settings.DEV_ISSUER
+    settings.COBEE_DEV_ISSUER = {**settings.COBEE_DEV_ISSUER, "KEY_DIR": tmp_path, "ENABLED": True}
+    return settings.COBEE_DEV_ISSUER
 
 
 @pytest.fixture
@@ -61,7 +63,14 @@ def test_key_is_created_private_and_reused(tmp_path):
     assert first.startswith(b"-----BEGIN")
     assert path.stat().st_mode & 0o077 == 0
     assert keys.load_or_create_key(path) == first
-    assert sorted(p.name for p in path.parent.iterdir()) == ["key.pem"]
+    # The folder the issuer made ignores itself in git: the private key cannot be committed by accident.
+    assert sorted(p.name for p in path.parent.iterdir()) == [".gitignore", "key.pem"]
+    assert (path.parent / ".gitignore").read_text().splitlines()[-1] == "*"
+
+
+def test_an_existing_folder_is_left_as_it_is(tmp_path):
+    keys.load_or_create_key(tmp_path / "key.pem")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["key.pem"]
 
 
 def test_threads_racing_on_first_use_agree_on_one_key(tmp_path):
@@ -87,7 +96,7 @@ def test_processes_started_together_share_one_key(tmp_path):
     path = tmp_path / "key.pem"
     code = (
         "import hashlib, sys, django; django.setup();"
-        "from pathlib import Path; from testproject.devissuer.keys import load_or_create_key;"
+        "from pathlib import Path; from cobee_django.devissuer.keys import load_or_create_key;"
         "print(hashlib.sha256(load_or_create_key(Path(sys.argv[1]))).hexdigest())"
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "testproject.settings", "COBEE_DEMO_VAR_DIR": str(tmp_path)}
@@ -139,7 +148,7 @@ def test_openid_configuration_names_issuer_keys_and_token_endpoint(client, setti
     ],
 )
 def test_every_endpoint_is_gone_when_the_issuer_is_off(client, settings, method, path):
-    settings.DEV_ISSUER = {**settings.DEV_ISSUER, "ENABLED": False}
+    settings.COBEE_DEV_ISSUER = {**settings.COBEE_DEV_ISSUER, "ENABLED": False}
     assert getattr(client, method)(path).status_code == 404
 
 
@@ -454,10 +463,10 @@ def test_create_dev_client_refuses_bad_ids(db, args):
     ],
 )
 def test_system_check_refuses_the_issuer_without_debug(settings, debug, enabled, allowed, refused):
-    settings.DEV_ISSUER = {**settings.DEV_ISSUER, "ENABLED": enabled, "ALLOW_WITHOUT_DEBUG": allowed}
+    settings.COBEE_DEV_ISSUER = {**settings.COBEE_DEV_ISSUER, "ENABLED": enabled, "ALLOW_WITHOUT_DEBUG": allowed}
     with override_settings(DEBUG=debug):
         errors = checks.check_debug()
-    assert [e.id for e in errors] == (["devissuer.E001"] if refused else [])
+    assert [e.id for e in errors] == (["cobee_devissuer.E001"] if refused else [])
 
 
 @pytest.mark.parametrize(
@@ -481,5 +490,96 @@ def test_the_project_does_not_start_with_the_issuer_and_debug_off(tmp_path, env,
     )
     assert (result.returncode == 0) is starts, result.stderr
     if not starts:
-        assert "devissuer.E001" in result.stderr
+        assert "cobee_devissuer.E001" in result.stderr
         assert "DEBUG is off" in result.stderr
+
+
+# manage.py dev_token: a ready token for a company or a corporation
+
+
+@pytest.fixture
+def trusted(settings):
+    """The API trusts the dev issuer's key (no HTTP: the key set is installed)."""
+    issuer = settings.COBEE_DJANGO["ISSUER"]
+    install_key_set(issuer, keys.get_issuer().jwks())
+    yield
+    uninstall_key_set(issuer)
+
+
+def dev_token(*args: str, debug: bool = True) -> str:
+    """``manage.py dev_token`` as run in development (pytest-django turns DEBUG off)."""
+    out = io.StringIO()
+    with override_settings(DEBUG=debug):
+        call_command("dev_token", *args, stdout=out)
+    return out.getvalue().strip()
+
+
+def test_dev_token_prints_only_a_token_for_the_company_and_scopes(db, settings):
+    token = dev_token("--company", str(COMPANY), "--scope", "read:employees", "--scope", "read:x write:y")
+    claims = claims_of(token)
+    assert claims["https://auth.cobee.io/metadata"] == {"companyId": str(COMPANY)}
+    assert claims["scope"] == "read:employees read:x write:y"
+    assert claims["iss"] == settings.COBEE_DJANGO["ISSUER"]
+    assert claims["aud"] == AUDIENCE
+    assert claims["exp"] - claims["iat"] == 86400
+
+
+def test_a_dev_token_is_accepted_by_the_api_and_scoped_to_its_company(db, client, trusted):
+    company = Company.objects.create(name="Mine")
+    other = Company.objects.create(name="Theirs")
+    token = dev_token("--company", str(company.pk), "--scope", "read:employees")
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    assert client.get(f"/api/v3/companies/{company.pk}/employees", **auth).status_code == 200
+    assert client.get(f"/api/v3/companies/{other.pk}/employees", **auth).status_code == 403
+
+
+def test_a_corporation_token_names_the_corporation_and_its_first_company(db):
+    corporation = Corporation.objects.create(name="Group")
+    companies = sorted(Company.objects.create(name=n, corporation=corporation).pk for n in ("a", "b"))
+    claims = claims_of(dev_token("--corporation", str(corporation.pk), "--scope", "read:employees"))
+    assert claims["https://auth.cobee.io/metadata"] == {
+        "companyId": str(companies[0]),
+        "corporationId": str(corporation.pk),
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "Pass --company"),
+        (["--company", "nope"], "not a UUID"),
+        (["--corporation", str(CORPORATION)], "No company of corporation"),
+        (["--company", str(COMPANY), "--audience", "https://elsewhere.example"], "not an audience"),
+        (["--company", str(COMPANY), "--lifetime", "0"], "positive"),
+    ],
+)
+def test_dev_token_refuses_what_it_cannot_issue(db, args, message):
+    with pytest.raises(CommandError, match=message):
+        dev_token(*args)
+
+
+def test_dev_token_refuses_when_the_issuer_is_off_or_debug_is_off(db, settings):
+    settings.COBEE_DEV_ISSUER = {**settings.COBEE_DEV_ISSUER, "ENABLED": False}
+    with pytest.raises(CommandError, match="off"):
+        dev_token("--company", str(COMPANY))
+    settings.COBEE_DEV_ISSUER = {**settings.COBEE_DEV_ISSUER, "ENABLED": True}
+    with pytest.raises(CommandError, match="DEBUG is off"):
+        dev_token("--company", str(COMPANY), debug=False)
+
+
+# Where the key is kept
+
+
+def test_the_key_folder_defaults_to_var_under_base_dir(settings, tmp_path):
+    settings.BASE_DIR = tmp_path
+    settings.COBEE_DEV_ISSUER = {"ENABLED": True}
+    assert conf.key_file() == tmp_path / "var" / "dev-issuer-key.pem"
+    assert checks.check_key_dir() == []
+
+
+def test_without_a_key_folder_the_check_says_where_to_set_one(settings):
+    del settings.BASE_DIR
+    settings.COBEE_DEV_ISSUER = {"ENABLED": True}
+    assert [e.id for e in checks.check_key_dir()] == ["cobee_devissuer.E002"]
+    settings.COBEE_DEV_ISSUER = {"ENABLED": False}
+    assert checks.check_key_dir() == []

@@ -14,8 +14,8 @@ import pytest
 import requests
 from pytest_django.live_server_helper import LiveServer
 
+from cobee_django.devissuer.models import DevClient
 from testproject.api import seed
-from testproject.devissuer.models import DevClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,7 +31,7 @@ def live(django_db_setup, tmp_path_factory):
     connections after the client already has its answer.
     """
     server = LiveServer("127.0.0.1")
-    yield server, tmp_path_factory.mktemp("devissuer") / "key.pem"
+    yield server, tmp_path_factory.mktemp("devissuer")
     # Stop serving, but keep an in-memory SQLite connection shareable: a request thread still holding
     # an idle keep-alive connection closes its database connections whenever its client goes away.
     server.thread.terminate()
@@ -40,10 +40,10 @@ def live(django_db_setup, tmp_path_factory):
 @pytest.fixture
 def server(live, transactional_db, settings):
     """The live server's base URL, trusted as COBEE_DJANGO's issuer and served by the dev issuer."""
-    live_server, key_file = live
+    live_server, key_dir = live
     url = f"{live_server.url}/"
     settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "ISSUER": url, "JWKS_URL": None}
-    settings.DEV_ISSUER = {**settings.DEV_ISSUER, "ENABLED": True, "KEY_FILE": key_file}
+    settings.COBEE_DEV_ISSUER = {**settings.COBEE_DEV_ISSUER, "ENABLED": True, "KEY_DIR": key_dir}
     return url
 
 

@@ -15,9 +15,9 @@ import pytest
 from django.test import Client
 
 from cobee_django import staff
+from cobee_django.devissuer import keys
+from cobee_django.devissuer.people import DevPerson
 from cobee_django.models import Company, Corporation, StaffGrant, StaffIdentity
-from testproject.devissuer import keys
-from testproject.devissuer.people import DevPerson
 from tests.admin_world import make_world, point_oidc_at
 
 pytestmark = pytest.mark.django_db(transaction=True)

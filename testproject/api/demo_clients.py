@@ -17,7 +17,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from testproject.devissuer.models import DevClient
+from cobee_django.devissuer.models import DevClient
 
 READ_WRITE = "read:employees write:employees"
 

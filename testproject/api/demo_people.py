@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import Group, Permission
 
-from testproject.devissuer.people import DevPerson
+from cobee_django.devissuer.people import DevPerson
 
 from . import seed
 

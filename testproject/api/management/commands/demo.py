@@ -14,10 +14,10 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from cobee_django.conf import get_settings
+from cobee_django.devissuer import conf as issuer_conf
 from testproject.api import seed
 from testproject.api.demo_clients import DemoClient, ensure_clients, secrets_file
 from testproject.api.demo_people import ensure_demo_people
-from testproject.devissuer import conf as issuer_conf
 
 DEFAULT_ADDRESS = "127.0.0.1:8000"
 TOKEN_FROM_JSON = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])'"

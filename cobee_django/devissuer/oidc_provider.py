@@ -124,7 +124,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
         _checked(request, params)
     except _Refusal as refusal:
         # RFC 6749 4.1.2.1: never redirect to an unverified redirect_uri.
-        return render(request, "devissuer/authorize.html", {"error": refusal.description}, status=400)
+        return render(request, "cobee_devissuer/authorize.html", {"error": refusal.description}, status=400)
     if params["response_type"] != "code":
         return _error_redirect(params, "unsupported_response_type", "Only the code flow is served.")
     if "openid" not in params["scope"].split():
@@ -133,7 +133,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
         return _error_redirect(params, "invalid_request", "Only S256 code challenges are supported.")
     if request.method == "GET":
         people = list(DevPerson.objects.all())
-        return render(request, "devissuer/authorize.html", {"people": people, "params": params})
+        return render(request, "cobee_devissuer/authorize.html", {"people": people, "params": params})
     person = DevPerson.objects.filter(subject=request.POST.get("person", "")).first()
     if person is None:
         return _error_redirect(params, "access_denied", "No such person.")

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from testproject.devissuer.models import DEFAULT_SCOPES, DevClient
+from cobee_django.devissuer.models import DEFAULT_SCOPES, DevClient
 
 
 def _uuid(value: str) -> uuid.UUID:

@@ -128,7 +128,7 @@ def _authenticate(request: HttpRequest, client_id: str | None, secret: str | Non
         client_id, secret = basic
     if not client_id or not secret:
         raise _invalid_client(basic=basic is not None)
-    client = DevClient.objects.authenticate(client_id, secret)
+    client: DevClient | None = DevClient.objects.authenticate(client_id, secret)
     if client is None:
         raise _invalid_client(basic=basic is not None)
     return client

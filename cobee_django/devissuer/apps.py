@@ -7,8 +7,9 @@ _startup_checked = False
 
 
 class DevIssuerConfig(AppConfig):
-    name = "testproject.devissuer"
-    label = "devissuer"
+    name = "cobee_django.devissuer"
+    #: Namespaced so that it never collides with a project's own app labels.
+    label = "cobee_devissuer"
     verbose_name = "Development token issuer"
     default_auto_field = "django.db.models.BigAutoField"
 

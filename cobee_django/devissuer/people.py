@@ -20,7 +20,6 @@ class DevPerson(models.Model):
     cobee_staff = models.BooleanField(default=False)
 
     class Meta:
-        app_label = "devissuer"
         ordering = ["name", "subject"]
 
     def __str__(self) -> str:

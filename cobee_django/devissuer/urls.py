@@ -4,7 +4,7 @@ from django.urls import path
 
 from . import oidc_provider, views
 
-app_name = "devissuer"
+app_name = "cobee_devissuer"
 
 urlpatterns = [
     path(".well-known/jwks.json", views.jwks, name="jwks"),
