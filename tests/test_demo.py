@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.test import override_settings
 
 from cobee_django.devissuer import keys
 from cobee_django.devissuer.models import DevClient
@@ -210,3 +211,23 @@ def test_the_readme_has_exactly_two_commands_and_one_runs_the_demo():
     assert [name for name, _ in commands] == ["demo", "test"]
     demo = dict(commands)["demo"]
     assert demo == "python3 -m venv .venv && .venv/bin/pip install -q -e '.[demo]' && .venv/bin/python manage.py demo"
+
+
+def test_the_printed_dev_token_command_gives_a_token_the_api_accepts(db, demo_settings, client):
+    output = run_demo()
+    line = next(line for line in output.splitlines() if "manage.py dev_token" in line)
+    args = shlex.split(line.split("manage.py ", 1)[1])
+    out = io.StringIO()
+    with override_settings(DEBUG=True):  # as in development (pytest-django turns DEBUG off)
+        call_command(*args, stdout=out)
+    company = seed.seed_id("company", seed.COMPANIES[0].slug)
+    issuer = demo_settings.COBEE_DJANGO["ISSUER"]
+    install_key_set(issuer, keys.get_issuer().jwks())
+    try:
+        listed = client.get(
+            f"/api/v3/companies/{company}/employees", HTTP_AUTHORIZATION=f"Bearer {out.getvalue().strip()}"
+        )
+    finally:
+        uninstall_key_set(issuer)
+    assert listed.status_code == 200
+    assert {e["companyId"] for e in listed.json()["employees"]} == {str(company)}

@@ -136,6 +136,9 @@ class Command(BaseCommand):
         self.stdout.write(
             "\nNew clients: python manage.py create_dev_client --company UUID [--corporation UUID] [--json]"
         )
+        self.stdout.write(
+            f"A ready token: python manage.py dev_token --company {company_client.company_id} --scope read:employees"
+        )
 
     def _print_admin(self, people: list[tuple[Any, str]], base: str) -> None:
         self.stdout.write(
