@@ -231,3 +231,36 @@ def test_the_printed_dev_token_command_gives_a_token_the_api_accepts(db, demo_se
         uninstall_key_set(issuer)
     assert listed.status_code == 200
     assert {e["companyId"] for e in listed.json()["employees"]} == {str(company)}
+
+
+def test_the_demo_keeps_working_on_a_var_database_of_the_old_devissuer_app(tmp_path):
+    """A var/ database made when the issuer was testproject.devissuer (app label "devissuer")."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COBEE_", "DJANGO_", "DATABASE_URL"))}
+    env.update(COBEE_DEMO_VAR_DIR=str(tmp_path))
+
+    def demo() -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", "demo", "--no-serve"], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    demo()
+    # What the old app left: its migration records and its tables, and none of the new app's.
+    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+        db.execute("drop table cobee_devissuer_devclient")
+        db.execute("drop table cobee_devissuer_devperson")
+        db.execute("delete from django_migrations where app = 'cobee_devissuer'")
+        db.execute("create table devissuer_devclient (id integer primary key, client_id varchar(64) unique)")
+        db.execute("insert into devissuer_devclient (client_id) values ('demo-norte-distribucion')")
+        for name in ("0001_initial", "0002_devperson"):
+            db.execute(
+                "insert into django_migrations (app, name, applied) values ('devissuer', ?, '2026-11-29')", (name,)
+            )
+    output = demo()
+    printed = printed_credentials(output)
+    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+        stored = {row[0] for row in db.execute("select client_id from cobee_devissuer_devclient")}
+        people = db.execute("select count(*) from cobee_devissuer_devperson").fetchone()[0]
+    assert stored == set(printed)
+    assert people > 0
