@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
-from django.db.models import Count, Exists, OuterRef, Prefetch, Subquery, Sum
+from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet, Subquery, Sum
 from django.test.utils import isolate_apps
 
 from cobee_django import state
@@ -42,10 +42,10 @@ def data(tenants):
             setattr(rows, f"{key}_note", note)
         # A stray employee of c sitting in a's department and on a's project (corrupt data).
         stray = Employee.objects.create(company_id=tenants.c, email="stray@x", salary=1000)
-        Employee._base_manager.filter(pk=stray.pk).update(department=rows.a_dept)
+        QuerySet(model=Employee).filter(pk=stray.pk).update(department=rows.a_dept)
         Employee.projects.through.objects.create(employee=stray, project=rows.a_project)
         # a's employee pointing at c's department and project, a's badge on c's employee.
-        Employee._base_manager.filter(pk=rows.a_emp.pk).update(department=rows.c_dept)
+        QuerySet(model=Employee).filter(pk=rows.a_emp.pk).update(department=rows.c_dept)
         Employee.projects.through.objects.create(employee=rows.a_emp, project=rows.c_project)
         rows.stray = stray
     return rows
@@ -127,7 +127,7 @@ def test_subqueries_stay_inside(data):
         with state.unscoped():
             depts = list(Department.objects.order_by("name"))
         # Subquery(...) of a tenant model inside an unscoped outer query is still scoped when run.
-        annotated = Department._base_manager.annotate(total=Subquery(salaries.values("s")))
+        annotated = QuerySet(model=Department).annotate(total=Subquery(salaries.values("s")))
         totals = {d.name: d.total for d in annotated.order_by("name")}
         assert totals == {d.name: None for d in depts} | {"a-dept": None, "c-dept": 10}
         has_members = Department.objects.annotate(m=Exists(Employee.objects.filter(department=OuterRef("pk"))))
@@ -158,7 +158,7 @@ def test_forward_foreign_keys_do_not_reveal_another_company(data):
             note.employee  # noqa: B018  ...but the employee it points at is
         assert Note.objects.get(pk=data.a_note.pk).employee.email == "a@x"
         with pytest.raises(Badge.DoesNotExist):
-            Employee._base_manager.get(pk=data.c_emp.pk).badge  # noqa: B018  reverse one-to-one
+            QuerySet(model=Employee).get(pk=data.c_emp.pk).badge  # noqa: B018  reverse one-to-one
         assert emp.badge.code == "a"
         assert Badge.objects.get(pk=data.a_badge.pk).employee.email == "a@x"
 
