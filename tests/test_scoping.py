@@ -6,6 +6,7 @@ import uuid
 from types import SimpleNamespace
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
@@ -14,7 +15,7 @@ from django.test.utils import isolate_apps
 
 from cobee_django import state
 from cobee_django.exceptions import NoTenantBound
-from tests.testapp.models import Badge, Department, Employee, Note, Project
+from tests.testapp.models import Badge, Department, Employee, Lead, Note, Project
 from tests.testapp.views import EmployeeSerializer
 
 # Built at import time, before any tenant exists: must filter by whoever evaluates it.
@@ -226,6 +227,22 @@ def test_exclude_across_a_relation_compiles(data):
         lambda: list(Note.objects.filter(employee__in=Employee.objects.all())),
         lambda: IMPORT_TIME_QUERYSET.first(),
         lambda: str(Employee.objects.all().query),
+        # Querysets Django rebuilds or builds itself, through the (scoped) base manager.
+        lambda: list(Employee.objects.order_by("-id")[:5] | Employee.objects.filter(salary=10)),
+        lambda: (Employee.objects.all()[:5] | Employee.objects.all()).count(),
+        lambda: (Employee.objects.all()[:5] ^ Employee.objects.all()).update(salary=1),
+        lambda: (Employee.objects.all()[:5] | Employee.objects.all()).delete(),
+        lambda: Employee._base_manager.count(),
+        lambda: list(Employee.objects.raw("SELECT * FROM testapp_employee")),
+        lambda: list(Employee.objects.all().union(Employee.objects.all())),
+        lambda: Employee.objects.get_or_create(email="x@x"),
+        lambda: Employee(pk=1).refresh_from_db(),
+        lambda: Note.objects.first().employee,
+        lambda: list(Note.objects.prefetch_related("employee")),
+        lambda: ContentType.objects.get_for_model(Employee).get_object_for_this_type(pk=1),
+        lambda: Department._base_manager.first().delete(),
+        lambda: list(Lead.objects.all()),
+        lambda: Lead.objects.update(level=1),
     ],
 )
 def test_every_path_refuses_to_run_with_no_tenant(data, run):

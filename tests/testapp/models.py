@@ -53,3 +53,10 @@ class Note(models.Model):
 
     def __str__(self) -> str:
         return self.text
+
+
+class Lead(Employee):
+    """A multi-table child of a tenant model: its company is in its parent's (``Employee``) table."""
+
+    level = models.IntegerField(default=1)
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads")
