@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.db.models import Count, Exists, F, Max, OuterRef, Prefetch, QuerySet, Subquery, Sum
+from django.test.utils import isolate_apps
 
 from cobee_django import state
 from cobee_django.checks import tenant_manager_errors
@@ -237,3 +238,41 @@ def test_update_expressions_and_annotations_do_not_leak(data):
         assert list(counts) == [("a-dept", 2)]
     with state.unscoped():
         assert sorted(Employee.objects.values_list("salary", flat=True)) == [10, 10, 10, 10, 11, 11]
+
+
+@isolate_apps("tests.testapp")
+def test_a_base_manager_that_is_not_scoped_fails_the_checks():
+    from django.db import models
+
+    from cobee_django.managers import TenantManager
+    from cobee_django.models import TenantModel
+
+    class Plain(TenantModel):
+        plain = models.Manager()
+
+        class Meta:
+            app_label = "testapp"
+            base_manager_name = "plain"
+
+    class Named(TenantModel):
+        scoped = TenantManager()
+
+        class Meta:
+            app_label = "testapp"
+            base_manager_name = "scoped"
+
+    class Default(TenantModel):
+        class Meta:
+            app_label = "testapp"
+
+    assert isinstance(Default._base_manager.all(), TenantQuerySet)
+    assert Default._base_manager.auto_created  # never listed in _meta.managers, so never in migrations
+    assert tenant_manager_errors([Named, Default]) == []
+    assert [e.id for e in tenant_manager_errors([Plain])] == ["cobee_django.E012"]
+    # A base manager swapped for a plain one behind the model's back is reported too.
+    plain = models.Manager()
+    plain.name, plain.model, plain.auto_created = "_base_manager", Default, True
+    Default._meta.__dict__["base_manager"] = plain
+    errors = tenant_manager_errors([Default])
+    assert [e.id for e in errors] == ["cobee_django.E012"]
+    assert "base manager of testapp.Default" in errors[0].msg
