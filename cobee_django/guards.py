@@ -155,10 +155,13 @@ def company_unique_constraints(model: type[Model]) -> tuple[UniqueConstraint, ..
 
 def _find_unique_constraints(model: type[Model]) -> tuple[UniqueConstraint, ...]:
     names = {COMPANY_FIELD, COMPANY_ATTNAME}
-    found = [c for c in model._meta.constraints if isinstance(c, UniqueConstraint) and names & set(c.fields)]
-    for i, fields in enumerate(model._meta.unique_together):
-        if names & set(fields):
-            found.append(UniqueConstraint(fields=list(fields), name=f"{model._meta.db_table}_unique_together_{i}"))
+    found: list[UniqueConstraint] = []
+    # A multi-table child's row is also its parents' row: their constraints hold for it too.
+    for owner in (model, *model._meta.get_parent_list()):
+        found.extend(c for c in owner._meta.constraints if isinstance(c, UniqueConstraint) and names & set(c.fields))
+        for i, fields in enumerate(owner._meta.unique_together):
+            if names & set(fields):
+                found.append(UniqueConstraint(fields=list(fields), name=f"{owner._meta.db_table}_unique_together_{i}"))
     return tuple(found)
 
 
@@ -278,21 +281,36 @@ def _companies(model: type[Model], key: str, values: Iterable[Any], using: str |
     return {value: _as_uuid(company) for value, company in rows}  # type: ignore[misc]
 
 
+def _row_family(model: type[Model]) -> list[type[Model]]:
+    """The concrete models that share a row of ``model``: the one holding the company, its multi-table
+    parents and children (their primary keys are equal, and they move together)."""
+    root: type[Model] = model._meta.get_field(COMPANY_FIELD).model._meta.concrete_model  # type: ignore[assignment]
+    family: list[type[Model]] = [*root._meta.get_parent_list()]
+    todo = [root]
+    while todo:
+        current = todo.pop()
+        if current._meta.concrete_model is current and current not in family:
+            family.append(current)
+        todo.extend(current.__subclasses__())
+    return family
+
+
 def check_move(model: type[Model], moves: Mapping[Any, uuid.UUID], using: str | None, written: Collection[str]) -> None:
     """Rows of ``model`` (primary key to new company) change company: no reference may cross afterwards.
 
     A row moving to another company would leave behind, in its old company, the rows it points at
     and the rows pointing at it: the new company, deleting "its" row, would then cascade into the
     old company's rows. ``written`` names the fields this write sets (checked as references already).
+    A multi-table child's row moves with its parent's, so the whole family is checked.
     """
     if not moves:
         return
-    concrete = model._meta.concrete_model
+    family = _row_family(model)
     pks = list(moves)
 
     def after(target: type[Model], key: Any, company: uuid.UUID) -> uuid.UUID:
         """The company a row will have once the write is done."""
-        return moves[key] if target._meta.concrete_model is concrete and key in moves else company
+        return moves[key] if target._meta.concrete_model in family and key in moves else company
 
     def refuse(what: str) -> None:
         raise TenantViolation(
@@ -300,42 +318,43 @@ def check_move(model: type[Model], moves: Mapping[Any, uuid.UUID], using: str | 
             "a reference between tenant rows would cross companies. Move or unlink those rows first."
         )
 
-    for field in tenant_reference_fields(model):
-        if field.name in written or field.attname in written:
-            continue
-        target_field = field.target_field  # type: ignore[attr-defined]
-        pairs = list(
-            unscoped_rows(model, using)
-            .filter(pk__in=pks, **{f"{field.attname}__isnull": False})
-            .values_list("pk", field.attname)
-        )
-        related: type[Model] = field.related_model  # type: ignore[assignment]
-        companies = _companies(related, target_field.attname, (t for _, t in pairs), using)
-        for pk, target in pairs:
-            if target in companies and after(related, target, companies[target]) != moves[pk]:
-                refuse(f"their {field.name} is a row of another company")
-    for rel in model._meta.related_objects:
-        referrer: type[Model] = rel.related_model
-        if not is_tenant_model(referrer) or rel.field.name == COMPANY_FIELD:
-            continue
-        if rel.many_to_many:
-            _check_m2m_move(rel.field, reverse=True, pks=pks, after=after, moves=moves, using=using, refuse=refuse)
-            continue
-        if rel.field.remote_field.parent_link:
-            continue  # a multi-table child's company is its parent's row: it moves along
-        target_attname = rel.field.target_field.attname
-        to_pk = dict(unscoped_rows(model, using).filter(pk__in=pks).values_list(target_attname, "pk"))
-        rows = (
-            unscoped_rows(referrer, using)
-            .filter(**{f"{rel.field.attname}__in": list(to_pk)})
-            .values_list("pk", rel.field.attname, COMPANY_ATTNAME)
-        )
-        for rpk, value, company in rows:
-            if after(referrer, rpk, _as_uuid(company)) != moves[to_pk[value]]:  # type: ignore[arg-type]
-                refuse(f"{referrer._meta.label} rows of another company point at them ({rel.field.name})")
-    for m2m in model._meta.local_many_to_many:
-        if is_tenant_model(m2m.related_model):
-            _check_m2m_move(m2m, reverse=False, pks=pks, after=after, moves=moves, using=using, refuse=refuse)
+    for member in family:
+        for field in tenant_reference_fields(member):
+            if field.model is not member or field.name in written or field.attname in written:
+                continue
+            target_field = field.target_field  # type: ignore[attr-defined]
+            pairs = list(
+                unscoped_rows(member, using)
+                .filter(pk__in=pks, **{f"{field.attname}__isnull": False})
+                .values_list("pk", field.attname)
+            )
+            related: type[Model] = field.related_model  # type: ignore[assignment]
+            companies = _companies(related, target_field.attname, (t for _, t in pairs), using)
+            for pk, target in pairs:
+                if target in companies and after(related, target, companies[target]) != moves[pk]:
+                    refuse(f"their {field.name} is a row of another company")
+        for rel in member._meta.related_objects:
+            referrer: type[Model] = rel.related_model
+            if rel.model is not member or not is_tenant_model(referrer) or rel.field.name == COMPANY_FIELD:
+                continue
+            if rel.many_to_many:
+                _check_m2m_move(rel.field, reverse=True, pks=pks, after=after, moves=moves, using=using, refuse=refuse)
+                continue
+            if rel.field.remote_field.parent_link:
+                continue  # a multi-table child: part of the family, checked as such
+            target_attname = rel.field.target_field.attname
+            to_pk = dict(unscoped_rows(member, using).filter(pk__in=pks).values_list(target_attname, "pk"))
+            rows = (
+                unscoped_rows(referrer, using)
+                .filter(**{f"{rel.field.attname}__in": list(to_pk)})
+                .values_list("pk", rel.field.attname, COMPANY_ATTNAME)
+            )
+            for rpk, value, company in rows:
+                if after(referrer, rpk, _as_uuid(company)) != moves[to_pk[value]]:  # type: ignore[arg-type]
+                    refuse(f"{referrer._meta.label} rows of another company point at them ({rel.field.name})")
+        for m2m in member._meta.local_many_to_many:
+            if is_tenant_model(m2m.related_model):
+                _check_m2m_move(m2m, reverse=False, pks=pks, after=after, moves=moves, using=using, refuse=refuse)
 
 
 def _check_m2m_move(

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from types import SimpleNamespace
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import transaction
 from django.db.models import QuerySet
@@ -199,3 +200,21 @@ def test_a_raw_save_goes_through_the_guards(rows):
         Employee.save_base(planted, raw=True)
     with refused(NoTenantBound):
         Employee.save_base(planted, raw=True)
+
+
+def test_a_multi_table_child_moves_only_with_its_references(rows):
+    from tests.testapp.models import Lead
+
+    with state.unscoped():
+        lead = Lead.objects.create(company_id=rows.a, email="lead@x", project=rows.a_project)
+        free = Lead.objects.create(company_id=rows.a, email="free-lead@x")
+    with state.for_corporation(rows.corp):
+        with refused():  # the child's own foreign key stays in a
+            Employee.objects.filter(pk=lead.pk).update(company=rows.b)
+        with refused():
+            Lead.objects.filter(pk=lead.pk).update(company=rows.b)
+        with refused(ValidationError):  # the parent's unique (company, email) holds for the child too
+            Lead.objects.create(company_id=rows.a, email="a@x")
+        assert Lead.objects.filter(pk=free.pk).update(company=rows.b) == 1
+    assert companies(Employee)["free-lead@x"] == rows.b
+    assert companies(Employee)["lead@x"] == rows.a
