@@ -172,7 +172,10 @@ def _duplicate_exists(model: type[Model], obj: Model, fields: Sequence[str], usi
         if value is None:
             return False  # NULLs never collide
         lookup[name] = value
-    rows = unscoped_rows(model, using).filter(**lookup)
+    # A parent's constraint (multi-table inheritance) is checked over the parent's rows, not the child's.
+    owners: list[Any] = [model._meta.get_field(name).model for name in fields]
+    owner: Any = max(owners, key=lambda m: len(m._meta.get_parent_list()))
+    rows = unscoped_rows(owner, using).filter(**lookup)
     if not obj._state.adding and obj.pk is not None:
         rows = rows.exclude(pk=obj.pk)
     found: bool = rows.exists()
