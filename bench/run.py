@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "request": ("bench.bench_request", [], ["--requests", "3", "--rounds", "2"]),
     "server": ("bench.bench_server", [], ["--requests", "3", "--rounds", "2", "--clients", "2"]),
     "scale": ("bench.bench_scale", [], ["--sizes", "300,600", "--rounds", "2", "--repeat", "2"]),
+    "base-manager": ("bench.bench_base_manager", [], ["--operations", "5", "--rounds", "2"]),
 }
 
 
