@@ -72,7 +72,14 @@ MOVES = {
     "reverse manager update()": lambda r: Department.objects.get(pk=r.a_dept.pk).employees.update(company=r.b),
     "bulk_update()": lambda r: _bulk_update(r.a_emp.pk, r.b),
     "update_or_create()": lambda r: Employee.objects.update_or_create(email="a@x", defaults={"company_id": r.b}),
+    "raw save (a fixture)": lambda r: _raw_save(Department, r.a_dept.pk, r.b),
 }
+
+
+def _raw_save(model, pk, company):
+    obj = model.objects.get(pk=pk)
+    obj.company_id = company
+    model.save_base(obj, raw=True)
 
 
 def _save(model, pk, update_fields=None, **values):

@@ -181,6 +181,16 @@ def test_contenttypes_and_foreign_key_validation_stay_inside(data):
         assert "employee" in caught.value.message_dict
 
 
+def test_djangos_unique_checks_see_the_tenants_rows(data):
+    with state.for_company(data.a):
+        with pytest.raises(ValidationError):
+            Employee(email="a0@x", company_id=data.a).validate_unique()  # unique_together
+        with pytest.raises(ValidationError):
+            Department(name="a-dept", company_id=data.a).validate_constraints()  # UniqueConstraint
+        Employee(email="c0@x", company_id=data.a).validate_unique()  # c's employee is c's
+        Department(name="c-dept", company_id=data.a).validate_constraints()
+
+
 def test_the_deletion_collector_stays_inside_the_tenant(data):
     with state.for_company(data.a):
         collector = NestedObjects(using=DEFAULT_DB_ALIAS)
