@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from django.db import connection
 from django.db.models import Count, QuerySet
 
 from cobee_django import state
@@ -42,7 +43,8 @@ def test_reads_of_the_child_stay_inside(leads):
             Lead.objects.get(pk=leads.c_lead.pk)
         assert list(Lead.objects.in_bulk([leads.a_lead.pk, leads.c_lead.pk])) == [leads.a_lead.pk]
         assert emails(Lead.objects.select_related("project")) == ["a-lead@x"]
-        assert emails(Lead.objects.order_by("-id")[:5] | Lead.objects.filter(level=2)) == ["a-lead@x"]
+        if connection.features.allow_sliced_subqueries_with_in:
+            assert emails(Lead.objects.order_by("-id")[:5] | Lead.objects.filter(level=2)) == ["a-lead@x"]
         assert emails(Lead.objects.filter(level=2).union(Lead.objects.all())) == ["a-lead@x"]
         assert [p.name for p in Project.objects.filter(leads__level=2)] == ["a-project"]
         assert {p.name: p.n for p in Project.objects.annotate(n=Count("leads"))} == {"a-project": 1}

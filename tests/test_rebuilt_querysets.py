@@ -59,6 +59,8 @@ A = ["a0@x", "a1@x"]
     ],
 )
 def test_combinators_with_a_sliced_operand_stay_inside(data, combine):
+    if not connection.features.allow_sliced_subqueries_with_in:
+        pytest.skip("the database cannot run the pk__in subquery Django rebuilds a sliced operand into")
     with state.for_company(data.a):
         combined = combine()
         assert emails(combined) == A
