@@ -14,7 +14,7 @@ classes, which would drop the override, so :class:`TenantQuerySet` adds the filt
 handing over; they run immediately, so "now" is still the moment the query runs.
 
 Django's own code builds new querysets through ``Model._base_manager`` (a sliced operand of
-``|``/``&``/``^``, related descriptors, the deletion collector, ``refresh_from_db()``, save's
+``|`` or ``^``, related descriptors, the deletion collector, ``refresh_from_db()``, save's
 existence check, ``contenttypes``' lookups, ``ForeignKey.validate()``). A tenant model's base
 manager is a :class:`TenantManager` too (:mod:`cobee_django.models` installs it), so all of them
 are scoped by construction; the few internal lookups that must see more read through
@@ -234,7 +234,8 @@ class _GuardedReverseManyToOneMixin:
 
     @cached_property
     def related_manager_cls(self) -> type:
-        # A reverse foreign key's add(bulk=True) moves rows with an unscoped base-manager update.
+        # add(bulk=True) updates the rows through the base manager, which silently skips rows outside the
+        # tenant: refuse them (and rows of another company than the instance's) instead.
         base: type = super().related_manager_cls  # type: ignore[misc]
 
         class GuardedRelatedManager(base):  # type: ignore[misc]

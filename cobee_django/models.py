@@ -133,7 +133,7 @@ class _TenantOptions(Options):  # type: ignore[type-arg]
     """The ``_meta`` of a tenant model: its base manager is scoped, like its default manager.
 
     Django builds querysets through ``Model._base_manager`` in many places (a sliced operand of
-    ``|``, ``&`` or ``^`` rebuilt as ``_base_manager.filter(pk__in=...)``, related descriptors,
+    ``|`` or ``^`` rebuilt as ``_base_manager.filter(pk__in=...)``, related descriptors,
     the deletion collector, ``refresh_from_db()``, ``contenttypes``). An unscoped base manager
     would let each of them read, update or delete every company's rows.
     """
