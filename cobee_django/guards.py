@@ -252,6 +252,9 @@ def check_save(obj: Model, using: str | None, update_fields: Iterable[str] | Non
     model = type(obj)
     moved_from = _moving_from(obj, using, raw=raw)
     if moved_from is not None:
+        if tenant is not None and not tenant.reaches(moved_from):
+            # The same answer as the scoped UPDATE finding nothing (TenantModel._do_update), naming no company.
+            raise TenantViolation(f"This {model._meta.label} row belongs to a company the bound tenant does not reach.")
         written = fields if fields is not None else {f.name for f in model._meta.concrete_fields}
         check_move(model, {obj.pk: _as_uuid(getattr(obj, COMPANY_ATTNAME))}, using, written)  # type: ignore[dict-item]
     check_references(model, [obj], tenant, using, fields)

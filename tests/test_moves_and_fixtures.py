@@ -225,3 +225,16 @@ def test_a_multi_table_child_moves_only_with_its_references(rows):
         assert Lead.objects.filter(pk=free.pk).update(company=rows.b) == 1
     assert companies(Employee)["free-lead@x"] == rows.b
     assert companies(Employee)["lead@x"] == rows.a
+
+
+def test_writing_over_another_companys_primary_key_never_names_that_company(rows):
+    attempts = [
+        lambda: Employee.objects.update_or_create(pk=rows.c_emp.pk, defaults={"email": "x@x"}),
+        lambda: Employee(pk=rows.c_emp.pk, company_id=rows.a, email="x@x").save(),
+        lambda: Employee.save_base(Employee(pk=rows.c_emp.pk, company_id=rows.a, email="x@x"), raw=True),
+    ]
+    for attempt in attempts:
+        with state.for_company(rows.a), refused() as caught:
+            attempt()
+        assert str(rows.c) not in str(caught.value)
+    assert companies(Employee)["c@x"] == rows.c
