@@ -223,7 +223,14 @@ def test_a_multi_table_child_moves_only_with_its_references(rows):
         with refused(ValidationError):  # the parent's unique (company, email) holds for the child too
             Lead.objects.create(company_id=rows.a, email="a@x")
         assert Lead.objects.filter(pk=free.pk).update(company=rows.b) == 1
-    assert companies(Employee)["free-lead@x"] == rows.b
+        moved = Lead.objects.get(pk=free.pk)
+        moved.company_id = rows.a
+        moved.save()  # its link to its own parent row is no reference across companies
+        loaded = Lead.objects.get(pk=lead.pk)
+        loaded.company_id = rows.b
+        with refused():
+            loaded.save()
+    assert companies(Employee)["free-lead@x"] == rows.a
     assert companies(Employee)["lead@x"] == rows.a
 
 
