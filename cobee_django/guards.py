@@ -95,7 +95,7 @@ def _find_reference_fields(model: type[Model]) -> tuple[Field[Any, Any], ...]:
         and (f.many_to_one or f.one_to_one)
         and is_tenant_model(f.related_model)
         and f.name != COMPANY_FIELD
-        and not f.remote_field.parent_link  # a multi-table child's link to its own parent row
+        and not getattr(f.remote_field, "parent_link", False)  # a multi-table child's link to its own parent row
     )
 
 
