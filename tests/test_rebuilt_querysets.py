@@ -288,3 +288,17 @@ def test_a_base_manager_that_is_not_scoped_fails_the_checks():
     errors = tenant_manager_errors([Default])
     assert [e.id for e in errors] == ["cobee_django.E012"]
     assert "base manager of testapp.Default" in errors[0].msg
+
+
+def test_generic_foreign_keys_read_only_the_tenants_rows(data):
+    from tests.testapp.models import Tag
+
+    for key in ("a", "c"):
+        Tag.objects.create(label=key, target=getattr(data, f"{key}_emp"))
+    with state.for_company(data.a):
+        tags = {tag.label: tag.target for tag in Tag.objects.all()}
+        assert tags == {"a": Employee.objects.get(pk=data.a_emp.pk), "c": None}
+        prefetched = {tag.label: tag.target for tag in Tag.objects.prefetch_related("target")}
+        assert prefetched == tags
+    with pytest.raises(NoTenantBound):
+        Tag.objects.get(label="c").target  # noqa: B018
