@@ -8,8 +8,8 @@ cache, as a client reusing its token), ``TenantMiddleware`` binding the tenant, 
 default manager, and ``HasTenant``, ``CanAccessCompany`` and ``HasScopes``.
 
 Baseline: the same serializer, pagination and filters with no authentication, no permission
-classes, no tenant middleware, and a hand-written ``.filter(company_id=...)`` on the unscoped
-base manager (``bench/urls.py``).
+classes, no tenant middleware, and a hand-written ``.filter(company_id=...)`` on a plain, unscoped
+``QuerySet(model=Employee)`` (``bench/urls.py``).
 
 Both are called in process through Django's WSGI handler (one handler each, the baseline's built
 without ``TenantMiddleware``), interleaved in rounds, wall-clock time (the database's time is

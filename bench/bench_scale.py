@@ -10,7 +10,7 @@ and companies 1-50 form one corporation.
 Measures, interleaved in rounds (wall clock: the database's time is the point):
 
 - scoped count / list for one company, ``Employee.objects`` under ``for_company()``, against
-  ``Employee._base_manager.filter(company_id=...)``;
+  ``QuerySet(model=Employee).filter(company_id=...)``;
 - the same for a corporation's 50 companies (``for_tenant()`` with the 50 ids) against a
   hand-written ``company_id IN (...)``;
 - the query plan of the scoped list (``EXPLAIN``): which index it uses.
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
 
     django.setup()
     from django.db import connections
+    from django.db.models import QuerySet
 
     from bench import data
     from cobee_django.state import Tenant, for_company, for_tenant
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         table = build_measures(
             Employee.objects.using(alias),
-            Employee._base_manager.using(alias),
+            QuerySet(model=Employee).using(alias),
             company,
             corporation,
             corporation_ids,

@@ -1,7 +1,7 @@
 """Run every benchmark, each in its own process, and print each figure against its target.
 
     python -m bench                 # everything, full sizes (needs PostgreSQL for request and scale)
-    python -m bench verify fetch    # only some of them (verify, fetch, memory, rls, request, server, scale)
+    python -m bench verify fetch    # only some (verify, fetch, memory, rls, request, server, scale, base-manager)
     python -m bench --quick         # tiny sizes: checks that they run, the figures mean nothing
 
 Each benchmark is also a module of its own (``python -m bench.bench_verify --help``). The request
@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "request": ("bench.bench_request", [], ["--requests", "3", "--rounds", "2"]),
     "server": ("bench.bench_server", [], ["--requests", "3", "--rounds", "2", "--clients", "2"]),
     "scale": ("bench.bench_scale", [], ["--sizes", "300,600", "--rounds", "2", "--repeat", "2"]),
+    "base-manager": ("bench.bench_base_manager", [], ["--operations", "5", "--rounds", "2"]),
 }
 
 

@@ -19,7 +19,7 @@ from testproject.urls import urlpatterns as project_urlpatterns
 class BaselineEmployees(generics.ListAPIView[Employee]):
     """The same list as ``GET /api/v3/companies/{companyId}/employees``, without any of the app.
 
-    No authentication, no permission classes, no tenant: the unscoped base manager and a
+    No authentication, no permission classes, no tenant: a plain, unscoped queryset and a
     hand-written company filter, as a project without cobee_django would write it.
     """
 
@@ -30,7 +30,7 @@ class BaselineEmployees(generics.ListAPIView[Employee]):
 
     def get_queryset(self) -> QuerySet[Employee]:
         company_id = uuid.UUID(self.kwargs["companyId"])
-        return filter_employees(Employee._base_manager.filter(company_id=company_id), self.request)
+        return filter_employees(QuerySet(model=Employee).filter(company_id=company_id), self.request)
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "company_id": self.kwargs["companyId"]}

@@ -107,4 +107,18 @@ def tenant_manager_errors(models: Iterable[type[Model]]) -> list[CheckMessage]:
                         id="cobee_django.E012",
                     )
                 )
+        # Django rebuilds querysets through the base manager (combinators, relations, cascades).
+        base = model._base_manager
+        if any(base is manager for manager in model._meta.managers):
+            continue  # reported above when it is not scoped
+        if not isinstance(base.get_queryset(), TenantQuerySet):
+            errors.append(
+                Error(
+                    f"The base manager of {model._meta.label} is not scoped to the tenant.",
+                    hint="Remove Meta.base_manager_name (tenant models get a scoped base manager), or name "
+                    "a manager derived from cobee_django.managers.TenantManager.",
+                    obj=model,
+                    id="cobee_django.E012",
+                )
+            )
     return errors

@@ -1,14 +1,21 @@
 """Write guards: no row, and no reference, ends up outside the bound tenant.
 
-The rules, applied by ``TenantModel.save()``, ``TenantQuerySet.bulk_create()``,
-``bulk_update()`` and ``update()``, many-to-many ``add()`` and a ``pre_save`` check of other models:
+The rules, applied to every save (a ``pre_save`` receiver: ``save()``, ``create()``, and the raw
+saves of ``loaddata``), ``TenantQuerySet.bulk_create()``, ``bulk_update()`` and ``update()``,
+reverse foreign keys' and many-to-many ``add()``:
 
 - a new row gets the bound company when exactly one is bound; with several bound (a
   corporation) it must name its company;
 - a row's company must be one the tenant reaches, when created, saved, updated or moved;
 - a foreign key or many-to-many link from a tenant row must point at a row of the *same*
   company; from any other model, at a row the tenant reaches;
+- a row moving to another company takes no reference across companies with it: refused while it
+  points at rows of another company, or rows of another company point at it;
 - per-company unique constraints are checked first, so a duplicate is a ``ValidationError``.
+
+Lookups of a referenced row's company read through
+:func:`~cobee_django.company_field.unscoped_rows`: through a scoped manager another company's row
+would look missing, and the reference would pass.
 
 Inside ``unscoped()`` reachability is not checked, but same-company references still are:
 they are a data-integrity rule, not an access rule.
@@ -27,14 +34,13 @@ from django.db.models import Expression, Field, Model, UniqueConstraint
 from django.db.models.expressions import Combinable
 
 from . import state
+from .company_field import COMPANY_ATTNAME as COMPANY_ATTNAME  # re-exported: permissions, views
+from .company_field import COMPANY_FIELD, SAVED_COMPANY, is_tenant_model, unscoped_rows
 from .exceptions import TenantViolation
-from .managers import COMPANY_FIELD, is_tenant_model, scoped_queryset
 
 if TYPE_CHECKING:
     from .managers import TenantQuerySet
     from .state import Tenant
-
-COMPANY_ATTNAME = f"{COMPANY_FIELD}_id"
 
 _bulk_update_checked: ContextVar[bool] = ContextVar("cobee_django_bulk_update_checked", default=False)
 
@@ -89,6 +95,7 @@ def _find_reference_fields(model: type[Model]) -> tuple[Field[Any, Any], ...]:
         and (f.many_to_one or f.one_to_one)
         and is_tenant_model(f.related_model)
         and f.name != COMPANY_FIELD
+        and not getattr(f.remote_field, "parent_link", False)  # a multi-table child's link to its own parent row
     )
 
 
@@ -122,7 +129,7 @@ def check_references(
                 missing.add(value)
         if missing:
             related: type[Model] = field.related_model  # type: ignore[assignment]
-            rows = related._base_manager.using(using).filter(**{f"{target_field.name}__in": missing})
+            rows = unscoped_rows(related, using).filter(**{f"{target_field.name}__in": missing})
             known.update(
                 (key, _as_uuid(company)) for key, company in rows.values_list(target_field.name, COMPANY_ATTNAME)
             )
@@ -149,10 +156,13 @@ def company_unique_constraints(model: type[Model]) -> tuple[UniqueConstraint, ..
 
 def _find_unique_constraints(model: type[Model]) -> tuple[UniqueConstraint, ...]:
     names = {COMPANY_FIELD, COMPANY_ATTNAME}
-    found = [c for c in model._meta.constraints if isinstance(c, UniqueConstraint) and names & set(c.fields)]
-    for i, fields in enumerate(model._meta.unique_together):
-        if names & set(fields):
-            found.append(UniqueConstraint(fields=list(fields), name=f"{model._meta.db_table}_unique_together_{i}"))
+    found: list[UniqueConstraint] = []
+    # A multi-table child's row is also its parents' row: their constraints hold for it too.
+    for owner in (model, *model._meta.get_parent_list()):
+        found.extend(c for c in owner._meta.constraints if isinstance(c, UniqueConstraint) and names & set(c.fields))
+        for i, fields in enumerate(owner._meta.unique_together):
+            if names & set(fields):
+                found.append(UniqueConstraint(fields=list(fields), name=f"{owner._meta.db_table}_unique_together_{i}"))
     return tuple(found)
 
 
@@ -163,7 +173,10 @@ def _duplicate_exists(model: type[Model], obj: Model, fields: Sequence[str], usi
         if value is None:
             return False  # NULLs never collide
         lookup[name] = value
-    rows = model._base_manager.using(using).filter(**lookup)
+    # A parent's constraint (multi-table inheritance) is checked over the parent's rows, not the child's.
+    owners: list[Any] = [model._meta.get_field(name).model for name in fields]
+    owner: Any = max(owners, key=lambda m: len(m._meta.get_parent_list()))
+    rows = unscoped_rows(owner, using).filter(**lookup)
     if not obj._state.adding and obj.pk is not None:
         rows = rows.exclude(pk=obj.pk)
     found: bool = rows.exists()
@@ -226,16 +239,152 @@ def check_rows(model: type[Model], objs: Sequence[Model], using: str | None, fie
     fields = list(fields)
     for obj in objs:
         _check_reachable(model, getattr(obj, COMPANY_ATTNAME), tenant)
+    if COMPANY_FIELD in fields or COMPANY_ATTNAME in fields:
+        moves = {obj.pk: _as_uuid(getattr(obj, COMPANY_ATTNAME)) for obj in objs}
+        check_move(model, moves, using, set(fields))  # type: ignore[arg-type]
     check_references(model, objs, tenant, using, fields)
 
 
-def check_save(obj: Model, using: str | None, update_fields: Iterable[str] | None) -> None:
-    """The guard of ``TenantModel.save()``."""
+def check_save(obj: Model, using: str | None, update_fields: Iterable[str] | None, *, raw: bool = False) -> None:
+    """The guard of every save of a tenant row (``save()``, ``create()``, raw saves)."""
     tenant = state.current_scope()
     fields = None if update_fields is None else set(update_fields)
     assign_company(obj, tenant)
-    check_references(type(obj), [obj], tenant, using, fields)
-    validate_company_unique(type(obj), [obj], using)
+    model = type(obj)
+    moved_from = _moving_from(obj, using, raw=raw)
+    if moved_from is not None:
+        if tenant is not None and not tenant.reaches(moved_from):
+            # The same answer as the scoped UPDATE finding nothing (TenantModel._do_update), naming no company.
+            raise TenantViolation(f"This {model._meta.label} row belongs to a company the bound tenant does not reach.")
+        written = fields if fields is not None else {f.name for f in model._meta.concrete_fields}
+        check_move(model, {obj.pk: _as_uuid(getattr(obj, COMPANY_ATTNAME))}, using, written)  # type: ignore[dict-item]
+    check_references(model, [obj], tenant, using, fields)
+    validate_company_unique(model, [obj], using)
+
+
+_UNKNOWN: Any = object()
+
+
+def _moving_from(obj: Model, using: str | None, *, raw: bool) -> uuid.UUID | None:
+    """The company ``obj``'s row has in the database when this save moves it to another, else ``None``."""
+    if obj.pk is None:
+        return None
+    new = _as_uuid(getattr(obj, COMPANY_ATTNAME))
+    known = getattr(obj._state, SAVED_COMPANY, _UNKNOWN)
+    if known is not _UNKNOWN and _as_uuid(known) == new:
+        return None  # loaded (or last saved) with this company
+    pk_field: Any = obj._meta.pk
+    if known is _UNKNOWN and obj._state.adding and not raw and pk_field.has_default():
+        return None  # Django inserts a new row here, never updates one
+    current = _as_uuid(
+        unscoped_rows(type(obj), using).filter(pk=obj.pk).values_list(COMPANY_ATTNAME, flat=True).first()
+    )
+    return current if current is not None and current != new else None
+
+
+def _companies(model: type[Model], key: str, values: Iterable[Any], using: str | None) -> dict[Any, uuid.UUID]:
+    """The company of each row of ``model`` whose ``key`` is one of ``values`` (every company's rows)."""
+    rows = unscoped_rows(model, using).filter(**{f"{key}__in": set(values)}).values_list(key, COMPANY_ATTNAME)
+    return {value: _as_uuid(company) for value, company in rows}  # type: ignore[misc]
+
+
+def _row_family(model: type[Model]) -> list[type[Model]]:
+    """The concrete models that share a row of ``model``: the one holding the company, its multi-table
+    parents and children (their primary keys are equal, and they move together)."""
+    root: type[Model] = model._meta.get_field(COMPANY_FIELD).model._meta.concrete_model  # type: ignore[assignment]
+    family: list[type[Model]] = [*root._meta.get_parent_list()]
+    todo = [root]
+    while todo:
+        current = todo.pop()
+        if current._meta.concrete_model is current and current not in family:
+            family.append(current)
+        todo.extend(current.__subclasses__())
+    return family
+
+
+def check_move(model: type[Model], moves: Mapping[Any, uuid.UUID], using: str | None, written: Collection[str]) -> None:
+    """Rows of ``model`` (primary key to new company) change company: no reference may cross afterwards.
+
+    A row moving to another company would leave behind, in its old company, the rows it points at
+    and the rows pointing at it: the new company, deleting "its" row, would then cascade into the
+    old company's rows. ``written`` names the fields this write sets (checked as references already).
+    A multi-table child's row moves with its parent's, so the whole family is checked.
+    """
+    if not moves:
+        return
+    family = _row_family(model)
+    pks = list(moves)
+
+    def after(target: type[Model], key: Any, company: uuid.UUID) -> uuid.UUID:
+        """The company a row will have once the write is done."""
+        return moves[key] if target._meta.concrete_model in family and key in moves else company
+
+    def refuse(what: str) -> None:
+        raise TenantViolation(
+            f"{model._meta.label} rows cannot change company while {what}: "
+            "a reference between tenant rows would cross companies. Move or unlink those rows first."
+        )
+
+    for member in family:
+        for field in tenant_reference_fields(member):
+            if field.model is not member or field.name in written or field.attname in written:
+                continue
+            target_field = field.target_field  # type: ignore[attr-defined]
+            pairs = list(
+                unscoped_rows(member, using)
+                .filter(pk__in=pks, **{f"{field.attname}__isnull": False})
+                .values_list("pk", field.attname)
+            )
+            related: type[Model] = field.related_model  # type: ignore[assignment]
+            companies = _companies(related, target_field.attname, (t for _, t in pairs), using)
+            for pk, target in pairs:
+                if target in companies and after(related, target, companies[target]) != moves[pk]:
+                    refuse(f"their {field.name} is a row of another company")
+        for rel in member._meta.related_objects:
+            referrer: type[Model] = rel.related_model
+            if rel.model is not member or not is_tenant_model(referrer) or rel.field.name == COMPANY_FIELD:
+                continue
+            if rel.many_to_many:
+                _check_m2m_move(rel.field, reverse=True, pks=pks, after=after, moves=moves, using=using, refuse=refuse)
+                continue
+            if rel.field.remote_field.parent_link:
+                continue  # a multi-table child: part of the family, checked as such
+            target_attname = rel.field.target_field.attname
+            to_pk = dict(unscoped_rows(member, using).filter(pk__in=pks).values_list(target_attname, "pk"))
+            rows = (
+                unscoped_rows(referrer, using)
+                .filter(**{f"{rel.field.attname}__in": list(to_pk)})
+                .values_list("pk", rel.field.attname, COMPANY_ATTNAME)
+            )
+            for rpk, value, company in rows:
+                if after(referrer, rpk, _as_uuid(company)) != moves[to_pk[value]]:  # type: ignore[arg-type]
+                    refuse(f"{referrer._meta.label} rows of another company point at them ({rel.field.name})")
+        for m2m in member._meta.local_many_to_many:
+            if is_tenant_model(m2m.related_model):
+                _check_m2m_move(m2m, reverse=False, pks=pks, after=after, moves=moves, using=using, refuse=refuse)
+
+
+def _check_m2m_move(
+    field: Any,
+    *,
+    reverse: bool,
+    pks: list[Any],
+    after: Any,
+    moves: Mapping[Any, uuid.UUID],
+    using: str | None,
+    refuse: Any,
+) -> None:
+    """The links of a many-to-many ``field`` between moving rows and rows of other companies."""
+    through = field.remote_field.through
+    source = through._meta.get_field(field.m2m_field_name()).attname
+    target = through._meta.get_field(field.m2m_reverse_field_name()).attname
+    moving, other = (target, source) if reverse else (source, target)
+    other_model: type[Model] = field.model if reverse else field.related_model
+    pairs = list(unscoped_rows(through, using).filter(**{f"{moving}__in": pks}).values_list(moving, other))
+    companies = _companies(other_model, "pk", (o for _, o in pairs), using)
+    for pk, linked in pairs:
+        if linked in companies and after(other_model, linked, companies[linked]) != moves[pk]:
+            refuse(f"they are linked ({field.name}) with {other_model._meta.label} rows of another company")
 
 
 def check_delete(obj: Model, using: str | None) -> None:
@@ -243,7 +392,8 @@ def check_delete(obj: Model, using: str | None) -> None:
     tenant = state.current_scope()
     if tenant is None:
         return
-    if not scoped_queryset(type(obj), using=using).filter(pk=obj.pk).exists():
+    rows = unscoped_rows(type(obj), using).filter(pk=obj.pk, **{f"{COMPANY_ATTNAME}__in": tenant.company_ids})
+    if not rows.exists():
         raise TenantViolation(f"This {obj._meta.label} row is not one the bound tenant can delete.")
 
 
@@ -287,7 +437,7 @@ def check_update(queryset: TenantQuerySet[Any], values: Mapping[str, Any]) -> No
         related: type[Model] = field.related_model  # type: ignore[assignment]
         target_field = field.target_field  # type: ignore[attr-defined]
         company = _as_uuid(
-            related._base_manager.using(queryset.db)
+            unscoped_rows(related, queryset.db)
             .filter(**{target_field.name: target})
             .values_list(COMPANY_ATTNAME, flat=True)
             .first()
@@ -299,28 +449,41 @@ def check_update(queryset: TenantQuerySet[Any], values: Mapping[str, Any]) -> No
                 raise TenantViolation(f"{model._meta.label}.{field.name} must point at a row of the same company.")
         elif queryset._scoped().exclude(**{COMPANY_ATTNAME: company}).exists():
             raise TenantViolation(f"{model._meta.label}.{field.name} must point at a row of the same company.")
+    if new_company is not None:
+        moving = queryset._scoped().exclude(**{COMPANY_ATTNAME: new_company}).values_list("pk", flat=True)
+        check_move(model, dict.fromkeys(moving, new_company), queryset.db, set(values))
 
 
-def check_reverse_add(instance: Model, field: Field[Any, Any], objs: Sequence[Any], using: str | None) -> None:
-    """``instance.<reverse fk>.add(*objs)``: the rows that will point at ``instance`` may, by the same rules."""
-    model: type[Model] = field.model
+def _check_links(source: Model, targets: type[Model], pks: Collection[Any], using: str | None, what: str) -> None:
+    """Rows of ``targets`` with primary keys ``pks`` are about to be linked with ``source``.
+
+    The one rule of ``add()`` on a reverse foreign key and on a many-to-many relation: a tenant
+    ``source`` must be reachable and every tenant target in its company; a ``source`` that is not a
+    tenant row may be linked only with rows the tenant reaches.
+    """
+    source_is_tenant = is_tenant_model(type(source))
     tenant = state.current_scope()
-    if is_tenant_model(type(instance)):
-        _check_reachable(type(instance), getattr(instance, COMPANY_ATTNAME), tenant)
-    if not is_tenant_model(model):
+    if source_is_tenant:
+        _check_reachable(type(source), getattr(source, COMPANY_ATTNAME), tenant)
+    if not is_tenant_model(targets) or not pks:
         return
-    pks = {getattr(obj, "pk", None) for obj in objs}
-    if None in pks:
-        return  # Django refuses unsaved objects itself
-    rows = model._base_manager.using(using).filter(pk__in=pks)
-    if is_tenant_model(type(instance)):
-        rows = rows.filter(**{COMPANY_ATTNAME: getattr(instance, COMPANY_ATTNAME)})
+    rows = unscoped_rows(targets, using).filter(pk__in=pks)
+    if source_is_tenant:
+        rows = rows.filter(**{COMPANY_ATTNAME: getattr(source, COMPANY_ATTNAME)})
     elif tenant is not None:
         rows = rows.filter(**{f"{COMPANY_ATTNAME}__in": tenant.company_ids})
     else:
         return
-    if rows.count() != len(pks):
-        raise TenantViolation(f"{model._meta.label}.{field.name} must point at a row of the same company.")
+    if rows.count() != len(set(pks)):
+        raise TenantViolation(f"{what} must point at rows of the same company.")
+
+
+def check_reverse_add(instance: Model, field: Field[Any, Any], objs: Sequence[Any], using: str | None) -> None:
+    """``instance.<reverse fk>.add(*objs)``: the rows that will point at ``instance`` may, by the same rules."""
+    pks = {getattr(obj, "pk", None) for obj in objs}
+    if None in pks:
+        pks.discard(None)  # Django refuses unsaved objects itself
+    _check_links(instance, field.model, pks, using, f"{field.model._meta.label}.{field.name}")
 
 
 def check_m2m_add(
@@ -336,31 +499,21 @@ def check_m2m_add(
     """``m2m_changed`` receiver: links from a tenant row go to rows of its company only."""
     if action != "pre_add" or not pk_set:
         return
-    source_is_tenant = is_tenant_model(type(instance))
-    target_is_tenant = is_tenant_model(model)
-    if not (source_is_tenant or target_is_tenant):
+    if not (is_tenant_model(type(instance)) or is_tenant_model(model)):
         return
-    tenant = state.current_scope()
-    if source_is_tenant:
-        _check_reachable(type(instance), getattr(instance, COMPANY_ATTNAME), tenant)
-    if not target_is_tenant:
-        return
-    targets = model._base_manager.using(using).filter(pk__in=pk_set)
-    if source_is_tenant:
-        targets = targets.filter(**{COMPANY_ATTNAME: getattr(instance, COMPANY_ATTNAME)})
-    elif tenant is not None:
-        targets = targets.filter(**{f"{COMPANY_ATTNAME}__in": tenant.company_ids})
-    else:
-        return
-    if targets.count() != len(pk_set):
-        raise TenantViolation(f"A {model._meta.label} link must point at rows of the same company.")
+    _check_links(instance, model, pk_set, using, f"A {model._meta.label} link")
 
 
-def check_other_model_save(
+def check_any_save(
     sender: type[Model], instance: Model, raw: bool, using: str, update_fields: Any, **kwargs: Any
 ) -> None:
-    """``pre_save`` receiver: a model that is not a tenant model may point only at reachable rows."""
-    if raw or is_tenant_model(sender) or not tenant_reference_fields(sender):
-        return
-    tenant = state.current_scope()
-    check_references(sender, [instance], tenant, using, update_fields)
+    """``pre_save`` receiver: every save, raw ones included (``loaddata`` saves with ``raw=True``,
+    past ``Model.save()``), stays inside the bound tenant.
+
+    A tenant row goes through :func:`check_save`; a row of another model may point only at
+    tenant rows the tenant reaches.
+    """
+    if is_tenant_model(sender):
+        check_save(instance, using, update_fields, raw=raw)
+    elif tenant_reference_fields(sender):
+        check_references(sender, [instance], state.current_scope(), using, update_fields)

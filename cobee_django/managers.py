@@ -13,56 +13,66 @@ compilation raises :class:`~cobee_django.exceptions.NoTenantBound`.
 classes, which would drop the override, so :class:`TenantQuerySet` adds the filter itself before
 handing over; they run immediately, so "now" is still the moment the query runs.
 
-Django's base manager (``Model._base_manager``) stays unscoped, because Django uses it for
-cascades and saving. Forward foreign keys and reverse one-to-one accessors normally read through
-it; :func:`install_relation_scoping` swaps those accessors, for relations that point at a tenant
-model, for ones that read through a scoped queryset instead. It also gives each relation with a
-tenant model at either end a join restriction (Django's ``get_extra_restriction`` hook), so every
-JOIN into a tenant table carries the tenant condition in its ``ON`` clause.
+Django's own code builds new querysets through ``Model._base_manager`` (a sliced operand of
+``|`` or ``^``, related descriptors, the deletion collector, ``refresh_from_db()``, save's
+existence check, ``contenttypes``' lookups, ``ForeignKey.validate()``). A tenant model's base
+manager is a :class:`TenantManager` too (:mod:`cobee_django.models` installs it), so all of them
+are scoped by construction; the few internal lookups that must see more read through
+:func:`~cobee_django.company_field.unscoped_rows`, each one audited in :mod:`cobee_django.guards`.
+Each relation with a tenant model at either end gets a join restriction (Django's
+``get_extra_restriction`` hook), so every JOIN into a tenant table carries the tenant condition in
+its ``ON`` clause. ``raw()`` cannot be scoped, so it is refused outside ``unscoped()``.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.apps import apps
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Manager, Model, QuerySet
-from django.db.models.expressions import Col
-from django.db.models.fields.related import ForeignObject, ManyToOneRel, OneToOneRel
-from django.db.models.fields.related_descriptors import (
-    ForwardManyToOneDescriptor,
-    ReverseManyToOneDescriptor,
-    ReverseOneToOneDescriptor,
-)
+from django.db.models import Manager, Model, Q, QuerySet
+from django.db.models.fields.related import ForeignObject, ManyToOneRel
+from django.db.models.fields.related_descriptors import ReverseManyToOneDescriptor
 from django.db.models.lookups import Exact, In, Lookup
+from django.db.models.query import RawQuerySet
 from django.db.models.sql import Query
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.models.sql.where import AND, ExtraWhere, NothingNode, WhereNode
 from django.utils.functional import cached_property
 
-from . import state
+from . import guards, state
+from .company_field import COMPANY_ATTNAME, COMPANY_FIELD, is_tenant_model, unscoped_rows
+from .exceptions import NoTenantBound, TenantViolation
 
 if TYPE_CHECKING:
     from .state import Tenant
 
 _M = TypeVar("_M", bound=Model)
 
-#: The field every tenant model has, pointing at ``cobee_django.Company``.
-COMPANY_FIELD = "company"
+#: Why ``raw()`` is refused, and what to use instead.
+RAW_REFUSED = (
+    "{label}.objects.raw() cannot be scoped to the tenant (the SQL is yours), so tenant managers refuse it "
+    "outside unscoped(). Use the ORM, or on purpose: wrap the call in cobee_django.state.unscoped(), or run "
+    "QuerySet(model={label}).raw(...) or a connection cursor, and filter on company_id yourself."
+)
 
 
-def is_tenant_model(model: Any) -> bool:
-    """True for concrete and abstract subclasses of ``TenantModel``."""
-    return isinstance(model, type) and getattr(model, "_cobee_tenant_model", False) is True
+def inherits_company(model: type[Model]) -> bool:
+    """True for a multi-table child of a tenant model: its company column is in a parent's table."""
+    field = model._meta.get_field(COMPANY_FIELD)
+    return field.model._meta.concrete_model is not model._meta.concrete_model
 
 
 def tenant_condition(model: type[Model], alias: str, tenant: Tenant) -> ExtraWhere | Lookup[Any]:
     """``alias.company_id`` limited to ``tenant``'s companies (``model`` has the company field)."""
-    column = model._meta.get_field(COMPANY_FIELD).get_col(alias)  # type: ignore[union-attr]
     ids = tenant.company_ids
+    if ids and inherits_company(model):
+        # A multi-table child: its primary key is its parent's, whose table holds the company.
+        owner: Any = model._meta.get_field(COMPANY_FIELD).model
+        rows = unscoped_rows(owner).filter(**{f"{COMPANY_ATTNAME}__in": tenant.sorted_company_ids}).values("pk")
+        return In(model._meta.pk.get_col(alias), rows.query)
+    column = model._meta.get_field(COMPANY_FIELD).get_col(alias)  # type: ignore[union-attr]
     if not ids:
         # Unlike NothingNode, this compiles inside a JOIN's ON clause without emptying the query.
         return ExtraWhere(["1 = 0"], [])
@@ -84,38 +94,11 @@ def add_tenant_condition(query: Query, tenant: Tenant) -> None:
         alias = query.get_initial_alias()
     if not tenant.company_ids:
         query.where.add(NothingNode(), AND)
+    elif inherits_company(opts.model):
+        # A multi-table child: the condition goes on its parent's table, through the parent link.
+        query.add_q(Q(**{f"{COMPANY_ATTNAME}__in": tenant.sorted_company_ids}))
     else:
         query.where.add(tenant_condition(query.model, alias, tenant), AND)  # type: ignore[arg-type]
-
-
-def pinned_inside(query: Query, tenant: Tenant) -> bool:
-    """True when ``query``'s own filter already keeps its base table to one of ``tenant``'s companies.
-
-    A top-level ``company_id = X`` (ANDed, not negated) on the base table, with X a company the
-    tenant reaches, limits every row to X: the tenant condition would only cost a clone of the
-    query and a duplicate ``WHERE`` term. Views nested under a company (``CompanyFromURLMixin``)
-    filter exactly so. Anything else (another company, ``IN``, an expression, an ``OR``) still
-    gets the tenant condition.
-    """
-    where = query.where
-    if where.connector != AND or where.negated or not query.alias_map:
-        return False
-    alias = query.base_table
-    if not query.alias_refcount[alias]:
-        return False
-    field = query.get_meta().get_field(COMPANY_FIELD)
-    ids = tenant.company_ids
-    for child in where.children:
-        if (
-            isinstance(child, Exact)
-            and isinstance(child.lhs, Col)
-            and child.lhs.alias == alias
-            and child.lhs.target is field
-            and isinstance(child.rhs, uuid.UUID)
-            and child.rhs in ids
-        ):
-            return True
-    return False
 
 
 class TenantQuery(Query):
@@ -129,7 +112,7 @@ class TenantQuery(Query):
     ) -> SQLCompiler:
         tenant = state.current_scope()  # raises NoTenantBound: fail closed
         query: Query = self
-        if tenant is not None and not pinned_inside(self, tenant):
+        if tenant is not None:
             query = self.clone()
             add_tenant_condition(query, tenant)
         compiler: SQLCompiler = Query.get_compiler(query, using, connection, elide_empty)
@@ -159,9 +142,7 @@ class TenantQuerySet(QuerySet[_M]):
         return clone
 
     def update(self, **kwargs: Any) -> int:
-        from .guards import check_update
-
-        check_update(self, kwargs)
+        guards.check_update(self, kwargs)
         return super(TenantQuerySet, self._scoped()).update(**kwargs)
 
     update.alters_data = True  # type: ignore[attr-defined]
@@ -192,12 +173,12 @@ class TenantQuerySet(QuerySet[_M]):
         update_fields: Collection[str] | None = None,
         unique_fields: Collection[str] | None = None,
     ) -> list[_M]:
-        from .guards import check_new_rows, check_upsert
-
         objs = list(objs)
         if update_conflicts:
-            check_upsert(self.model, unique_fields, update_fields)
-        check_new_rows(self.model, objs, using=self.db, validate_unique=not (ignore_conflicts or update_conflicts))
+            guards.check_upsert(self.model, unique_fields, update_fields)
+        guards.check_new_rows(
+            self.model, objs, using=self.db, validate_unique=not (ignore_conflicts or update_conflicts)
+        )
         return super().bulk_create(
             objs,
             batch_size=batch_size,
@@ -210,14 +191,29 @@ class TenantQuerySet(QuerySet[_M]):
     bulk_create.alters_data = True  # type: ignore[attr-defined]
 
     def bulk_update(self, objs: Iterable[_M], fields: Iterable[str], batch_size: int | None = None) -> int:
-        from .guards import bulk_update_checked, check_rows
-
         objs = list(objs)
-        check_rows(self.model, objs, using=self.db, fields=fields)
-        with bulk_update_checked():
+        guards.check_rows(self.model, objs, using=self.db, fields=fields)
+        with guards.bulk_update_checked():
             return super().bulk_update(objs, fields, batch_size=batch_size)
 
     bulk_update.alters_data = True  # type: ignore[attr-defined]
+
+    def raw(
+        self,
+        raw_query: Any,
+        params: Sequence[Any] | Mapping[str, Any] = (),
+        translations: dict[str, str] | None = None,
+        using: str | None = None,
+    ) -> RawQuerySet[_M]:
+        # Raw SQL reads whatever it names: with no tenant condition it would return every company's rows.
+        message = RAW_REFUSED.format(label=self.model._meta.label)
+        try:
+            tenant = state.current_scope()
+        except NoTenantBound as exc:
+            raise NoTenantBound(f"{message} {state.NO_TENANT_MESSAGE}") from exc
+        if tenant is not None:
+            raise TenantViolation(message)
+        return super().raw(raw_query, params, translations, using)
 
 
 class TenantManager(Manager.from_queryset(TenantQuerySet)):  # type: ignore[misc]
@@ -233,34 +229,18 @@ def scoped_queryset(
     return TenantQuerySet(model=model, using=using, hints=hints)
 
 
-class _ScopedForwardMixin:
-    field: ForeignObject[Any, Any]
-
-    def get_queryset(self, **hints: Any) -> QuerySet[Any]:
-        # Django reads forward relations through the unscoped base manager.
-        return scoped_queryset(self.field.remote_field.model, hints=hints)
-
-
-class _ScopedReverseOneToOneMixin:
-    related: OneToOneRel
-
-    def get_queryset(self, **hints: Any) -> QuerySet[Any]:
-        return scoped_queryset(self.related.related_model, hints=hints)
-
-
 class _GuardedReverseManyToOneMixin:
     rel: ManyToOneRel
 
     @cached_property
     def related_manager_cls(self) -> type:
-        # A reverse foreign key's add(bulk=True) moves rows with an unscoped base-manager update.
+        # add(bulk=True) updates the rows through the base manager, which silently skips rows outside the
+        # tenant: refuse them (and rows of another company than the instance's) instead.
         base: type = super().related_manager_cls  # type: ignore[misc]
 
         class GuardedRelatedManager(base):  # type: ignore[misc]
             def add(self, *objs: Any, bulk: bool = True) -> None:
-                from .guards import check_reverse_add
-
-                check_reverse_add(self.instance, self.field, objs, self.db)
+                guards.check_reverse_add(self.instance, self.field, objs, self.db)
                 super().add(*objs, bulk=bulk)
 
             add.alters_data = True  # type: ignore[attr-defined]
@@ -279,28 +259,19 @@ def _scoped_class(descriptor_class: type, mixin: type) -> type:
 
 
 def scope_model_relations(model: type[Model]) -> None:
-    """Make ``model``'s accessors that lead to tenant rows read through scoped querysets."""
+    """Guard ``add()`` of ``model``'s reverse foreign keys that involve a tenant model.
+
+    Forward foreign keys and reverse one-to-one accessors read through the related model's base
+    manager, which is scoped for tenant models: they need nothing here.
+    """
     for field in model._meta.get_fields(include_hidden=True):
-        if isinstance(field, ManyToOneRel) and field.one_to_many:
-            if not (is_tenant_model(model) or is_tenant_model(field.related_model)):
-                continue
-            reverse = model.__dict__.get(field.get_accessor_name() or "")
-            if type(reverse) is ReverseManyToOneDescriptor:
-                reverse.__class__ = _scoped_class(type(reverse), _GuardedReverseManyToOneMixin)
+        if not (isinstance(field, ManyToOneRel) and field.one_to_many):
             continue
-        if field.many_to_one or field.one_to_one:
-            if not is_tenant_model(field.related_model):
-                continue
-            name = field.get_accessor_name() if isinstance(field, OneToOneRel) else field.name
-            if name is None:
-                continue
-            descriptor = model.__dict__.get(name)
-            if isinstance(descriptor, ForwardManyToOneDescriptor) and not isinstance(descriptor, _ScopedForwardMixin):
-                descriptor.__class__ = _scoped_class(type(descriptor), _ScopedForwardMixin)
-            elif isinstance(descriptor, ReverseOneToOneDescriptor) and not isinstance(
-                descriptor, _ScopedReverseOneToOneMixin
-            ):
-                descriptor.__class__ = _scoped_class(type(descriptor), _ScopedReverseOneToOneMixin)
+        if not (is_tenant_model(model) or is_tenant_model(field.related_model)):
+            continue
+        reverse = model.__dict__.get(field.get_accessor_name() or "")
+        if type(reverse) is ReverseManyToOneDescriptor:
+            reverse.__class__ = _scoped_class(type(reverse), _GuardedReverseManyToOneMixin)
 
 
 def _restrict_joins(field: ForeignObject[Any, Any]) -> None:
@@ -344,6 +315,8 @@ def scope_model_joins(model: type[Model]) -> None:
     for field in model._meta.get_fields(include_hidden=True):
         if not isinstance(field, ForeignObject) or field.many_to_many or field.model is not model:
             continue
+        if field.remote_field.parent_link:
+            continue  # a child's row and its parent's are one row: the child's own condition covers both
         if is_tenant_model(field.related_model) or is_tenant_model(model):
             _restrict_joins(field)
 

@@ -27,7 +27,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils.module_loading import import_string
 
-from . import conf
+from . import conf, state
+from .models import Company, Corporation
 from .state import Tenant
 
 if TYPE_CHECKING:
@@ -55,8 +56,6 @@ conf.reload_hooks.append(_reset)
 
 def companies_from_database(corporation_id: uuid.UUID) -> frozenset[uuid.UUID]:
     """The companies the ``Company`` table links to ``corporation_id`` (the default source)."""
-    from .models import Company
-
     return frozenset(Company.objects.filter(corporation_id=corporation_id).values_list("id", flat=True))
 
 
@@ -86,6 +85,9 @@ def companies_of(corporation_id: uuid.UUID) -> frozenset[uuid.UUID]:
         raise ImproperlyConfigured("MEMBERSHIP_RESOLVER returned something that is not a company id.") from exc
 
 
+state.set_corporation_lookup(companies_of)
+
+
 def _issued_at(claims: Any) -> float | None:
     iat = claims.get("iat") if hasattr(claims, "get") else None
     if isinstance(iat, bool) or not isinstance(iat, (int, float)) or not math.isfinite(iat):
@@ -101,8 +103,6 @@ def record_membership(
     A link already asserted later than ``issued_at`` is kept; without ``issued_at`` a company is
     only linked if it has no corporation yet. Safe to run concurrently.
     """
-    from .models import Company, Corporation
-
     asserted = datetime.datetime.fromtimestamp(issued_at, tz=datetime.timezone.utc) if issued_at is not None else None
     with transaction.atomic():
         if corporation_id is not None:

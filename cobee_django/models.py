@@ -13,10 +13,14 @@ import django
 from django.conf import settings
 from django.db import models, router
 from django.db.models import Q, QuerySet
+from django.db.models.options import Options
+from django.db.models.signals import class_prepared
+from django.utils.functional import cached_property
 
 from . import guards, state
+from .company_field import COMPANY_ATTNAME, SAVED_COMPANY, is_tenant_model, unscoped_rows
 from .exceptions import TenantViolation
-from .managers import TenantManager, add_tenant_condition, scoped_queryset
+from .managers import TenantManager
 
 
 class MembershipSource(models.TextChoices):
@@ -125,12 +129,48 @@ class StaffIdentity(models.Model):
         return f"{self.subject} at {self.issuer}"
 
 
+class _TenantOptions(Options):  # type: ignore[type-arg]
+    """The ``_meta`` of a tenant model: its base manager is scoped, like its default manager.
+
+    Django builds querysets through ``Model._base_manager`` in many places (a sliced operand of
+    ``|`` or ``^`` rebuilt as ``_base_manager.filter(pk__in=...)``, related descriptors,
+    the deletion collector, ``refresh_from_db()``, ``contenttypes``). An unscoped base manager
+    would let each of them read, update or delete every company's rows.
+    """
+
+    @cached_property
+    def base_manager(self) -> models.Manager[Any]:
+        manager: models.Manager[Any] = Options.base_manager.func(self)  # type: ignore[attr-defined]
+        if not manager.auto_created:
+            return manager  # Meta.base_manager_name: the system check E012 requires it to be scoped
+        # Like Django's own: auto-created, never listed in _meta.managers, so never in migrations.
+        scoped = TenantManager()
+        scoped.name = "_base_manager"
+        scoped.model = self.model
+        scoped.auto_created = True
+        return scoped
+
+
+def scope_base_manager(sender: type[models.Model], **kwargs: Any) -> None:
+    """``class_prepared`` receiver: give every tenant model a scoped base manager.
+
+    Set at run time, not through ``Meta.base_manager_name``, so that users' migrations do not change.
+    """
+    if not is_tenant_model(sender) or sender._meta.abstract or isinstance(sender._meta, _TenantOptions):
+        return
+    sender._meta.__class__ = _TenantOptions
+    sender._meta.__dict__.pop("base_manager", None)
+
+
+class_prepared.connect(scope_base_manager, dispatch_uid="cobee_django.scoped_base_manager")
+
+
 class TenantModel(models.Model):
     """A model whose rows each belong to one company; the base of every scoped model.
 
-    ``objects`` (the default manager) sees only the bound tenant's rows and raises
-    :class:`~cobee_django.exceptions.NoTenantBound` when nothing is bound. Writes are guarded: see
-    :mod:`cobee_django.guards`. Django's ``_base_manager`` stays unscoped for Django's own use.
+    ``objects`` (the default manager) and Django's ``_base_manager`` see only the bound tenant's
+    rows and raise :class:`~cobee_django.exceptions.NoTenantBound` when nothing is bound. Writes are
+    guarded: see :mod:`cobee_django.guards`.
     """
 
     #: Lets other modules recognise tenant models without importing this one.
@@ -144,11 +184,19 @@ class TenantModel(models.Model):
         abstract = True
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
-        guards.check_save(self, using, kwargs.get("update_fields"))
+        # The guards run in a pre_save receiver (guards.check_any_save), so raw saves go through them too.
         super().save(*args, **kwargs)
+        setattr(self._state, SAVED_COMPANY, getattr(self, COMPANY_ATTNAME))
 
     save.alters_data = True  # type: ignore[attr-defined]
+
+    @classmethod
+    def from_db(cls, *args: Any, **kwargs: Any) -> Any:
+        obj = super().from_db(*args, **kwargs)
+        # The company the row has in the database: a save that changes it is a move (guards.check_move).
+        if COMPANY_ATTNAME in obj.__dict__:
+            setattr(obj._state, SAVED_COMPANY, obj.__dict__[COMPANY_ATTNAME])
+        return obj
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
@@ -158,22 +206,14 @@ class TenantModel(models.Model):
     delete.alters_data = True  # type: ignore[attr-defined]
 
     def _do_update(self, base_qs: QuerySet[Any], *args: Any, **kwargs: Any) -> Any:
-        # save() updates through the unscoped base manager, by primary key alone: a row of another
-        # company with the same primary key would be overwritten.
-        tenant = state.current_scope()
-        if tenant is not None:
-            base_qs = base_qs._chain()  # type: ignore[attr-defined]
-            add_tenant_condition(base_qs.query, tenant)
+        # save() updates by primary key through the scoped base manager. When that finds nothing,
+        # Django would INSERT: a row of another company holding the same primary key must be a
+        # TenantViolation, not an IntegrityError (nor, without a unique key, a second row).
         updated = super()._do_update(base_qs, *args, **kwargs)
-        if not updated and tenant is not None and type(self)._base_manager.filter(pk=self.pk).exists():
+        if (
+            not updated
+            and not state.is_unscoped()
+            and unscoped_rows(base_qs.model, using=base_qs.db).filter(pk=self.pk).exists()
+        ):
             raise TenantViolation(f"This {self._meta.label} row belongs to a company the bound tenant does not reach.")
         return updated
-
-    def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
-        # Django reloads (and loads deferred fields) through the unscoped base manager.
-        if django.VERSION >= (5, 1):
-            if kwargs.get("from_queryset") is None and len(args) < 3:
-                kwargs["from_queryset"] = scoped_queryset(type(self))
-        elif not scoped_queryset(type(self), using=kwargs.get("using")).filter(pk=self.pk).exists():
-            raise self.DoesNotExist(f"{self._meta.object_name} matching query does not exist.")
-        super().refresh_from_db(*args, **kwargs)

@@ -78,6 +78,16 @@ UNSCOPED: Final = _Unscoped()
 #: A callable bound instead of a tenant, asked each time the tenant is needed (see :func:`deferred`).
 TenantResolver = Callable[[], Tenant | None]
 
+#: Every tool that binds a tenant, named in each :class:`NoTenantBound` message.
+HOW_TO_BIND = (
+    "Bind one: in a request, TenantMiddleware with an authenticated principal (HasTenant in the view's "
+    "permission_classes); in code, cobee_django.state.for_company(), for_corporation(), for_tenant(), or "
+    "unscoped() to lift scoping on purpose; in a management command, subclass "
+    "cobee_django.management.base.TenantCommand or run it through `manage.py with_tenant --company ID -- "
+    "<command>`; in a background task, the helpers of cobee_django.tasks (tenant_task, task_kwargs, carry)."
+)
+NO_TENANT_MESSAGE = f"No tenant is bound, so tenant models refuse to read or write. {HOW_TO_BIND}"
+
 _State = Tenant | _Unscoped | TenantResolver | None
 _state: ContextVar[_State] = ContextVar("cobee_django_tenant", default=None)
 
@@ -111,17 +121,14 @@ def current_scope() -> Tenant | None:
         return value
     if value is UNSCOPED:
         return None
-    raise NoTenantBound(
-        "No tenant is bound. Tenant models are readable only inside a request handled by "
-        "TenantMiddleware, or inside for_company(), for_corporation(), for_tenant() or unscoped()."
-    )
+    raise NoTenantBound(NO_TENANT_MESSAGE)
 
 
 def require_tenant() -> Tenant:
     """The bound tenant; raises :class:`NoTenantBound` when none is (including inside ``unscoped()``)."""
     tenant = get_tenant()
     if tenant is None:
-        raise NoTenantBound("This operation needs a bound tenant.")
+        raise NoTenantBound(f"This operation needs a bound tenant (unscoped() is not one). {HOW_TO_BIND}")
     return tenant
 
 
@@ -158,13 +165,25 @@ def for_company(company_id: uuid.UUID | str, *, principal: Any = None) -> Iterat
         yield tenant
 
 
+#: The companies of a corporation, as membership knows them now. :mod:`cobee_django.membership`
+#: owns the lookup and installs it when it is imported (at startup, by the app config), so this
+#: module stays below the ORM.
+CorporationLookup = Callable[[uuid.UUID], frozenset[uuid.UUID]]
+_corporation_lookup: list[CorporationLookup] = []
+
+
+def set_corporation_lookup(lookup: CorporationLookup) -> None:
+    """Install the function :func:`for_corporation` asks for a corporation's companies."""
+    _corporation_lookup[:] = [lookup]
+
+
 @contextmanager
 def for_corporation(corporation_id: uuid.UUID | str, *, principal: Any = None) -> Iterator[Tenant]:
     """Bind a tenant reaching every company of a corporation, as membership knows them now."""
-    from .membership import companies_of
-
     corporation = _as_uuid(corporation_id, "corporation_id")
-    tenant = Tenant(companies_of(corporation), corporation, principal)
+    if not _corporation_lookup:
+        raise RuntimeError("for_corporation() needs cobee_django in INSTALLED_APPS (its membership lookup).")
+    tenant = Tenant(_corporation_lookup[0](corporation), corporation, principal)
     with _bind(tenant):
         yield tenant
 

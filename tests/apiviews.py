@@ -5,6 +5,7 @@ Used by the testing-helper, audit, OpenAPI and documentation tests (``pytest.mar
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import generics, serializers
@@ -59,9 +60,9 @@ class CorporationDepartments(Base, APIView):
 
 
 class AnyEmployee(Base, generics.RetrieveAPIView):
-    """Fetches through the unscoped base manager: only the object-level check stands (a 404)."""
+    """Fetches through a plain, unscoped queryset: only the object-level check stands (a 404)."""
 
-    queryset = Employee._base_manager.all()
+    queryset = QuerySet(model=Employee)
     serializer_class = EmployeeSerializer
     permission_classes = [HasTenant]
 

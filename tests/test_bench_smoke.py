@@ -40,7 +40,8 @@ def test_bench_on_postgres_prints_its_figures():
     if not url.startswith(("postgres://", "postgresql://")):
         pytest.skip("the request and data-scale benchmarks need DATABASE_URL=postgres://...")
     # Databases of their own next to the test database: <name>_bench, <name>_bench_300, ...
-    out = run_bench("request", "server", "scale", env={"BENCH_DATABASE_URL": url.split("?")[0] + "_bench"})
+    benchmarks = ("request", "server", "scale", "base-manager")
+    out = run_bench(*benchmarks, env={"BENCH_DATABASE_URL": url.split("?")[0] + "_bench"})
     for line in (
         "RATIO request rps, app / hand-written baseline: ",
         "RATIO server rps, app / hand-written baseline: ",
@@ -48,6 +49,8 @@ def test_bench_on_postgres_prints_its_figures():
         "RATIO scale 600 corporation list, scoped / hand-written: ",
         "FIGURE scale 600 plan, one company: ",
         "RATIO scale growth company list, 600 rows / 300 rows (table 2x): ",
+        "RATIO scoped base manager, save() / plain: ",
+        "RATIO scoped base manager, delete() with a cascade / plain: ",
     ):
         assert line in out, out
 

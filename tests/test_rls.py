@@ -21,6 +21,7 @@ from django.core.checks import run_checks
 from django.core.management import call_command
 from django.db import DatabaseError, IntegrityError, connection, connections, transaction
 from django.db.migrations.state import ProjectState
+from django.db.models import QuerySet
 from django.test import Client
 
 from cobee_django.db import policy
@@ -153,11 +154,11 @@ def test_nothing_bound_means_no_rows(as_runtime):
 def test_orm_paths_around_the_manager_are_held_too(as_runtime):
     with for_company(B):
         # The scoped manager is the first wall; these go around it and meet the second.
-        assert sorted(t.name for t in Team._base_manager.all()) == ["b1"]
-        assert [t.name for t in Team.objects.raw("SELECT * FROM rlsapp_team")] == ["b1"]
-        assert Team._base_manager.count() == 1
+        assert sorted(t.name for t in QuerySet(model=Team).all()) == ["b1"]
+        assert [t.name for t in QuerySet(model=Team).raw("SELECT * FROM rlsapp_team")] == ["b1"]
+        assert QuerySet(model=Team).count() == 1
         # A server-side cursor, declared in autocommit mode: materialized inside our transaction.
-        assert [t.name for t in Team._base_manager.order_by("name").iterator(chunk_size=1)] == ["b1"]
+        assert [t.name for t in QuerySet(model=Team).order_by("name").iterator(chunk_size=1)] == ["b1"]
 
 
 def test_the_setting_lives_only_as_long_as_its_transaction(as_runtime):

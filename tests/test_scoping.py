@@ -6,15 +6,16 @@ import uuid
 from types import SimpleNamespace
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
-from django.db.models import Count, Exists, OuterRef, Prefetch, Subquery, Sum
+from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet, Subquery, Sum
 from django.test.utils import isolate_apps
 
 from cobee_django import state
 from cobee_django.exceptions import NoTenantBound
-from tests.testapp.models import Badge, Department, Employee, Note, Project
+from tests.testapp.models import Badge, Department, Employee, Lead, Note, Project
 from tests.testapp.views import EmployeeSerializer
 
 # Built at import time, before any tenant exists: must filter by whoever evaluates it.
@@ -42,10 +43,10 @@ def data(tenants):
             setattr(rows, f"{key}_note", note)
         # A stray employee of c sitting in a's department and on a's project (corrupt data).
         stray = Employee.objects.create(company_id=tenants.c, email="stray@x", salary=1000)
-        Employee._base_manager.filter(pk=stray.pk).update(department=rows.a_dept)
+        QuerySet(model=Employee).filter(pk=stray.pk).update(department=rows.a_dept)
         Employee.projects.through.objects.create(employee=stray, project=rows.a_project)
         # a's employee pointing at c's department and project, a's badge on c's employee.
-        Employee._base_manager.filter(pk=rows.a_emp.pk).update(department=rows.c_dept)
+        QuerySet(model=Employee).filter(pk=rows.a_emp.pk).update(department=rows.c_dept)
         Employee.projects.through.objects.create(employee=rows.a_emp, project=rows.c_project)
         rows.stray = stray
     return rows
@@ -127,7 +128,7 @@ def test_subqueries_stay_inside(data):
         with state.unscoped():
             depts = list(Department.objects.order_by("name"))
         # Subquery(...) of a tenant model inside an unscoped outer query is still scoped when run.
-        annotated = Department._base_manager.annotate(total=Subquery(salaries.values("s")))
+        annotated = QuerySet(model=Department).annotate(total=Subquery(salaries.values("s")))
         totals = {d.name: d.total for d in annotated.order_by("name")}
         assert totals == {d.name: None for d in depts} | {"a-dept": None, "c-dept": 10}
         has_members = Department.objects.annotate(m=Exists(Employee.objects.filter(department=OuterRef("pk"))))
@@ -158,7 +159,7 @@ def test_forward_foreign_keys_do_not_reveal_another_company(data):
             note.employee  # noqa: B018  ...but the employee it points at is
         assert Note.objects.get(pk=data.a_note.pk).employee.email == "a@x"
         with pytest.raises(Badge.DoesNotExist):
-            Employee._base_manager.get(pk=data.c_emp.pk).badge  # noqa: B018  reverse one-to-one
+            QuerySet(model=Employee).get(pk=data.c_emp.pk).badge  # noqa: B018  reverse one-to-one
         assert emp.badge.code == "a"
         assert Badge.objects.get(pk=data.a_badge.pk).employee.email == "a@x"
 
@@ -226,6 +227,22 @@ def test_exclude_across_a_relation_compiles(data):
         lambda: list(Note.objects.filter(employee__in=Employee.objects.all())),
         lambda: IMPORT_TIME_QUERYSET.first(),
         lambda: str(Employee.objects.all().query),
+        # Querysets Django rebuilds or builds itself, through the (scoped) base manager.
+        lambda: list(Employee.objects.order_by("-id")[:5] | Employee.objects.filter(salary=10)),
+        lambda: (Employee.objects.all()[:5] | Employee.objects.all()).count(),
+        lambda: (Employee.objects.all()[:5] ^ Employee.objects.all()).update(salary=1),
+        lambda: (Employee.objects.all()[:5] | Employee.objects.all()).delete(),
+        lambda: Employee._base_manager.count(),
+        lambda: list(Employee.objects.raw("SELECT * FROM testapp_employee")),
+        lambda: list(Employee.objects.all().union(Employee.objects.all())),
+        lambda: Employee.objects.get_or_create(email="x@x"),
+        lambda: Employee(pk=1).refresh_from_db(),
+        lambda: Note.objects.first().employee,
+        lambda: list(Note.objects.prefetch_related("employee")),
+        lambda: ContentType.objects.get_for_model(Employee).get_object_for_this_type(pk=1),
+        lambda: Department._base_manager.first().delete(),
+        lambda: list(Lead.objects.all()),
+        lambda: Lead.objects.update(level=1),
     ],
 )
 def test_every_path_refuses_to_run_with_no_tenant(data, run):

@@ -173,3 +173,36 @@ def test_a_new_thread_starts_with_nothing_bound():
         t.start()
         t.join()
     assert seen == [None]
+
+
+def test_no_tenant_bound_names_every_tool_that_binds_one():
+    from cobee_django.exceptions import NoTenantBound
+
+    for call in (state.current_scope, state.require_tenant):
+        with pytest.raises(NoTenantBound) as caught:
+            call()
+        message = str(caught.value)
+        for tool in (
+            "TenantMiddleware",
+            "for_company()",
+            "unscoped()",
+            "TenantCommand",
+            "with_tenant",
+            "cobee_django.tasks",
+        ):
+            assert tool in message, (call, tool)
+
+
+def test_for_corporation_asks_the_lookup_membership_installs(tenants):
+    from cobee_django import membership
+
+    assert state._corporation_lookup == [membership.companies_of]
+    saved = list(state._corporation_lookup)
+    state._corporation_lookup.clear()
+    try:
+        with pytest.raises(RuntimeError, match="INSTALLED_APPS"), state.for_corporation(tenants.corp):
+            pass
+    finally:
+        state._corporation_lookup[:] = saved
+    with state.for_corporation(tenants.corp) as tenant:
+        assert tenant.company_ids == {tenants.a, tenants.b}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
 from cobee_django.models import TenantModel
@@ -53,3 +55,22 @@ class Note(models.Model):
 
     def __str__(self) -> str:
         return self.text
+
+
+class Lead(Employee):
+    """A multi-table child of a tenant model: its company is in its parent's (``Employee``) table."""
+
+    level = models.IntegerField(default=1)
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads")
+
+
+class Tag(models.Model):
+    """Not a tenant model: a generic foreign key that may name a tenant row."""
+
+    label = models.CharField(max_length=50)
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE)
+    object_id = models.PositiveBigIntegerField()
+    target = GenericForeignKey("content_type", "object_id")
+
+    def __str__(self) -> str:
+        return self.label

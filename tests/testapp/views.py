@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -47,15 +48,15 @@ class CompanyEmployees(Base, CompanyFromURLMixin, generics.ListCreateAPIView):
 
 
 class AnyDepartment(Base, generics.RetrieveUpdateDestroyAPIView):
-    """Fetches through the unscoped base manager, so only the object-level check stands."""
+    """Fetches through a plain, unscoped queryset, so only the object-level check stands."""
 
-    queryset = Department._base_manager.all()
+    queryset = QuerySet(model=Department)
     serializer_class = DepartmentSerializer
     permission_classes = [HasTenant]
 
 
 class CompanyDepartment(Base, generics.RetrieveAPIView):
-    queryset = Department._base_manager.all()
+    queryset = QuerySet(model=Department)
     serializer_class = DepartmentSerializer
     permission_classes = [CanAccessCompany]
 

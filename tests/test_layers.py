@@ -1,0 +1,94 @@
+"""The package's modules import each other in one direction only: no cycle, function-local imports included."""
+
+from __future__ import annotations
+
+import ast
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+import cobee_django
+
+ROOT = Path(cobee_django.__file__).parent
+PACKAGE = ROOT.name
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in ROOT.rglob("*.py"):
+        if "migrations" in path.parts:
+            continue
+        parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node that can run: ``if TYPE_CHECKING:`` bodies are left out (they never do)."""
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If):
+            test = node.test
+            name = test.id if isinstance(test, ast.Name) else getattr(test, "attr", None)
+            if name == "TYPE_CHECKING":
+                skipped.update(id(sub) for child in node.body for sub in ast.walk(child))
+    return [node for node in ast.walk(tree) if id(node) not in skipped]
+
+
+def _imported_names(module: str, is_package: bool, node: ast.AST) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if not isinstance(node, ast.ImportFrom):
+        return []
+    if node.level == 0:
+        base = node.module or ""
+    else:
+        parts = module.split(".") if is_package else module.split(".")[:-1]
+        parts = parts[: len(parts) - node.level + 1]
+        base = ".".join([*parts, *([node.module] if node.module else [])])
+    return [base, *(f"{base}.{alias.name}" for alias in node.names)]
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the package's modules it imports (at module level or inside functions)."""
+    modules = _modules()
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in _runtime_nodes(tree):
+            for target in _imported_names(name, path.name == "__init__.py", node):
+                while target and target not in modules:
+                    target = target.rpartition(".")[0]  # the deepest module of ours it names
+                # A module importing its own package's __init__ (or the top package) is no layer arrow.
+                if target and target != name and not name.startswith(f"{target}.") and target != PACKAGE:
+                    graph[name].add(target)
+    return graph
+
+
+def test_the_graph_sees_function_local_imports_and_skips_type_checking_blocks():
+    graph = import_graph()
+    # apps.ready() imports checks inside a function; managers imports state only under TYPE_CHECKING too.
+    assert "cobee_django.checks" in graph["cobee_django.apps"]
+    assert "cobee_django.tenancy_setup" in graph["cobee_django.apps"]
+
+
+def test_there_is_no_import_cycle_inside_the_package():
+    try:
+        order = list(TopologicalSorter(import_graph()).static_order())
+    except CycleError as exc:
+        raise AssertionError(f"import cycle: {' -> '.join(exc.args[1])}") from None
+    assert f"{PACKAGE}.state" in order
+
+
+def test_the_tenancy_layers_point_down():
+    graph = import_graph()
+    assert graph[f"{PACKAGE}.company_field"] == set()
+    assert graph[f"{PACKAGE}.state"] <= {f"{PACKAGE}.exceptions"}  # the ContextVar never reaches the ORM
+    below = {
+        "guards": {"managers", "models", "membership"},
+        "managers": {"models", "membership"},
+        "models": {"membership"},
+    }
+    for module, above in below.items():
+        assert not graph[f"{PACKAGE}.{module}"] & {f"{PACKAGE}.{name}" for name in above}, module

@@ -1,0 +1,247 @@
+"""One rule for every write path: after any write, no reference between tenant rows crosses companies,
+and raw saves (fixtures) stay inside the bound tenant."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from types import SimpleNamespace
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.db import transaction
+from django.db.models import QuerySet
+
+from cobee_django import state
+from cobee_django.exceptions import NoTenantBound, TenantViolation
+from tests.testapp.models import Badge, Department, Employee, Note, Project
+
+
+@pytest.fixture
+def rows(tenants):
+    """In company a (and b, same corporation): a department with an employee in it, on a project, with a badge."""
+    with state.unscoped():
+        out = SimpleNamespace(**vars(tenants))
+        for key in ("a", "b", "c"):
+            company = getattr(tenants, key)
+            dept = Department.objects.create(company_id=company, name=f"{key}-dept")
+            project = Project.objects.create(company_id=company, name=f"{key}-project")
+            emp = Employee.objects.create(company_id=company, email=f"{key}@x", department=dept)
+            emp.projects.add(project)
+            Badge.objects.create(company_id=company, employee=emp, code=key)
+            lone = Employee.objects.create(company_id=company, email=f"{key}-lone@x")
+            setattr(out, f"{key}_dept", dept)
+            setattr(out, f"{key}_project", project)
+            setattr(out, f"{key}_emp", emp)
+            setattr(out, f"{key}_lone", lone)
+    return out
+
+
+@contextmanager
+def refused(exc=TenantViolation):
+    with pytest.raises(exc) as info, transaction.atomic():
+        yield info
+
+
+def companies(model):
+    with state.unscoped():
+        return {str(row): row.company_id for row in model.objects.all()}
+
+
+def no_reference_crosses_companies():
+    """The invariant itself, checked over every reference of the test app."""
+    with state.unscoped():
+        for emp in Employee.objects.all():
+            if emp.department_id is not None:
+                assert Department.objects.get(pk=emp.department_id).company_id == emp.company_id, emp
+            for project in QuerySet(model=Project).filter(members=emp):
+                assert project.company_id == emp.company_id, emp
+        for badge in Badge.objects.all():
+            assert Employee.objects.get(pk=badge.employee_id).company_id == badge.company_id, badge
+    return True
+
+
+MOVES = {
+    "save": lambda r: _save(Employee, r.a_emp.pk, company_id=r.b),
+    "save(update_fields=company)": lambda r: _save(Employee, r.a_emp.pk, ["company"], company_id=r.b),
+    "update()": lambda r: Employee.objects.filter(pk=r.a_emp.pk).update(company=r.b),
+    "update() of a referenced row": lambda r: Department.objects.filter(pk=r.a_dept.pk).update(company_id=r.b),
+    "save() of a referenced row": lambda r: _save(Department, r.a_dept.pk, company_id=r.b),
+    "update() of a linked project": lambda r: Project.objects.filter(pk=r.a_project.pk).update(company=r.b),
+    "reverse manager update()": lambda r: Department.objects.get(pk=r.a_dept.pk).employees.update(company=r.b),
+    "bulk_update()": lambda r: _bulk_update(r.a_emp.pk, r.b),
+    "update_or_create()": lambda r: Employee.objects.update_or_create(email="a@x", defaults={"company_id": r.b}),
+    "raw save (a fixture)": lambda r: _raw_save(Department, r.a_dept.pk, r.b),
+}
+
+
+def _raw_save(model, pk, company):
+    obj = model.objects.get(pk=pk)
+    obj.company_id = company
+    model.save_base(obj, raw=True)
+
+
+def _save(model, pk, update_fields=None, **values):
+    obj = model.objects.get(pk=pk)
+    for name, value in values.items():
+        setattr(obj, name, value)
+    obj.save(update_fields=update_fields)
+
+
+def _bulk_update(pk, company):
+    emp = Employee.objects.get(pk=pk)
+    emp.company_id = company
+    Employee.objects.bulk_update([emp], ["company"])
+
+
+@pytest.mark.parametrize("move", MOVES.values(), ids=MOVES.keys())
+def test_a_move_that_would_leave_a_reference_across_companies_is_refused(rows, move):
+    before = (companies(Employee), companies(Department), companies(Project), companies(Badge))
+    with state.for_corporation(rows.corp), refused():
+        move(rows)
+    assert (companies(Employee), companies(Department), companies(Project), companies(Badge)) == before
+    assert no_reference_crosses_companies()
+
+
+def test_the_same_moves_inside_unscoped_are_refused_too(rows):
+    with state.unscoped():
+        with refused():
+            Employee.objects.filter(pk=rows.a_emp.pk).update(company=rows.c)
+        with refused():
+            Department.objects.filter(pk=rows.a_dept.pk).update(company=rows.c)
+    assert no_reference_crosses_companies()
+
+
+def test_a_row_free_of_references_still_moves(rows):
+    with state.for_corporation(rows.corp):
+        assert Employee.objects.filter(pk=rows.a_lone.pk).update(company=rows.b) == 1
+        lone = Employee.objects.get(pk=rows.b_lone.pk)
+        lone.company_id = rows.a
+        lone.save()
+        # Moving a row together with what it points at, in the right order, is allowed.
+        Badge.objects.filter(company_id=rows.a).delete()
+        Employee.objects.filter(pk=rows.a_emp.pk).update(department=None)
+        Employee.objects.get(pk=rows.a_emp.pk).projects.clear()
+        assert Employee.objects.filter(pk=rows.a_emp.pk).update(company=rows.b) == 1
+    assert companies(Employee)["a-lone@x"] == rows.b
+    assert companies(Employee)["b-lone@x"] == rows.a
+    assert no_reference_crosses_companies()
+
+
+def test_a_move_out_of_the_tenant_is_refused_as_before(rows):
+    with state.for_company(rows.a):
+        with refused():
+            Employee.objects.filter(pk=rows.a_lone.pk).update(company=rows.c)
+        emp = Employee.objects.get(pk=rows.a_lone.pk)
+        emp.company_id = rows.c
+        with refused():
+            emp.save()
+
+
+# --- fixtures and raw saves ---------------------------------------------------------------------------
+
+
+def fixture(tmp_path, rows_):
+    path = tmp_path / "fixture.json"
+    path.write_text(json.dumps(rows_))
+    return str(path)
+
+
+def employee_row(pk, company, email, department=None):
+    return {
+        "model": "testapp.employee",
+        "pk": pk,
+        "fields": {"company": str(company), "email": email, "name": "", "salary": 0, "department": department},
+    }
+
+
+def test_loaddata_under_a_tenant_cannot_write_another_companys_row(rows, tmp_path):
+    path = fixture(tmp_path, [employee_row(9001, rows.c, "planted@x")])
+    with refused():
+        call_command("with_tenant", "--company", str(rows.a), "--", "loaddata", path, verbosity=0)
+    with state.unscoped():
+        assert not Employee.objects.filter(email="planted@x").exists()
+
+
+def test_loaddata_under_a_tenant_cannot_overwrite_or_move_another_companys_row(rows, tmp_path):
+    path = fixture(tmp_path, [employee_row(rows.c_lone.pk, rows.a, "stolen@x")])
+    with refused():
+        call_command("with_tenant", "--company", str(rows.a), "--", "loaddata", path, verbosity=0)
+    with state.unscoped():
+        assert Employee.objects.get(pk=rows.c_lone.pk).email == "c-lone@x"
+
+
+def test_loaddata_under_a_tenant_cannot_point_across_companies(rows, tmp_path):
+    planted = [
+        employee_row(9002, rows.a, "pointing@x", department=rows.c_dept.pk),
+        {"model": "testapp.note", "pk": 9003, "fields": {"text": "n", "employee": rows.c_emp.pk, "watchers": []}},
+    ]
+    for row in planted:
+        with refused():
+            call_command(
+                "with_tenant", "--company", str(rows.a), "--", "loaddata", fixture(tmp_path, [row]), verbosity=0
+            )
+    with state.unscoped():
+        assert not Employee.objects.filter(email="pointing@x").exists()
+        assert not Note.objects.filter(pk=9003).exists()
+
+
+def test_loaddata_of_the_tenants_own_rows_works(rows, tmp_path):
+    path = fixture(tmp_path, [employee_row(9004, rows.a, "mine@x", department=rows.a_dept.pk)])
+    call_command("with_tenant", "--company", str(rows.a), "--", "loaddata", path, verbosity=0)
+    assert companies(Employee)["mine@x"] == rows.a
+
+
+def test_loaddata_with_nothing_bound_fails_closed(rows, tmp_path):
+    path = fixture(tmp_path, [employee_row(9005, rows.a, "nobody@x")])
+    with refused(NoTenantBound):
+        call_command("loaddata", path, verbosity=0)
+    call_command("with_tenant", "--unscoped", "--", "loaddata", path, verbosity=0)
+    assert companies(Employee)["nobody@x"] == rows.a
+
+
+def test_a_raw_save_goes_through_the_guards(rows):
+    planted = Employee(company_id=rows.c, email="raw@x")
+    with state.for_company(rows.a), refused():
+        Employee.save_base(planted, raw=True)
+    with refused(NoTenantBound):
+        Employee.save_base(planted, raw=True)
+
+
+def test_a_multi_table_child_moves_only_with_its_references(rows):
+    from tests.testapp.models import Lead
+
+    with state.unscoped():
+        lead = Lead.objects.create(company_id=rows.a, email="lead@x", project=rows.a_project)
+        free = Lead.objects.create(company_id=rows.a, email="free-lead@x")
+    with state.for_corporation(rows.corp):
+        with refused():  # the child's own foreign key stays in a
+            Employee.objects.filter(pk=lead.pk).update(company=rows.b)
+        with refused():
+            Lead.objects.filter(pk=lead.pk).update(company=rows.b)
+        with refused(ValidationError):  # the parent's unique (company, email) holds for the child too
+            Lead.objects.create(company_id=rows.a, email="a@x")
+        assert Lead.objects.filter(pk=free.pk).update(company=rows.b) == 1
+        moved = Lead.objects.get(pk=free.pk)
+        moved.company_id = rows.a
+        moved.save()  # its link to its own parent row is no reference across companies
+        loaded = Lead.objects.get(pk=lead.pk)
+        loaded.company_id = rows.b
+        with refused():
+            loaded.save()
+    assert companies(Employee)["free-lead@x"] == rows.a
+    assert companies(Employee)["lead@x"] == rows.a
+
+
+def test_writing_over_another_companys_primary_key_never_names_that_company(rows):
+    attempts = [
+        lambda: Employee.objects.update_or_create(pk=rows.c_emp.pk, defaults={"email": "x@x"}),
+        lambda: Employee(pk=rows.c_emp.pk, company_id=rows.a, email="x@x").save(),
+        lambda: Employee.save_base(Employee(pk=rows.c_emp.pk, company_id=rows.a, email="x@x"), raw=True),
+    ]
+    for attempt in attempts:
+        with state.for_company(rows.a), refused() as caught:
+            attempt()
+        assert str(rows.c) not in str(caught.value)
+    assert companies(Employee)["c@x"] == rows.c
