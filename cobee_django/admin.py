@@ -376,12 +376,14 @@ class TenantInlineMixin(_TenantFieldsMixin):
 
     def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         formset = super().get_formset(request, obj, **kwargs)  # type: ignore[misc]
-        own = _tenant_field_of(self.model, self.tenant_field)
+        inline_tenant_field = self.tenant_field
+        own = _tenant_field_of(self.model, inline_tenant_field)
         # The parent's company is read through the parent admin's tenant_field (or its model's).
         parent = _single_tenant_field(self.parent_model, self.admin_site)  # type: ignore[attr-defined]
 
         class TenantInlineFormSet(formset):  # type: ignore[misc, valid-type]
-            tenant_field = self.tenant_field
+            #: Read by TenantAdminMixin.save_formset.
+            tenant_field = inline_tenant_field
 
             def _construct_form(self, i: int, **form_kwargs: Any) -> Any:
                 form = super()._construct_form(i, **form_kwargs)
@@ -496,17 +498,15 @@ class SuperuserOnlyAdmin(_SafeAutocompleteAdminMixin, _ModelAdmin):
         return self.has_module_permission(request)
 
 
-def _asserted_by_admin(company: Company) -> bool:
+def _asserted_by_admin(company: Company) -> None:
     """Stamp ``company``'s corporation link as the admin's, now, if this save sets it (a new row, or a move).
 
     Threat: a token issued before the edit, or a token naming the company's old corporation,
     must not undo what a superuser decided (see :func:`cobee_django.membership.record_membership`).
     """
-    unchanged = Company.objects.filter(pk=company.pk, corporation_id=company.corporation_id).exists()
-    if not unchanged:
+    if not Company.objects.filter(pk=company.pk, corporation_id=company.corporation_id).exists():
         company.membership_source = MembershipSource.ADMIN  # type: ignore[assignment]  # stubs: (value, label)
         company.membership_asserted_at = timezone.now()
-    return not unchanged
 
 
 class CompanyInline(_TabularInline):

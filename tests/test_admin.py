@@ -79,6 +79,20 @@ def test_grant_needs_exactly_one_target(world, client):
     assert not StaffGrant.objects.exists()
 
 
+@pytest.mark.parametrize("field", ["company", "corporation"])
+@pytest.mark.parametrize("value", ["not-a-uuid", "1", "00000000-0000-0000-0000-00000000dead"])
+def test_a_malformed_or_unknown_grant_target_is_a_form_error(world, client, field, value):
+    client.force_login(make_staff("root", superuser=True))
+    operator = make_staff("op")
+    response = client.post(
+        reverse("admin:cobee_django_staffgrant_add"),
+        {"user": operator.pk, "company": "", "corporation": "", field: value},
+    )
+    assert response.status_code == 200
+    assert "errorlist" in response.content.decode()
+    assert not StaffGrant.objects.exists()
+
+
 def test_staff_identities_are_read_only(world, client):
     client.force_login(make_staff("root", superuser=True))
     assert client.get(reverse("admin:cobee_django_staffidentity_add")).status_code == 403
