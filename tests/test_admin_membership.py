@@ -215,3 +215,25 @@ def test_a_malformed_company_form_is_a_form_error(world, superuser, form):
     response = superuser.post(reverse("admin:cobee_django_company_add"), form)
     assert response.status_code == 200
     assert Company.objects.count() == 4
+
+
+def test_a_link_from_a_directory_import_is_as_final_as_the_admins(world):
+    from django.utils import timezone
+
+    from tests.testapp.auth import principal
+
+    Company.objects.filter(pk=world.acme_south.pk).update(
+        corporation=world.globex,
+        membership_source=MembershipSource.IMPORT,
+        membership_asserted_at=timezone.now() - datetime.timedelta(hours=1),
+    )
+    membership.record_token(principal(world.acme_south.id, world.acme.id, iat=time.time()))
+    assert corporation_of(world.acme_south) == world.globex.id
+
+
+def test_links_never_asserted_stay_open_to_tokens(world):
+    """Rows written in code (no membership_asserted_at) keep the token rules: the newest token moves them."""
+    from tests.testapp.auth import principal
+
+    membership.record_token(principal(world.acme_south.id, world.globex.id, iat=time.time()))
+    assert corporation_of(world.acme_south) == world.globex.id
