@@ -167,6 +167,16 @@ class _SafeAutocompleteAdminMixin(_AdminBase):
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 
+def _wrong_tenant_field(admin_object: Any, otherwise: str) -> CheckMessage:
+    return checks.Error(
+        f"{type(admin_object).__name__}.tenant_field is {admin_object.tenant_field!r}, which is not a foreign key "
+        f"to cobee_django.Company on {admin_object.model._meta.label}.",
+        hint=f"Point tenant_field at the model's foreign key to Company, or {otherwise}.",
+        obj=type(admin_object),
+        id="cobee_django.E030",
+    )
+
+
 class _TenantFieldsMixin(_SafeAutocompleteAdminMixin):
     """What model admins and inlines share: the scoped queryset and the scoped form fields."""
 
@@ -245,15 +255,7 @@ class TenantAdminMixin(_TenantFieldsMixin, _ModelAdminBase):
         errors: list[CheckMessage] = list(super().check(**kwargs))
         if _tenant_field_of(self.model, self.tenant_field) is None:
             # Without the field the mixin could not filter: refuse at check time rather than show all rows.
-            errors.append(
-                checks.Error(
-                    f"{type(self).__name__}.tenant_field is {self.tenant_field!r}, which is not a foreign key "
-                    f"to cobee_django.Company on {self.model._meta.label}.",
-                    hint="Point tenant_field at the model's foreign key to Company, or drop TenantAdminMixin.",
-                    obj=type(self),
-                    id="cobee_django.E030",
-                )
-            )
+            errors.append(_wrong_tenant_field(self, "drop TenantAdminMixin"))
         return errors
 
     def no_tenant_response(self, request: HttpRequest) -> HttpResponse:
@@ -366,7 +368,16 @@ class TenantInlineMixin(_TenantFieldsMixin):
     """Scopes an inline's rows and its form fields to the active companies.
 
     The company of new inline rows is the parent object's; the inline form does not show it.
+    An inline of a model with a foreign key to ``Company`` must name it in ``tenant_field``
+    (``cobee_django.E030``); an inline of a model without one shows the rows of its (scoped) parent.
     """
+
+    def check(self, **kwargs: Any) -> list[CheckMessage]:
+        errors: list[CheckMessage] = list(super().check(**kwargs))
+        if _tenant_field_of(self.model, self.tenant_field) is None and tenant_fields(self.model):
+            # The rows have a company the inline would neither filter on nor set.
+            errors.append(_wrong_tenant_field(self, "use a plain inline (whose rows do not follow the active company)"))
+        return errors
 
     def get_exclude(self, request: HttpRequest, obj: Any = None) -> Any:
         exclude = list(super().get_exclude(request, obj) or [])

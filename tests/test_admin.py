@@ -681,3 +681,24 @@ def test_tenant_fields_of_models():
     assert tenant_fields(Ledger) == ["owner"]  # the only foreign key to Company
     assert tenant_fields(StaffGrant) == ["company"]
     assert tenant_fields(Corporation) == [] and tenant_fields(Note) == []
+
+
+def test_an_inline_must_name_its_models_tenant_field():
+    from django.contrib.admin import AdminSite
+
+    from cobee_django.admin import TenantTabularInline
+    from tests.testapp.models import Employee, Ledger, LedgerEntry, Note
+
+    class Undeclared(TenantTabularInline):
+        model = LedgerEntry
+
+    class Declared(TenantTabularInline):
+        model = LedgerEntry
+        tenant_field = "owner"
+
+    class WithoutCompany(TenantTabularInline):
+        model = Note
+
+    assert [e.id for e in Undeclared(Ledger, AdminSite()).check()] == ["cobee_django.E030"]
+    assert Declared(Ledger, AdminSite()).check() == []
+    assert WithoutCompany(Employee, AdminSite()).check() == []
