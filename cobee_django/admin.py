@@ -149,8 +149,28 @@ class SafeAutocompleteSelectMultiple(_MalformedValueSafeAutocomplete, Autocomple
     """``AutocompleteSelectMultiple`` that tolerates malformed posted ids."""
 
 
+class SafeModelMultipleChoiceField(forms.ModelMultipleChoiceField):  # type: ignore[type-arg]
+    """``ModelMultipleChoiceField`` refusing ids out of their column's range before querying with them.
+
+    Django's queries ``pk__in`` with every posted id, and an integer past the database's range
+    fails there (a 500) instead of being an invalid choice.
+    """
+
+    def _check_values(self, value: Any) -> Any:
+        model = self.queryset.model if self.queryset is not None else None
+        if model is not None and isinstance(value, (list, tuple)):
+            target = model._meta.get_field(self.to_field_name) if self.to_field_name else model._meta.pk
+            for pk in value:
+                if not _parses(target, pk):
+                    raise ValidationError(
+                        self.error_messages["invalid_pk_value"], code="invalid_pk_value", params={"pk": pk}
+                    )
+        return super()._check_values(value)  # type: ignore[misc]  # private in the stubs
+
+
 class _SafeAutocompleteAdminMixin(_AdminBase):
-    """Autocomplete fields use the widgets above: a malformed id is a form error, never a 500."""
+    """Autocomplete fields use the widgets above, many-to-many fields the field above: a malformed id
+    is a form error, never a 500."""
 
     def formfield_for_foreignkey(
         self, db_field: models.ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
@@ -164,6 +184,7 @@ class _SafeAutocompleteAdminMixin(_AdminBase):
     ) -> forms.ModelMultipleChoiceField[Any] | None:
         if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
             kwargs["widget"] = SafeAutocompleteSelectMultiple(db_field, self.admin_site, using=kwargs.get("using"))
+        kwargs.setdefault("form_class", SafeModelMultipleChoiceField)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 

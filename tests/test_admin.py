@@ -702,3 +702,12 @@ def test_an_inline_must_name_its_models_tenant_field():
     assert [e.id for e in Undeclared(Ledger, AdminSite()).check()] == ["cobee_django.E030"]
     assert Declared(Ledger, AdminSite()).check() == []
     assert WithoutCompany(Employee, AdminSite()).check() == []
+
+
+@tenant_admin
+@pytest.mark.parametrize("value", ["not-a-number", "99999999999999999999999", "-99999999999999999999999"])
+def test_a_malformed_many_to_many_value_is_a_form_error(world, data, operator, client, value):
+    response = add_employee(client, projects=[str(data["north"]["project"].pk), value])
+    assert response.status_code == 200
+    assert "errorlist" in response.content.decode()
+    assert employees_named("new@north.test") == []
