@@ -23,8 +23,10 @@ from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin import RelatedOnlyFieldListFilter
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.sites import AdminSite
 from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
@@ -262,7 +264,48 @@ class _TenantFieldsMixin(_SafeAutocompleteAdminMixin):
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 
-class TenantAdminMixin(_TenantFieldsMixin, _ModelAdminBase):
+#: Shown on the changelist when a bulk action is posted with a selection that is not ids of the list.
+MALFORMED_SELECTION_MESSAGE = "The selection is not a list of items of this page: nothing was done."
+
+
+class _SafeChangelistMixin(_ModelAdminBase):
+    """Malformed ids posted to the changelist (a bulk action's selection, list_editable rows) are
+    refused like other tampered input instead of reaching the database (Django's answers 500)."""
+
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet[Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse | None:
+        selected = request.POST.getlist(ACTION_CHECKBOX_NAME)
+        if not all(_parses(self.opts.pk, value) for value in selected):
+            self.message_user(request, MALFORMED_SELECTION_MESSAGE, messages.WARNING)
+            return None
+        return super().response_action(request, queryset, *args, **kwargs)
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        if any("\x00" in value for values in request.GET.lists() for value in values[1]):
+            # A NUL in a filter or search value: PostgreSQL refuses the query; Django's answer to bad
+            # lookup parameters (a redirect to ?e=1) instead of a 500.
+            raise IncorrectLookupParameters("A lookup parameter holds a NUL character.")
+        return super().get_changelist_instance(request)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        if "\x00" in search_term:
+            # No stored text holds a NUL, and PostgreSQL refuses the query (the changelist and autocomplete).
+            return queryset.none(), False
+        found: tuple[QuerySet[Any], bool] = super().get_search_results(request, queryset, search_term)
+        return found
+
+    def _get_list_editable_queryset(self, request: HttpRequest, prefix: str) -> QuerySet[Any]:
+        edited = self._get_edited_object_pks(request, prefix)
+        if not all(_parses(self.opts.pk, pk) for pk in edited):
+            # What Django does for a tampered POST, for ids its own test lets through (out of range).
+            return self.get_queryset(request)
+        return super()._get_list_editable_queryset(request, prefix)
+
+
+class TenantAdminMixin(_TenantFieldsMixin, _SafeChangelistMixin):
     """Makes a ``ModelAdmin`` follow the admin's active company. Put it before ``ModelAdmin``.
 
     Knobs: ``tenant_field`` (default ``"company"``), the foreign key to ``Company``.
@@ -511,7 +554,7 @@ def install_view_on_site() -> None:
 install_view_on_site()
 
 
-class SuperuserOnlyAdmin(_SafeAutocompleteAdminMixin, _ModelAdmin):
+class SuperuserOnlyAdmin(_SafeAutocompleteAdminMixin, _SafeChangelistMixin, _ModelAdmin):
     """The tenant registry and the grants decide who reaches what: only superusers may see or edit them."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:

@@ -711,3 +711,66 @@ def test_a_malformed_many_to_many_value_is_a_form_error(world, data, operator, c
     assert response.status_code == 200
     assert "errorlist" in response.content.decode()
     assert employees_named("new@north.test") == []
+
+
+# Tampered changelist input: refused like Django refuses other bad input, never a 500.
+
+OUT_OF_RANGE = "99999999999999999999999"
+
+
+@tenant_admin
+@pytest.mark.parametrize("action", ["give_raise", "delete_selected"])
+@pytest.mark.parametrize("selected", ["x", OUT_OF_RANGE, "1.5"])
+def test_a_bulk_action_on_a_malformed_selection_does_nothing(world, data, operator, client, action, selected):
+    from cobee_django.admin import MALFORMED_SELECTION_MESSAGE
+    from cobee_django.state import unscoped
+    from tests.testapp.models import Employee
+
+    own = str(data["north"]["employee"].pk)
+    response = client.post(
+        reverse("admin:testapp_employee_changelist"),
+        {"action": action, "_selected_action": [own, selected], "post": "yes"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert MALFORMED_SELECTION_MESSAGE in response.content.decode()
+    with unscoped():
+        assert Employee.objects.get(pk=own).salary == 0
+
+
+@tenant_admin
+@pytest.mark.parametrize("row_id", ["x", OUT_OF_RANGE])
+def test_list_editable_with_a_malformed_row_id_is_not_an_error_page(world, data, operator, client, row_id):
+    from cobee_django.state import unscoped
+    from tests.testapp.models import Project
+
+    response = client.post(
+        reverse("admin:testapp_project_changelist"),
+        {"form-TOTAL_FORMS": "1", "form-INITIAL_FORMS": "1", "form-0-id": row_id, "form-0-name": "x", "_save": "Save"},
+    )
+    assert response.status_code in (200, 302)
+    with unscoped():
+        assert not Project.objects.filter(name="x").exists()
+
+
+@tenant_admin
+@pytest.mark.parametrize("params", [{"q": "a\x00b"}, {"company__id__exact": "\x00"}, {"department__id__exact": "\x00"}])
+def test_a_nul_in_a_changelist_parameter_is_refused_like_a_bad_lookup(world, data, operator, client, params):
+    response = client.get(reverse("admin:testapp_employee_changelist"), params)
+    assert response.status_code == 302 and response["Location"].endswith("?e=1")
+
+
+@tenant_admin
+def test_a_nul_in_an_autocomplete_term_finds_nothing(world, data, operator, client):
+    answer = client.get(
+        reverse("admin:autocomplete"),
+        {"app_label": "testapp", "model_name": "employee", "field_name": "department", "term": "dept\x00"},
+    )
+    assert answer.status_code == 200 and answer.json()["results"] == []
+
+
+@pytest.mark.parametrize("params", [{"q": "\x00"}, {"membership_source__exact": "\x00"}])
+def test_a_nul_in_a_registry_changelist_parameter_is_refused_like_a_bad_lookup(world, client, params):
+    client.force_login(make_staff("root", superuser=True))
+    response = client.get(reverse("admin:cobee_django_company_changelist"), params)
+    assert response.status_code == 302 and response["Location"].endswith("?e=1")
