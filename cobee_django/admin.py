@@ -9,28 +9,40 @@ active company, and a staff user who may manage no company gets a 403 page that 
 
 The tenant middleware binds the same choice for the whole request, so ``TenantModel`` managers
 scope every query too; the mixin filters explicitly as well, so the rules above also hold for a
-model that has a ``company`` field without being a ``TenantModel``.
+model that has a foreign key to ``Company`` (named by ``tenant_field``) without being a ``TenantModel``.
+
+Importing this module (Django's admin autodiscovery does) also makes every admin site's "view on
+site" URL (``admin:view_on_site``) load objects through the same scoping: see :func:`view_on_site`.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin import RelatedOnlyFieldListFilter
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.sites import AdminSite
 from django.contrib.admin.utils import get_fields_from_path
+from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
 from django.core import checks
 from django.core.checks import CheckMessage
-from django.core.exceptions import FieldDoesNotExist, PermissionDenied
-from django.db import models
-from django.db.models import QuerySet
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
+from django.db import models, transaction
+from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import URLPattern
+from django.utils import timezone
 
 from . import audit, staff
-from .models import Company, Corporation, GrantSource, StaffGrant, StaffIdentity
+from .exceptions import TenantError
+from .models import Company, Corporation, GrantSource, MembershipSource, StaffGrant, StaffIdentity
 
 # django-stubs makes the admin classes generic; at run time they are not subscriptable.
 if TYPE_CHECKING:
@@ -64,7 +76,131 @@ def _tenant_field_of(model: type[models.Model], name: str) -> models.ForeignKey[
     return None
 
 
-class _TenantFieldsMixin(_AdminBase):
+def tenant_fields(model: type[models.Model], site: AdminSite | None = None) -> list[str]:
+    """The foreign keys to ``Company`` that say which company a row of ``model`` belongs to.
+
+    The ``tenant_field`` of the tenant admin registered for ``model`` on ``site``, else ``company``,
+    else every foreign key to ``Company`` the model has (a row must be in the active companies
+    through all of them: a model whose company is ambiguous fails closed). Empty: not a tenant row.
+    """
+    registered = site._registry.get(model) if site is not None else None
+    named = getattr(registered, "tenant_field", None)
+    for name in (named, "company"):
+        if isinstance(name, str) and _tenant_field_of(model, name) is not None:
+            return [name]
+    return [
+        field.name
+        for field in model._meta.concrete_fields
+        if isinstance(field, models.ForeignKey) and issubclass(field.related_model, Company)
+    ]
+
+
+def _single_tenant_field(
+    model: type[models.Model], site: AdminSite | None, preferred: str | None = None
+) -> models.ForeignKey[Any, Any] | None:
+    """The one foreign key to ``Company`` of ``model``: ``preferred`` if it is one, else :func:`tenant_fields`'."""
+    if preferred is not None and (field := _tenant_field_of(model, preferred)) is not None:
+        return field
+    names = tenant_fields(model, site)
+    return _tenant_field_of(model, names[0]) if len(names) == 1 else None
+
+
+def _in_companies(queryset: QuerySet[Any], fields: list[str], company_ids: Collection[uuid.UUID]) -> QuerySet[Any]:
+    """``queryset`` limited to rows whose every field of ``fields`` names one of ``company_ids``."""
+    scoped: QuerySet[Any] = queryset
+    if fields:
+        scoped = (
+            queryset.filter(Q(*(Q(**{f"{name}__in": company_ids}) for name in fields)))
+            if company_ids
+            else queryset.none()
+        )
+    return scoped
+
+
+def _parses(field: models.Field[Any, Any], value: object) -> bool:
+    """Whether ``value`` is a well-formed value of ``field`` (its type, and its database range)."""
+    try:
+        field.run_validators(field.to_python(value))
+    except (ValidationError, ValueError, TypeError):
+        return False
+    return True
+
+
+class _MalformedValueSafeAutocomplete:
+    """An autocomplete widget that redraws a form whose posted id is malformed (Django's raises: a 500)."""
+
+    field: Any
+
+    def optgroups(
+        self, name: str, value: Sequence[str], attr: dict[str, Any] | None = None
+    ) -> list[tuple[str | None, list[dict[str, Any]], int | None]]:
+        remote = self.field.remote_field
+        opts = remote.model._meta
+        target = opts.get_field(getattr(remote, "field_name", None) or opts.pk.name)
+        # The form already says "Select a valid choice"; only the redrawn widget must not query it.
+        groups: list[tuple[str | None, list[dict[str, Any]], int | None]]
+        groups = super().optgroups(name, [v for v in value if _parses(target, v)], attr)  # type: ignore[misc]
+        return groups
+
+
+class SafeAutocompleteSelect(_MalformedValueSafeAutocomplete, AutocompleteSelect):
+    """``AutocompleteSelect`` that tolerates a malformed posted id."""
+
+
+class SafeAutocompleteSelectMultiple(_MalformedValueSafeAutocomplete, AutocompleteSelectMultiple):
+    """``AutocompleteSelectMultiple`` that tolerates malformed posted ids."""
+
+
+class SafeModelMultipleChoiceField(forms.ModelMultipleChoiceField):  # type: ignore[type-arg]
+    """``ModelMultipleChoiceField`` refusing ids out of their column's range before querying with them.
+
+    Django's queries ``pk__in`` with every posted id, and an integer past the database's range
+    fails there (a 500) instead of being an invalid choice.
+    """
+
+    def _check_values(self, value: Any) -> Any:
+        model = self.queryset.model if self.queryset is not None else None
+        if model is not None and isinstance(value, (list, tuple)):
+            target = model._meta.get_field(self.to_field_name) if self.to_field_name else model._meta.pk
+            for pk in value:
+                if not _parses(target, pk):
+                    raise ValidationError(
+                        self.error_messages["invalid_pk_value"], code="invalid_pk_value", params={"pk": pk}
+                    )
+        return super()._check_values(value)  # type: ignore[misc]  # private in the stubs
+
+
+class _SafeAutocompleteAdminMixin(_AdminBase):
+    """Autocomplete fields use the widgets above, many-to-many fields the field above: a malformed id
+    is a form error, never a 500."""
+
+    def formfield_for_foreignkey(
+        self, db_field: models.ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> forms.ModelChoiceField[Any] | None:
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
+            kwargs["widget"] = SafeAutocompleteSelect(db_field, self.admin_site, using=kwargs.get("using"))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(
+        self, db_field: models.ManyToManyField[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> forms.ModelMultipleChoiceField[Any] | None:
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
+            kwargs["widget"] = SafeAutocompleteSelectMultiple(db_field, self.admin_site, using=kwargs.get("using"))
+        kwargs.setdefault("form_class", SafeModelMultipleChoiceField)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+def _wrong_tenant_field(admin_object: Any, otherwise: str) -> CheckMessage:
+    return checks.Error(
+        f"{type(admin_object).__name__}.tenant_field is {admin_object.tenant_field!r}, which is not a foreign key "
+        f"to cobee_django.Company on {admin_object.model._meta.label}.",
+        hint=f"Point tenant_field at the model's foreign key to Company, or {otherwise}.",
+        obj=type(admin_object),
+        id="cobee_django.E030",
+    )
+
+
+class _TenantFieldsMixin(_SafeAutocompleteAdminMixin):
     """What model admins and inlines share: the scoped queryset and the scoped form fields."""
 
     #: The name of the foreign key to ``Company`` on the administered model.
@@ -106,8 +242,8 @@ class _TenantFieldsMixin(_AdminBase):
         if issubclass(related, Company):
             # Never offer (nor accept) a company outside the tenant.
             kwargs["queryset"] = queryset.filter(id__in=company_ids)
-        elif _tenant_field_of(related, "company") is not None:
-            kwargs["queryset"] = queryset.filter(company__in=company_ids)
+        else:
+            kwargs["queryset"] = _in_companies(queryset, tenant_fields(related, self.admin_site), company_ids)
 
     def formfield_for_foreignkey(
         self, db_field: models.ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
@@ -128,7 +264,48 @@ class _TenantFieldsMixin(_AdminBase):
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 
-class TenantAdminMixin(_TenantFieldsMixin, _ModelAdminBase):
+#: Shown on the changelist when a bulk action is posted with a selection that is not ids of the list.
+MALFORMED_SELECTION_MESSAGE = "The selection is not a list of items of this page: nothing was done."
+
+
+class _SafeChangelistMixin(_ModelAdminBase):
+    """Malformed ids posted to the changelist (a bulk action's selection, list_editable rows) are
+    refused like other tampered input instead of reaching the database (Django's answers 500)."""
+
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet[Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse | None:
+        selected = request.POST.getlist(ACTION_CHECKBOX_NAME)
+        if not all(_parses(self.opts.pk, value) for value in selected):
+            self.message_user(request, MALFORMED_SELECTION_MESSAGE, messages.WARNING)
+            return None
+        return super().response_action(request, queryset, *args, **kwargs)
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        if any("\x00" in value for values in request.GET.lists() for value in values[1]):
+            # A NUL in a filter or search value: PostgreSQL refuses the query; Django's answer to bad
+            # lookup parameters (a redirect to ?e=1) instead of a 500.
+            raise IncorrectLookupParameters("A lookup parameter holds a NUL character.")
+        return super().get_changelist_instance(request)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        if "\x00" in search_term:
+            # No stored text holds a NUL, and PostgreSQL refuses the query (the changelist and autocomplete).
+            return queryset.none(), False
+        found: tuple[QuerySet[Any], bool] = super().get_search_results(request, queryset, search_term)
+        return found
+
+    def _get_list_editable_queryset(self, request: HttpRequest, prefix: str) -> QuerySet[Any]:
+        edited = self._get_edited_object_pks(request, prefix)
+        if not all(_parses(self.opts.pk, pk) for pk in edited):
+            # What Django does for a tampered POST, for ids its own test lets through (out of range).
+            return self.get_queryset(request)
+        return super()._get_list_editable_queryset(request, prefix)
+
+
+class TenantAdminMixin(_TenantFieldsMixin, _SafeChangelistMixin):
     """Makes a ``ModelAdmin`` follow the admin's active company. Put it before ``ModelAdmin``.
 
     Knobs: ``tenant_field`` (default ``"company"``), the foreign key to ``Company``.
@@ -142,15 +319,7 @@ class TenantAdminMixin(_TenantFieldsMixin, _ModelAdminBase):
         errors: list[CheckMessage] = list(super().check(**kwargs))
         if _tenant_field_of(self.model, self.tenant_field) is None:
             # Without the field the mixin could not filter: refuse at check time rather than show all rows.
-            errors.append(
-                checks.Error(
-                    f"{type(self).__name__}.tenant_field is {self.tenant_field!r}, which is not a foreign key "
-                    f"to cobee_django.Company on {self.model._meta.label}.",
-                    hint="Point tenant_field at the model's foreign key to Company, or drop TenantAdminMixin.",
-                    obj=type(self),
-                    id="cobee_django.E030",
-                )
-            )
+            errors.append(_wrong_tenant_field(self, "drop TenantAdminMixin"))
         return errors
 
     def no_tenant_response(self, request: HttpRequest) -> HttpResponse:
@@ -229,9 +398,10 @@ class TenantAdminMixin(_TenantFieldsMixin, _ModelAdminBase):
 
     def assign_tenant(self, request: HttpRequest, obj: Any, company_id: uuid.UUID | None = None) -> None:
         """Give a new ``obj`` the active company; refuse an object outside the active companies."""
-        if _tenant_field_of(type(obj), self.tenant_field) is None:
+        field = _tenant_field_of(type(obj), self.tenant_field)
+        if field is None:
             return
-        attname = f"{self.tenant_field}_id"
+        attname = field.attname
         choice = self.get_tenant_choice(request)
         if choice is None:
             raise PermissionDenied(NO_COMPANY_MESSAGE)
@@ -243,13 +413,14 @@ class TenantAdminMixin(_TenantFieldsMixin, _ModelAdminBase):
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         """Inline objects get the company of the object they hang from."""
-        parent_company = getattr(form.instance, f"{self.tenant_field}_id", None)
+        parent_field = _tenant_field_of(type(form.instance), self.tenant_field)
+        parent_company = getattr(form.instance, parent_field.attname) if parent_field is not None else None
+        # The inline's own tenant_field (TenantInlineMixin), else the inline model's foreign key to Company.
+        tenant = _single_tenant_field(formset.model, self.admin_site, getattr(formset, "tenant_field", None))
         for inline_form in formset.forms:
             instance = inline_form.instance
-            if instance.pk is None:
-                tenant = _tenant_field_of(type(instance), "company")
-                if tenant is not None and instance.company_id is None:
-                    instance.company_id = parent_company
+            if instance.pk is None and tenant is not None and getattr(instance, tenant.attname) is None:
+                setattr(instance, tenant.attname, parent_company)
         super().save_formset(request, form, formset, change)
 
 
@@ -261,7 +432,16 @@ class TenantInlineMixin(_TenantFieldsMixin):
     """Scopes an inline's rows and its form fields to the active companies.
 
     The company of new inline rows is the parent object's; the inline form does not show it.
+    An inline of a model with a foreign key to ``Company`` must name it in ``tenant_field``
+    (``cobee_django.E030``); an inline of a model without one shows the rows of its (scoped) parent.
     """
+
+    def check(self, **kwargs: Any) -> list[CheckMessage]:
+        errors: list[CheckMessage] = list(super().check(**kwargs))
+        if _tenant_field_of(self.model, self.tenant_field) is None and tenant_fields(self.model):
+            # The rows have a company the inline would neither filter on nor set.
+            errors.append(_wrong_tenant_field(self, "use a plain inline (whose rows do not follow the active company)"))
+        return errors
 
     def get_exclude(self, request: HttpRequest, obj: Any = None) -> Any:
         exclude = list(super().get_exclude(request, obj) or [])
@@ -271,15 +451,20 @@ class TenantInlineMixin(_TenantFieldsMixin):
 
     def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         formset = super().get_formset(request, obj, **kwargs)  # type: ignore[misc]
-        tenant_field = self.tenant_field
-        has_tenant = _tenant_field_of(self.model, tenant_field) is not None
+        inline_tenant_field = self.tenant_field
+        own = _tenant_field_of(self.model, inline_tenant_field)
+        # The parent's company is read through the parent admin's tenant_field (or its model's).
+        parent = _single_tenant_field(self.parent_model, self.admin_site)  # type: ignore[attr-defined]
 
         class TenantInlineFormSet(formset):  # type: ignore[misc, valid-type]
+            #: Read by TenantAdminMixin.save_formset.
+            tenant_field = inline_tenant_field
+
             def _construct_form(self, i: int, **form_kwargs: Any) -> Any:
                 form = super()._construct_form(i, **form_kwargs)
                 # The parent's company, before validation, so per-company unique rules can run.
-                if has_tenant and getattr(form.instance, f"{tenant_field}_id", None) is None:
-                    setattr(form.instance, f"{tenant_field}_id", getattr(self.instance, "company_id", None))
+                if own is not None and parent is not None and getattr(form.instance, own.attname, None) is None:
+                    setattr(form.instance, own.attname, getattr(self.instance, parent.attname, None))
                 return form
 
         return TenantInlineFormSet
@@ -293,7 +478,83 @@ class TenantStackedInline(TenantInlineMixin, _StackedInline):
     """A stacked inline scoped to the active companies."""
 
 
-class SuperuserOnlyAdmin(_ModelAdmin):
+#: The one answer of "view on site" for an object the user may not open, whether it exists or not.
+VIEW_ON_SITE_NOT_FOUND = "No such object in the active company."
+
+
+def _reachable(request: HttpRequest, site: AdminSite, content_type_id: str, object_id: str) -> bool:
+    """Whether ``request``'s user may open that object on ``site``, loaded through the scoped queryset."""
+    from django.contrib.contenttypes.models import ContentType
+
+    try:
+        model = ContentType.objects.get_for_id(int(content_type_id)).model_class()
+        if model is None:
+            return False
+        model_admin = site._registry.get(model)
+        if model_admin is not None:
+            if not model_admin.has_view_or_change_permission(request):
+                return False
+            queryset = model_admin.get_queryset(request)
+        else:
+            queryset = model._default_manager.all()
+        # Also for models whose admin does not scope (or that have none): their company must be active.
+        choice = staff.active_choice(request)
+        company_ids = choice.company_ids if choice is not None else frozenset()
+        return bool(_in_companies(queryset, tenant_fields(model, site), company_ids).filter(pk=object_id).exists())
+    except (ContentType.DoesNotExist, ValueError, TypeError, ValidationError, TenantError):
+        # An unknown type, a malformed id, or no tenant bound: nothing to open.
+        return False
+
+
+def view_on_site(request: HttpRequest, content_type_id: str, object_id: str, *, site: AdminSite) -> HttpResponse:
+    """The admin's "view on site" redirect (``admin:view_on_site``), for objects the user may open only.
+
+    Django's own view loads the object through ``_base_manager``, unscoped: its redirect for
+    another company's id, against a 404 for a missing one, would confirm which ids exist
+    elsewhere. Here both are the same 404; the redirect itself is still Django's.
+    """
+    from django.contrib.contenttypes.views import shortcut
+
+    if not _reachable(request, site, content_type_id, object_id):
+        raise Http404(VIEW_ON_SITE_NOT_FOUND)
+    try:
+        return shortcut(request, content_type_id, object_id)
+    except (Http404, TenantError):
+        # No get_absolute_url(), or the object went away meanwhile: the same answer as above.
+        raise Http404(VIEW_ON_SITE_NOT_FOUND) from None
+
+
+def _with_tenant_view_on_site(site: AdminSite, pattern: Any) -> Any:
+    if not isinstance(pattern, URLPattern) or pattern.name != "view_on_site":
+        return pattern
+    view = site.admin_view(functools.partial(view_on_site, site=site))
+    view.admin_site = site  # type: ignore[attr-defined]  # as Django's own admin views carry
+    view.tenant_aware = True  # type: ignore[attr-defined]
+    return URLPattern(pattern.pattern, view, pattern.default_args, pattern.name)
+
+
+def install_view_on_site() -> None:
+    """Make every admin site serve :func:`view_on_site` at its ``r/`` URL (idempotent).
+
+    Done for every ``AdminSite`` (the default one and any project's own), so no project can
+    forget it; the rest of each site's URLs is untouched.
+    """
+    original: Callable[[AdminSite], list[Any]] = AdminSite.get_urls
+    if getattr(original, "_cobee_view_on_site", False):
+        return
+
+    @functools.wraps(original)
+    def get_urls(self: AdminSite) -> list[Any]:
+        return [_with_tenant_view_on_site(self, pattern) for pattern in original(self)]
+
+    get_urls._cobee_view_on_site = True  # type: ignore[attr-defined]
+    AdminSite.get_urls = get_urls  # type: ignore[method-assign]
+
+
+install_view_on_site()
+
+
+class SuperuserOnlyAdmin(_SafeAutocompleteAdminMixin, _SafeChangelistMixin, _ModelAdmin):
     """The tenant registry and the grants decide who reaches what: only superusers may see or edit them."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:
@@ -312,6 +573,17 @@ class SuperuserOnlyAdmin(_ModelAdmin):
         return self.has_module_permission(request)
 
 
+def _asserted_by_admin(company: Company) -> None:
+    """Stamp ``company``'s corporation link as the admin's, now, if this save sets it (a new row, or a move).
+
+    Threat: a token issued before the edit, or a token naming the company's old corporation,
+    must not undo what a superuser decided (see :func:`cobee_django.membership.record_membership`).
+    """
+    if not Company.objects.filter(pk=company.pk, corporation_id=company.corporation_id).exists():
+        company.membership_source = MembershipSource.ADMIN  # type: ignore[assignment]  # stubs: (value, label)
+        company.membership_asserted_at = timezone.now()
+
+
 class CompanyInline(_TabularInline):
     model = Company
     fields = ["id", "name", "membership_source"]
@@ -326,6 +598,26 @@ class CorporationAdmin(SuperuserOnlyAdmin):
     search_fields = ["name", "=id"]
     inlines = [CompanyInline]
 
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is Company:
+            # A company added here joins this corporation: the admin's link, asserted now.
+            for inline_form in formset.forms:
+                if inline_form.has_changed() and inline_form not in formset.deleted_forms:
+                    _asserted_by_admin(inline_form.instance)
+        super().save_formset(request, form, formset, change)
+
+    def delete_model(self, request: HttpRequest, obj: Corporation) -> None:
+        self.delete_queryset(request, Corporation.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        # Its companies are left without a corporation, by the admin, now: an older token naming
+        # the deleted corporation must not bring it back with its companies.
+        with transaction.atomic():
+            Company.objects.filter(corporation__in=queryset).update(
+                membership_source=MembershipSource.ADMIN, membership_asserted_at=timezone.now()
+            )
+            super().delete_queryset(request, queryset)
+
 
 @admin.register(Company)
 class CompanyAdmin(SuperuserOnlyAdmin):
@@ -333,7 +625,12 @@ class CompanyAdmin(SuperuserOnlyAdmin):
     list_filter = ["membership_source", "corporation"]
     search_fields = ["name", "=id", "corporation__name"]
     autocomplete_fields = ["corporation"]
-    readonly_fields = ["membership_asserted_at"]
+    readonly_fields = ["membership_source", "membership_asserted_at"]
+
+    def save_model(self, request: HttpRequest, obj: Company, form: Any, change: bool) -> None:
+        # A company created here, or moved here, is linked by the admin, now.
+        _asserted_by_admin(obj)
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(StaffGrant)

@@ -7,7 +7,8 @@ several sources, all ending in the ``Company`` table (``Company.corporation``):
   recorded the first time it is seen (``PROVISION_MEMBERSHIP``, on by default), and when a
   company moves the token with the newest ``iat`` wins. What was recorded is remembered in
   process, so a request does not write to the database;
-- the admin, and ``manage.py load_directory`` (a JSON or CSV export of the directory);
+- the admin, and ``manage.py load_directory`` (a JSON or CSV export of the directory); a link
+  they set (stamped with the moment they set it) is never changed by a token, older or newer;
 - ``MEMBERSHIP_RESOLVER``: a dotted path to ``f(corporation_id) -> iterable of company ids``,
   for projects whose directory lives elsewhere; when set it answers instead of the table.
 """
@@ -15,6 +16,7 @@ several sources, all ending in the ``Company`` table (``Company.corporation``):
 from __future__ import annotations
 
 import datetime
+import logging
 import math
 import threading
 import uuid
@@ -35,6 +37,11 @@ if TYPE_CHECKING:
     from .principal import ClientPrincipal
 
 Resolver = Callable[[uuid.UUID], Iterable[Any]]
+
+logger = logging.getLogger("cobee_django.membership")
+
+#: Sources whose links tokens never change: a person (or the directory) decided them.
+AUTHORITATIVE_SOURCES = ("admin", "import")
 
 #: How many (company, corporation) links are remembered as recorded, per process.
 RECORDED_CACHE_SIZE = 10_000
@@ -129,7 +136,14 @@ def record_membership(
         else:
             # Compare-and-set: of two racing tokens, the newer one's link stays.
             rows = rows.filter(Q(membership_asserted_at__lt=asserted) | Q(membership_asserted_at__isnull=True))
-        rows.update(corporation_id=corporation_id, membership_source=source, membership_asserted_at=asserted)
+        if source == "token":
+            # Threat: a token (however new) undoing a link a superuser or the directory import set.
+            rows = rows.exclude(membership_source__in=AUTHORITATIVE_SOURCES, membership_asserted_at__isnull=False)
+        if not rows.update(corporation_id=corporation_id, membership_source=source, membership_asserted_at=asserted):
+            logger.warning(
+                "A token's corporation for company %s was not recorded: a newer or authoritative link stands.",
+                company_id,
+            )
 
 
 def record_token(principal: ClientPrincipal) -> None:

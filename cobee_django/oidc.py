@@ -10,7 +10,9 @@ user and the companies that person may manage:
   marks Cobee-wide staff, who reach every company;
 - the grants that came from claims are replaced at each sign-in; grants a superuser made by hand
   in the admin are kept;
-- malformed claims refuse the sign-in with a message on the login page, and change nothing.
+- malformed claims refuse the sign-in with a message on the login page, and change nothing;
+- every request to the provider (token, key set, userinfo) has a timeout: ``OIDC_TIMEOUT``, or
+  :data:`DEFAULT_OIDC_TIMEOUT` when it is unset (mozilla-django-oidc's own default waits forever).
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ REFUSED_CLAIMS = "Sign-in refused: your account's company claims are malformed. 
 REFUSED_INACTIVE = "Sign-in refused: this account is disabled."
 
 _MAX_SUBJECT = 255
+
+#: Seconds to connect to the provider, and to wait for each read of its answer, when the project
+#: sets no ``OIDC_TIMEOUT`` (or sets it to ``None``): a provider that stops answering must not hold
+#: a worker, and the person signing in, forever.
+DEFAULT_OIDC_TIMEOUT = 10.0
 
 
 class SignInRefused(Exception):
@@ -142,6 +149,14 @@ class StaffOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
     """
 
     request: HttpRequest | None
+
+    @staticmethod
+    def get_settings(attr: str, *args: Any) -> Any:
+        """mozilla-django-oidc's settings, with a timeout (:data:`DEFAULT_OIDC_TIMEOUT`) when none is set."""
+        value = OIDCAuthenticationBackend.get_settings(attr, *args)
+        if attr == "OIDC_TIMEOUT" and value is None:
+            return DEFAULT_OIDC_TIMEOUT
+        return value
 
     def authenticate(self, request: HttpRequest | None, **kwargs: Any) -> Any:
         """Sign in from the provider's callback; an unreachable or misbehaving provider refuses, never 500s."""

@@ -8,8 +8,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from cobee_django.admin import TenantModelAdmin, TenantStackedInline
-from tests.testapp.models import Badge, Department, Employee, Project
+from cobee_django.admin import TenantModelAdmin, TenantStackedInline, TenantTabularInline
+from tests.testapp.models import Badge, Department, Employee, Ledger, LedgerEntry, Project
 
 site = admin.AdminSite(name="admin")
 
@@ -55,6 +55,30 @@ class EmployeeAdmin(TenantModelAdmin):
 @admin.register(Badge, site=site)
 class BadgeAdmin(TenantModelAdmin):
     raw_id_fields = ["employee"]
+
+
+class LedgerEntryInline(TenantTabularInline):
+    model = LedgerEntry
+    tenant_field = "owner"
+    extra = 1
+
+
+@admin.register(Ledger, site=site)
+class LedgerAdmin(TenantModelAdmin):
+    """A model whose foreign key to Company is not called ``company``."""
+
+    tenant_field = "owner"
+    ordering = ["name"]
+    list_display = ["name", "owner"]
+    list_filter = ["owner"]
+    search_fields = ["name"]
+    inlines = [LedgerEntryInline]
+
+
+@admin.register(LedgerEntry, site=site)
+class LedgerEntryAdmin(TenantModelAdmin):
+    tenant_field = "owner"
+    autocomplete_fields = ["ledger"]
 
 
 urlpatterns = [

@@ -176,3 +176,54 @@ def test_staff_without_grant_sees_a_clear_403(browser_page, site):
     assert response.status == 403
     assert "may not manage any company" in page.inner_text("#cobee-no-tenant")
     page.screenshot(path=str(ARTIFACTS / "no-company-403.png"))
+
+
+def test_a_superusers_move_in_the_admin_outlives_an_older_token(
+    browser_page, live_server, cobee_jwks_server, cobee_token
+):
+    """A superuser moves Acme South to Globex through the real autocomplete widget; a token issued an
+    hour before, naming Acme, then calls the API over HTTP, and Acme's clients still cannot read South."""
+    import time
+
+    import requests
+    from django.contrib.auth import get_user_model
+
+    from cobee_django import membership
+    from cobee_django.models import Company, MembershipSource
+
+    page, base = browser_page, live_server.url
+    membership._reset()
+    world = make_world()
+    with for_company(world.acme_south.id):
+        Employee.objects.create(email="sara@south.test", legal_id="0South", name="Sara", surname="South")
+    get_user_model().objects.create_superuser("root", "root@example.test", "a long test password")
+
+    page.goto(f"{base}/admin/login/")
+    page.fill("input[name=username]", "root")
+    page.fill("input[name=password]", "a long test password")
+    with page.expect_navigation():
+        page.click("input[type=submit]")
+    page.goto(f"{base}/admin/cobee_django/company/{world.acme_south.id}/change/")
+    page.click(".field-corporation .select2-selection")
+    page.fill(".select2-search__field", "Globex")
+    page.click(".select2-results__option:has-text('Globex')")
+    page.screenshot(path=str(ARTIFACTS / "company-moved-to-globex.png"))
+    with page.expect_navigation():
+        page.click("input[name=_save]")
+    moved = Company.objects.get(pk=world.acme_south.id)
+    assert (moved.corporation_id, moved.membership_source) == (world.globex.id, MembershipSource.ADMIN)
+
+    def employees_of(company, token):
+        return requests.get(
+            f"{base}/api/v3/companies/{company.id}/employees", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+
+    read = ["read:employees"]
+    older = cobee_token(world.acme_south.id, world.acme.id, read, iat=int(time.time()) - 3600)
+    assert employees_of(world.acme_south, older).status_code == 200  # it still reaches its own company
+    assert Company.objects.get(pk=world.acme_south.id).corporation_id == world.globex.id
+    acme_client = cobee_token(world.acme_north.id, world.acme.id, read)
+    assert employees_of(world.acme_south, acme_client).status_code in (403, 404)
+    globex_client = cobee_token(world.globex_one.id, world.globex.id, read)
+    answer = employees_of(world.acme_south, globex_client)
+    assert answer.status_code == 200 and "sara@south.test" in answer.text

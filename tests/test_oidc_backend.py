@@ -444,3 +444,59 @@ def test_admin_oidc_settings_are_checked(settings, overrides, expected):
 
     with override_settings(COBEE_DJANGO={**settings.COBEE_DJANGO, **overrides}):
         assert expected in {m.id for m in run_checks()}
+
+
+# Timeouts: a provider that stops answering refuses the sign-in instead of holding the worker.
+
+
+@pytest.fixture
+def silent_provider():
+    """A TCP server on 127.0.0.1 that accepts connections and never answers."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+    stop = threading.Event()
+
+    def accept():
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for connection in accepted:
+        connection.close()
+    listener.close()
+
+
+def test_the_timeout_defaults_to_ours_and_follows_the_setting(settings):
+    del settings.OIDC_TIMEOUT
+    assert oidc.StaffOIDCBackend.get_settings("OIDC_TIMEOUT", None) == oidc.DEFAULT_OIDC_TIMEOUT
+    settings.OIDC_TIMEOUT = None
+    assert oidc.StaffOIDCBackend.get_settings("OIDC_TIMEOUT", None) == oidc.DEFAULT_OIDC_TIMEOUT
+    settings.OIDC_TIMEOUT = 3
+    assert oidc.StaffOIDCBackend.get_settings("OIDC_TIMEOUT", None) == 3
+
+
+@pytest.mark.parametrize("endpoint", ["OIDC_OP_TOKEN_ENDPOINT", "OIDC_OP_JWKS_ENDPOINT", "OIDC_OP_USER_ENDPOINT"])
+def test_a_silent_provider_refuses_the_sign_in_without_oidc_timeout_set(
+    provider, world, settings, silent_provider, monkeypatch, endpoint
+):
+    monkeypatch.setattr(oidc, "DEFAULT_OIDC_TIMEOUT", 0.2, raising=False)
+    del settings.OIDC_TIMEOUT
+    setattr(settings, endpoint, f"{silent_provider}/silent")
+    outcome = []
+    worker = threading.Thread(target=lambda: outcome.append(sign_in(provider)), daemon=True)
+    worker.start()
+    worker.join(30)  # a liveness bound, not a measurement: without a timeout the sign-in never ends
+    assert outcome, "the sign-in is still waiting for the provider"
+    user, shown = outcome[0]
+    assert user is None
+    assert shown == [oidc.REFUSED_TOKEN]

@@ -18,6 +18,9 @@ class Department(TenantModel):
     def __str__(self) -> str:
         return self.name
 
+    def get_absolute_url(self) -> str:
+        return f"/departments/{self.pk}"
+
 
 class Project(TenantModel):
     name = models.CharField(max_length=100)
@@ -71,6 +74,30 @@ class Tag(models.Model):
     content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE)
     object_id = models.PositiveBigIntegerField()
     target = GenericForeignKey("content_type", "object_id")
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class Ledger(models.Model):
+    """Not a ``TenantModel``: its company is the foreign key ``owner`` (an admin's ``tenant_field``)."""
+
+    owner = models.ForeignKey("cobee_django.Company", on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=100)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return f"/ledgers/{self.pk}"
+
+
+class LedgerEntry(models.Model):
+    """Hangs from a ledger (an inline of it), its company also named ``owner``."""
+
+    owner = models.ForeignKey("cobee_django.Company", on_delete=models.CASCADE, related_name="+")
+    ledger = models.ForeignKey(Ledger, on_delete=models.CASCADE, related_name="entries")
+    label = models.CharField(max_length=100)
 
     def __str__(self) -> str:
         return self.label
