@@ -27,7 +27,7 @@ from django.db.models import Expression, Field, Model, UniqueConstraint
 from django.db.models.expressions import Combinable
 
 from . import state
-from .exceptions import TenantViolation
+from .exceptions import CompanyNotNamed, TenantViolation
 from .managers import COMPANY_FIELD, is_tenant_model, scoped_queryset
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def assign_company(obj: Model, tenant: Tenant | None) -> None:
         single = tenant.single_company_id if tenant is not None else None
         if single is None:
             where = "inside unscoped()" if tenant is None else "when several companies are bound"
-            raise TenantViolation(f"A new {obj._meta.label} row must name its company {where}.")
+            raise CompanyNotNamed(f"A new {obj._meta.label} row must name its company {where}.")
         setattr(obj, COMPANY_ATTNAME, single)
         return
     _check_reachable(type(obj), company_id, tenant)

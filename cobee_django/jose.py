@@ -31,7 +31,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from josepy import jwa
 from josepy.jwk import JWKRSA
 
-from .reasons import Reason, TokenRejected
+from .exceptions import TokenRejected, UnusableKey
+from .reasons import Reason
 
 __all__ = [
     "ALGORITHMS",
@@ -45,7 +46,6 @@ __all__ = [
     "CompactParser",
     "Header",
     "SignatureAlgorithm",
-    "UnusableKey",
     "VerificationKey",
     "b64url_decode",
     "b64url_encode",
@@ -303,10 +303,6 @@ class VerificationKey:
             raise TokenRejected(Reason.KEY_ALG_MISMATCH)
         if not token.header.algorithm.verify(self.public_key, token.signing_input, token.signature):
             raise TokenRejected(Reason.BAD_SIGNATURE)
-
-
-class UnusableKey(ValueError):
-    """A JWKS entry that cannot be trusted as a verification key (skipped, never fatal)."""
 
 
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})

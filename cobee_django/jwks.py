@@ -36,9 +36,11 @@ from django.core.signing import BadSignature, Signer
 
 from . import __version__
 from .conf import IssuerSettings, Settings, get_settings, is_loopback_url, reload_hooks
-from .exceptions import CobeeDjangoError
-from .jose import UnusableKey, VerificationKey, key_from_jwk, loads_json
-from .reasons import Reason, TokenRejected
+from .exceptions import CobeeDjangoError, TokenRejected, UnusableKey
+from .exceptions import FetchError as FetchError
+from .exceptions import KeySetUnavailable as KeySetUnavailable
+from .jose import VerificationKey, key_from_jwk, loads_json
+from .reasons import Reason
 
 logger = logging.getLogger("cobee_django.jwks")
 
@@ -49,18 +51,6 @@ _CHUNK = 8192
 
 #: Incremented whenever a refresh drops or replaces a key; cached tokens signed before are re-verified.
 key_generation = 0
-
-
-class KeySetUnavailable(Exception):
-    """No key set of ``issuer`` has ever been obtained and the issuer cannot be reached now."""
-
-    def __init__(self, issuer: str) -> None:
-        super().__init__(f"no key set available for {issuer}")
-        self.issuer = issuer
-
-
-class FetchError(Exception):
-    """A key-set fetch failed; the message is for operators' logs."""
 
 
 @dataclass(frozen=True)

@@ -36,9 +36,10 @@ from typing import Any
 
 from . import jwks
 from .conf import IssuerSettings, Settings, get_settings, reload_hooks
+from .exceptions import TokenRejected
 from .jose import CompactParser
 from .principal import ClientPrincipal
-from .reasons import Reason, TokenRejected
+from .reasons import Reason
 
 _SCOPES = re.compile(r"(?:[\x21\x23-\x5b\x5d-\x7e]+(?: [\x21\x23-\x5b\x5d-\x7e]+)*)?")
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
