@@ -5,6 +5,7 @@ from django.core.checks import run_checks
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
+from cobee_django.authentication import JWTAuthentication
 from cobee_django.conf import get_settings
 
 GOOD = {"ISSUER": "https://tenant.eu.auth0.com/", "AUDIENCE": "https://api.example"}
@@ -126,3 +127,35 @@ def test_suite_runs_on_the_requested_database() -> None:
     if not os.environ.get("COBEE_REQUIRE_POSTGRES"):
         pytest.skip("only meaningful when COBEE_REQUIRE_POSTGRES is set")
     assert connection.vendor == "postgresql"
+
+
+JWT = "cobee_django.authentication.JWTAuthentication"
+SESSION = "rest_framework.authentication.SessionAuthentication"
+BASIC = "rest_framework.authentication.BasicAuthentication"
+
+
+@pytest.mark.parametrize(
+    ("classes", "expected"),
+    [
+        ([JWT], []),
+        ([JWT, SESSION], []),
+        ([BASIC, JWT], []),  # Basic answers 401 with its own challenge
+        ([], ["cobee_django.W002"]),
+        ([SESSION], ["cobee_django.W002"]),
+        ([SESSION, JWT], ["cobee_django.W003"]),
+        ([BASIC, SESSION, JWT], ["cobee_django.W003"]),
+        (["tests.test_settings_and_checks.MyJWT"], []),
+    ],
+)
+def test_jwt_authentication_must_be_a_default_class_before_any_403_class(classes, expected) -> None:
+    from django.conf import settings
+
+    rest = {**settings.REST_FRAMEWORK, "DEFAULT_AUTHENTICATION_CLASSES": classes}
+    with override_settings(REST_FRAMEWORK=rest):
+        messages = [m for m in run_checks() if m.id in ("cobee_django.W002", "cobee_django.W003")]
+    assert [m.id for m in messages] == expected
+    assert all(m.hint and m.level == 30 for m in messages)  # warnings, with a hint
+
+
+class MyJWT(JWTAuthentication):
+    """A project's subclass counts as JWTAuthentication."""
