@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db.models import Model
 
-from .conf import user_settings, validate
+from .conf import raw_setting, validate
 
 TENANT_MIDDLEWARE = "cobee_django.middleware.TenantMiddleware"
 JWT_AUTHENTICATION = "cobee_django.authentication.JWTAuthentication"
@@ -26,7 +26,7 @@ MIDDLEWARE_BEFORE_TENANT = (
 @register(Tags.security)
 def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
     """Report every problem of ``COBEE_DJANGO`` (ids E001 to E009)."""
-    return [Error(p.msg, hint=p.hint, id=p.id) for p in validate(user_settings())]
+    return [Error(p.msg, hint=p.hint, id=p.id) for p in validate(raw_setting())]
 
 
 @register(Tags.security)

@@ -32,10 +32,12 @@ from typing import Any
 
 import requests
 from django.core.cache import caches
+from django.core.signals import setting_changed
 from django.core.signing import BadSignature, Signer
+from django.dispatch import receiver
 
 from . import __version__
-from .conf import IssuerSettings, Settings, get_settings, is_loopback_url, reload_hooks
+from .conf import IssuerSettings, Settings, get_settings, is_reloading, is_secure_url
 from .exceptions import CobeeDjangoError, TokenRejected, UnusableKey
 from .exceptions import FetchError as FetchError
 from .exceptions import KeySetUnavailable as KeySetUnavailable
@@ -93,11 +95,6 @@ def build_key_set(document: Any, algorithms: frozenset[str], fetched_at: float) 
     return KeySet(keys=keys, entries=tuple(kept), fetched_at=fetched_at), skipped
 
 
-def _is_fetchable(url: str) -> bool:
-    # Keys fetched over plain http from another host can be replaced by anyone on the path.
-    return url.startswith("https://") or (url.startswith("http://") and is_loopback_url(url))
-
-
 def _download(url: str, timeout: float, max_bytes: int) -> bytes:
     deadline = time.monotonic() + timeout
     with requests.get(
@@ -137,7 +134,7 @@ def fetch_jwks(url: str, *, timeout: float, max_bytes: int) -> dict[str, Any]:
     The download runs in a helper thread so the caller's wait is bounded even when a server trickles
     bytes slowly enough to defeat per-read socket timeouts.
     """
-    if not _is_fetchable(url):
+    if not is_secure_url(url):  # the same rule as the settings check (conf.is_secure_url)
         raise FetchError("key sets are only fetched over https (or http on loopback)")
     outcome: list[bytes | BaseException] = []
 
@@ -371,4 +368,7 @@ def reset() -> None:
         _registry.clear()
 
 
-reload_hooks.append(reset)
+@receiver(setting_changed)
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if is_reloading(setting):
+        reset()

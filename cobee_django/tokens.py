@@ -34,8 +34,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
 from . import jwks
-from .conf import IssuerSettings, Settings, get_settings, reload_hooks
+from .conf import IssuerSettings, Settings, get_settings, is_reloading
 from .exceptions import TokenRejected
 from .jose import CompactParser
 from .principal import ClientPrincipal
@@ -293,9 +296,8 @@ def verify_token(token: str) -> ValidatedToken:
     return verifier.verify(token)
 
 
-def _reset() -> None:
+@receiver(setting_changed)
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
     global _verifier
-    _verifier = None
-
-
-reload_hooks.append(_reset)
+    if is_reloading(setting):
+        _verifier = None
