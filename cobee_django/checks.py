@@ -14,6 +14,20 @@ from django.db.models import Model
 
 from .conf import raw_setting, validate
 
+__all__ = [
+    "JWT_AUTHENTICATION",
+    "MIDDLEWARE_BEFORE_TENANT",
+    "TENANT_MIDDLEWARE",
+    "admin_template_warnings",
+    "authentication_class_warnings",
+    "check_admin_templates",
+    "check_authentication_classes",
+    "check_middleware",
+    "check_settings",
+    "check_tenant_managers",
+    "tenant_manager_errors",
+]
+
 TENANT_MIDDLEWARE = "cobee_django.middleware.TenantMiddleware"
 JWT_AUTHENTICATION = "cobee_django.authentication.JWTAuthentication"
 #: The tenant of an admin request comes from the session's user, so these must run first.

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -94,6 +95,22 @@ class RSAPSS:
 
     def __repr__(self) -> str:
         return self.name
+
+
+class _DropSignatureTracebacks(logging.Filter):
+    """Drops josepy's DEBUG traceback for a signature that does not verify.
+
+    josepy logs every ``InvalidSignature`` with ``exc_info``; a forged token is an ordinary event,
+    already recorded once (``bad_signature``) without a traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, InvalidSignature)
+
+
+_josepy_filter = _DropSignatureTracebacks()
+logging.getLogger("josepy.jwa").addFilter(_josepy_filter)
 
 
 #: The algorithm object for each algorithm the verifier can pin: josepy's for RSASSA-PKCS1-v1_5,

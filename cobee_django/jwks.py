@@ -44,6 +44,19 @@ from .exceptions import KeySetUnavailable as KeySetUnavailable
 from .jose import VerificationKey, key_from_jwk, loads_json
 from .reasons import Reason
 
+__all__ = [
+    "SHARED_CACHE_TIMEOUT",
+    "IssuerKeys",
+    "KeySet",
+    "build_key_set",
+    "fetch_jwks",
+    "install_key_set",
+    "installed_key_set",
+    "keys_for",
+    "reset",
+    "uninstall_key_set",
+]
+
 logger = logging.getLogger("cobee_django.jwks")
 
 #: Shared-cache entries outlive the TTL so a new worker can start from the last good set while the

@@ -28,31 +28,33 @@ from . import audit, bearer, conf, state
 from .guards import COMPANY_ATTNAME
 from .managers import is_tenant_model
 from .state import Tenant
+from .uuids import parse_uuid
 
 __all__ = [
+    "AND",
+    "NOT",
+    "OR",
     "CanAccessCompany",
     "CanAccessCorporation",
     "HasScopes",
     "HasTenant",
+    "TenantPermission",
     "parse_url_id",
 ]
 
 
 def parse_url_id(view: APIView, kwarg: str) -> uuid.UUID:
-    """The UUID in the URL keyword ``kwarg``; a malformed value is a 404 (never a 500)."""
+    """The UUID in the URL keyword ``kwarg``; a malformed or non-canonical value is a 404 (never a 500)."""
     kwargs = getattr(view, "kwargs", None) or {}
     if kwarg not in kwargs:
         raise ImproperlyConfigured(
             f"{type(view).__name__} has no URL keyword {kwarg!r}; check the URL pattern or the "
             "COMPANY_URL_KWARG / CORPORATION_URL_KWARG setting."
         )
-    value = kwargs[kwarg]
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise NotFound() from None
+    parsed = parse_uuid(kwargs[kwarg])  # the one id rule, the tokens' (cobee_django.uuids)
+    if parsed is None:
+        raise NotFound()
+    return parsed
 
 
 def _check_object(request: Request, tenant: Tenant | None, obj: Any) -> None:

@@ -43,6 +43,14 @@ from .exceptions import TokenRejected
 from .jose import CompactParser
 from .principal import ClientPrincipal
 from .reasons import Reason
+from .uuids import parse_uuid
+
+__all__ = [
+    "TokenVerifier",
+    "ValidatedToken",
+    "get_verifier",
+    "verify_token",
+]
 
 _SCOPES = re.compile(r"(?:[\x21\x23-\x5b\x5d-\x7e]+(?: [\x21\x23-\x5b\x5d-\x7e]+)*)?")
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
@@ -241,12 +249,9 @@ class TokenVerifier:
             raise TokenRejected(reason, f"{name} is not a string")
         parsed = self._uuids.get(value)
         if parsed is None:
-            # Canonical form only: one id, one spelling, so equal ids compare equal as strings too.
-            try:
-                parsed = uuid.UUID(value)
-            except ValueError:
-                raise TokenRejected(reason, f"{name} is not a UUID") from None
-            if str(parsed) != value:
+            # Canonical form only (cobee_django.uuids): one id, one spelling.
+            parsed = parse_uuid(value)
+            if parsed is None:
                 raise TokenRejected(reason, f"{name} is not a canonical UUID")
             if len(self._uuids) >= _UUID_CACHE_SIZE:
                 self._uuids.clear()

@@ -309,3 +309,14 @@ def test_the_test_issuer_signs_pss_with_the_digest_length_salt(rsa_key, alg):
         padding.PSS(mgf=padding.MGF1(digest()), salt_length=digest.digest_size),
         digest(),
     )
+
+
+def test_a_bad_signature_leaves_no_josepy_traceback_in_the_logs(rsa_key, caplog):
+    import logging
+
+    issuer = TokenIssuer(issuer="https://t.example/", audience="a", key=rsa_key)
+    key = key_from_jwk(issuer.public_jwk, RS256)
+    tampered = issuer.make_token("5e9e9701-9883-447d-9884-46e75993e33b")[:-8] + "AAAAAAAA"
+    with caplog.at_level(logging.DEBUG, logger="josepy"):
+        assert reason(key.verify, CompactParser(RS256, 16384).parse(tampered)) == "bad_signature"
+    assert not [record for record in caplog.records if record.exc_info]

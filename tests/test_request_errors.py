@@ -260,3 +260,51 @@ def test_has_scopes_answers_the_scopes_of_a_method():
     assert HasScopes().required_scopes(ReadWriteView(), "GET") == {"read:a"}
     assert HasScopes().required_scopes(ReadWriteView(), "post") == {"write:a"}
     assert HasScopes().required_scopes(ScopedView(), "DELETE") == {"read:a"}
+
+
+# --- one UUID rule -----------------------------------------------------------------------------------
+
+
+def _spellings(company):
+    text = str(company)
+    return [text.upper(), company.hex, f"{{{text}}}", f"urn:uuid:{text}", f" {text}"]
+
+
+def test_a_non_canonical_company_id_in_the_url_is_a_404_like_in_a_token(client, tenants):
+    from cobee_django.uuids import parse_uuid
+
+    ok = client.get(f"/companies/{tenants.a}/departments", **header(tenants.a, scopes=READ))
+    assert ok.status_code == 200
+    for spelling in _spellings(tenants.a):
+        assert parse_uuid(spelling) is None
+        response = client.get(f"/companies/{spelling}/departments", **header(tenants.a, scopes=READ))
+        assert response.status_code == 404, spelling
+    assert parse_uuid(str(tenants.a)) == tenants.a and parse_uuid(tenants.a) == tenants.a
+    assert parse_uuid(5) is None and parse_uuid(None) is None
+
+
+OWN_MODULES = [
+    "authentication",
+    "bearer",
+    "checks",
+    "conf",
+    "exceptions",
+    "jose",
+    "jwks",
+    "middleware",
+    "openapi",
+    "permissions",
+    "tokens",
+    "uuids",
+    "testing.issuer",
+]
+
+
+@pytest.mark.parametrize("name", OWN_MODULES)
+def test_each_module_lists_its_public_api(name):
+    import importlib
+
+    module = importlib.import_module(f"cobee_django.{name}")
+    assert len(set(module.__all__)) == len(module.__all__)
+    for exported in module.__all__:
+        assert hasattr(module, exported), exported
