@@ -15,7 +15,8 @@ How a key is found for a token's ``kid`` (:meth:`IssuerKeys.get_key`):
 Fetching is defensive: https only (plain http on loopback for development), redirects refused, a
 total time budget, a streamed size cap, strict JSON, and every unusable entry skipped rather than fatal.
 
-Tests install a key set without HTTP with :func:`install_key_set`.
+A key set can be pinned in code (:func:`pin_key_set`): the testing helpers
+(:func:`cobee_django.testing.install_key_set`, :func:`~cobee_django.testing.trust`) use it.
 """
 
 from __future__ import annotations
@@ -50,11 +51,11 @@ __all__ = [
     "KeySet",
     "build_key_set",
     "fetch_jwks",
-    "install_key_set",
-    "installed_key_set",
     "keys_for",
+    "pin_key_set",
+    "pinned_key_set",
     "reset",
-    "uninstall_key_set",
+    "unpin_key_set",
 ]
 
 logger = logging.getLogger("cobee_django.jwks")
@@ -188,8 +189,6 @@ class IssuerKeys:
         self.max_bytes = settings.jwks_max_bytes
         self.cache_alias = settings.jwks_cache_alias
         self.cache_key = "cobee_django:jwks:" + hashlib.sha256(self.url.encode()).hexdigest()
-        #: HTTP fetches attempted by this process (for tests and benchmarks).
-        self.fetches = 0
         self._lock = threading.Lock()
         self._attempts = 0
         self._last_attempt = -math.inf
@@ -257,7 +256,6 @@ class IssuerKeys:
 
     def _fetch(self) -> None:
         self._attempts += 1
-        self.fetches += 1
         self._last_attempt = time.time()
         try:
             document = fetch_jwks(self.url, timeout=self.timeout, max_bytes=self.max_bytes)
@@ -320,7 +318,8 @@ def _signer() -> Signer:
 
 _registry: dict[str, IssuerKeys] = {}
 _registry_lock = threading.Lock()
-_installed: dict[str, dict[str, Any]] = {}
+#: Key sets given in code for an issuer, trusted as they are and never fetched (see :func:`pin_key_set`).
+_pinned: dict[str, dict[str, Any]] = {}
 
 
 def keys_for(issuer: IssuerSettings) -> IssuerKeys:
@@ -330,49 +329,54 @@ def keys_for(issuer: IssuerSettings) -> IssuerKeys:
         with _registry_lock:
             keys = _registry.get(issuer.issuer)
             if keys is None:
-                keys = IssuerKeys(issuer, get_settings(), installed=_installed.get(issuer.issuer))
+                keys = IssuerKeys(issuer, get_settings(), installed=_pinned.get(issuer.issuer))
                 _registry[issuer.issuer] = keys
     return keys
 
 
-def install_key_set(issuer: str, jwks: Mapping[str, Any]) -> None:
-    """Trust ``jwks`` for ``issuer`` without any HTTP (for unit tests); survives settings changes.
+def pin_key_set(issuer: str, document: Mapping[str, Any]) -> None:
+    """Use ``document`` as ``issuer``'s key set, never fetched nor expired, until :func:`unpin_key_set`.
 
-    The set never expires and is never refreshed until :func:`uninstall_key_set` removes it. Its
-    entries pass the same rules as fetched ones; a set with no usable key raises
-    :class:`~cobee_django.exceptions.CobeeDjangoError`.
+    Its entries pass the same rules as fetched ones; a set with no usable key raises
+    :class:`~cobee_django.exceptions.CobeeDjangoError`. Pins survive settings changes. The testing
+    helpers (``cobee_django.testing.install_key_set``, ``trust``) are this.
     """
-    document = json.loads(json.dumps(dict(jwks)))
+    copy: dict[str, Any] = json.loads(json.dumps(dict(document)))
     try:
-        build_key_set(document, frozenset(get_settings().algorithms), fetched_at=math.inf)
+        build_key_set(copy, frozenset(get_settings().algorithms), fetched_at=math.inf)
     except FetchError as exc:
         raise CobeeDjangoError(f"install_key_set: {exc}") from None
-    _forget(issuer, document)
+    _replace_pins(issuer, copy)
 
 
-def _forget(issuer: str | None, document: dict[str, Any] | None = None) -> None:
+def unpin_key_set(issuer: str | None = None) -> None:
+    """Fetch ``issuer``'s keys again (every pinned issuer's when ``None``)."""
+    _replace_pins(issuer, None)
+
+
+def pinned_key_set(issuer: str) -> dict[str, Any] | None:
+    """A copy of the key set pinned for ``issuer``, if any."""
+    with _registry_lock:
+        document = _pinned.get(issuer)
+    return json.loads(json.dumps(document)) if document is not None else None
+
+
+def _replace_pins(issuer: str | None, document: dict[str, Any] | None) -> None:
     global key_generation
     with _registry_lock:
-        names = list(_installed) if issuer is None else [issuer]
-        for name in names:
-            _installed.pop(name, None)
+        for name in list(_pinned) if issuer is None else [issuer]:
+            _pinned.pop(name, None)
             _registry.pop(name, None)
         if issuer is not None and document is not None:
-            _installed[issuer] = document
+            _pinned[issuer] = document
         # Tokens verified with the keys being replaced must be verified again.
         key_generation += 1
 
 
-def installed_key_set(issuer: str) -> dict[str, Any] | None:
-    """The key set installed for ``issuer`` by :func:`install_key_set`, if any (a copy)."""
-    with _registry_lock:
-        document = _installed.get(issuer)
-    return json.loads(json.dumps(document)) if document is not None else None
-
-
-def uninstall_key_set(issuer: str | None = None) -> None:
-    """Forget the key set installed for ``issuer`` (every installed set when ``None``)."""
-    _forget(issuer)
+# Deprecated names (the testing helpers' names, importable from cobee_django.testing).
+install_key_set = pin_key_set
+uninstall_key_set = unpin_key_set
+installed_key_set = pinned_key_set
 
 
 def reset() -> None:

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from cobee_django.jwks import install_key_set, uninstall_key_set
 from cobee_django.state import unscoped
+from cobee_django.testing import install_key_set, uninstall_key_set
 from testproject.api import seed
 from testproject.api.management.commands.demo import server_address
 from testproject.api.models import BenefitBagConfig, BenefitModel, Consumption, Employee
