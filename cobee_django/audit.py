@@ -28,8 +28,6 @@ import re
 from enum import Enum
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-
 from . import signals
 from .principal import ClientPrincipal
 from .reasons import Reason
@@ -75,22 +73,6 @@ class Denial(str, Enum):
 WARNING_DENIALS = frozenset(
     {Denial.COMPANY_NOT_REACHABLE, Denial.CORPORATION_NOT_REACHABLE, Denial.OBJECT_NOT_REACHABLE}
 )
-
-
-class _DropSignatureTracebacks(logging.Filter):
-    """Drops josepy's DEBUG traceback for a signature that does not verify.
-
-    josepy logs every ``InvalidSignature`` with ``exc_info``; a forged token is an ordinary event,
-    already recorded once (``bad_signature``) without a traceback.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, InvalidSignature)
-
-
-_josepy_filter = _DropSignatureTracebacks()
-logging.getLogger("josepy.jwa").addFilter(_josepy_filter)
 
 
 def request_id(request: Any) -> str | None:

@@ -16,102 +16,37 @@ a valid token without the view's scopes                403     ``... error="insu
 no key set could ever be fetched from the issuer       503     (``Retry-After`` instead)
 =====================================================  ======  =========================================
 
-The error responses carry their challenge themselves (``APIException.auth_header``), so they work
-with DRF's default exception handler and whatever position the class has in the list. Descriptions
-are constant: a client never learns which rule failed, and nothing of the token is echoed.
+The error responses (:mod:`cobee_django.exceptions`) carry their challenge themselves
+(``APIException.auth_header``, built by :mod:`cobee_django.bearer`), so they work with DRF's default
+exception handler and whatever position the class has in the list. Descriptions are constant: a
+client never learns which rule failed, and nothing of the token is echoed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import NoReturn
 
-from rest_framework import status
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 
-from . import audit
+from . import audit, bearer
+
+# The errors and the challenge moved to ``exceptions`` and ``bearer``; importable from here (deprecated).
+from .bearer import INSUFFICIENT_SCOPE_DESCRIPTION as INSUFFICIENT_SCOPE_DESCRIPTION
+from .bearer import INVALID_REQUEST_DESCRIPTION as INVALID_REQUEST_DESCRIPTION
+from .bearer import INVALID_TOKEN_DESCRIPTION as INVALID_TOKEN_DESCRIPTION
 from .conf import get_settings
-from .jwks import KeySetUnavailable
+from .exceptions import AuthenticationUnavailable, InvalidRequest, InvalidToken, KeySetUnavailable, TokenRejected
+from .exceptions import InsufficientScope as InsufficientScope
 from .principal import ClientPrincipal
-from .reasons import Reason, TokenRejected
+from .reasons import Reason
 from .tokens import ValidatedToken, verify_token
 
-INVALID_TOKEN_DESCRIPTION = "The access token is invalid or has expired."
-INVALID_REQUEST_DESCRIPTION = "Send exactly one access token, in the Authorization header."
-INSUFFICIENT_SCOPE_DESCRIPTION = "The access token does not grant the scope this request needs."
+__all__ = ["JWTAuthentication"]
+
+bearer_challenge = bearer.challenge  # deprecated: use cobee_django.bearer.challenge
+
 _TOKEN68 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
-_SCOPE_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "\\"}
-
-
-def bearer_challenge(
-    realm: str | None = None,
-    error: str | None = None,
-    description: str | None = None,
-    scope: Iterable[str] | None = None,
-) -> str:
-    """A ``WWW-Authenticate`` value for the Bearer scheme (RFC 6750 section 3)."""
-    parts = [f'realm="{realm or get_settings().realm}"']
-    if error:
-        parts.append(f'error="{error}"')
-    if description:
-        parts.append(f'error_description="{description}"')
-    if scope:
-        # Scope tokens cannot hold quotes or backslashes (RFC 6749 section 3.3); drop any that do.
-        tokens = [s for s in scope if s and set(s) <= _SCOPE_CHARS]
-        if tokens:
-            parts.append(f'scope="{" ".join(tokens)}"')
-    return "Bearer " + ", ".join(parts)
-
-
-class InvalidToken(APIException):
-    """401 ``invalid_token``: the token is malformed, forged, expired or not for us."""
-
-    status_code = status.HTTP_401_UNAUTHORIZED
-    default_detail = INVALID_TOKEN_DESCRIPTION
-    default_code = "invalid_token"
-
-    def __init__(self, realm: str | None = None) -> None:
-        super().__init__()
-        self.auth_header = bearer_challenge(realm, "invalid_token", INVALID_TOKEN_DESCRIPTION)
-
-
-class InvalidRequest(APIException):
-    """400 ``invalid_request``: several credentials, a token outside the header, a malformed header."""
-
-    status_code = status.HTTP_400_BAD_REQUEST
-    default_detail = INVALID_REQUEST_DESCRIPTION
-    default_code = "invalid_request"
-
-    def __init__(self, realm: str | None = None) -> None:
-        super().__init__()
-        self.auth_header = bearer_challenge(realm, "invalid_request", INVALID_REQUEST_DESCRIPTION)
-
-
-class InsufficientScope(APIException):
-    """403 ``insufficient_scope``, naming the scopes the request needs (raised by permission classes)."""
-
-    status_code = status.HTTP_403_FORBIDDEN
-    default_detail = INSUFFICIENT_SCOPE_DESCRIPTION
-    default_code = "insufficient_scope"
-
-    def __init__(self, scopes: Iterable[str] | None = None, realm: str | None = None) -> None:
-        super().__init__()
-        self.scopes = tuple(scopes or ())
-        self.auth_header = bearer_challenge(realm, "insufficient_scope", INSUFFICIENT_SCOPE_DESCRIPTION, self.scopes)
-
-
-class AuthenticationUnavailable(APIException):
-    """503: the issuer's keys have never been obtained and the issuer cannot be reached."""
-
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "Authentication is temporarily unavailable; retry later."
-    default_code = "temporarily_unavailable"
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__()
-        self.wait = retry_after
 
 
 def _has_form_token(request: Request) -> bool:
@@ -186,4 +121,4 @@ class JWTAuthentication(BaseAuthentication):
         raise InvalidToken(self.www_authenticate_realm)
 
     def authenticate_header(self, request: Request) -> str:
-        return bearer_challenge(self.www_authenticate_realm)
+        return bearer.challenge(self.www_authenticate_realm)

@@ -12,9 +12,24 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db.models import Model
 
-from .conf import user_settings, validate
+from .conf import raw_setting, validate
+
+__all__ = [
+    "JWT_AUTHENTICATION",
+    "MIDDLEWARE_BEFORE_TENANT",
+    "TENANT_MIDDLEWARE",
+    "admin_template_warnings",
+    "authentication_class_warnings",
+    "check_admin_templates",
+    "check_authentication_classes",
+    "check_middleware",
+    "check_settings",
+    "check_tenant_managers",
+    "tenant_manager_errors",
+]
 
 TENANT_MIDDLEWARE = "cobee_django.middleware.TenantMiddleware"
+JWT_AUTHENTICATION = "cobee_django.authentication.JWTAuthentication"
 #: The tenant of an admin request comes from the session's user, so these must run first.
 MIDDLEWARE_BEFORE_TENANT = (
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -25,7 +40,7 @@ MIDDLEWARE_BEFORE_TENANT = (
 @register(Tags.security)
 def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
     """Report every problem of ``COBEE_DJANGO`` (ids E001 to E009)."""
-    return [Error(p.msg, hint=p.hint, id=p.id) for p in validate(user_settings())]
+    return [Error(p.msg, hint=p.hint, id=p.id) for p in validate(raw_setting())]
 
 
 @register(Tags.security)
@@ -53,6 +68,58 @@ def check_middleware(app_configs: Sequence[Any] | None = None, **kwargs: Any) ->
                 )
             )
     return errors
+
+
+@register(Tags.security)
+def check_authentication_classes(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """``JWTAuthentication`` is a default DRF authentication class, before any that answers 403 (W002, W003)."""
+    from rest_framework.settings import api_settings
+
+    try:
+        classes = list(api_settings.DEFAULT_AUTHENTICATION_CLASSES)
+    except ImportError:
+        return []  # DRF reports a class it cannot import itself
+    return authentication_class_warnings(classes)
+
+
+def authentication_class_warnings(classes: Sequence[Any]) -> list[CheckMessage]:
+    """W002 when no class of ``classes`` is ``JWTAuthentication``; W003 when one that answers 403 comes first."""
+    from rest_framework.authentication import BaseAuthentication
+
+    from .authentication import JWTAuthentication
+
+    position = next((i for i, cls in enumerate(classes) if _is_subclass(cls, JWTAuthentication)), None)
+    if position is None:
+        return [
+            Warning(
+                f"{JWT_AUTHENTICATION} is not in REST_FRAMEWORK['DEFAULT_AUTHENTICATION_CLASSES'].",
+                hint=f"Add {JWT_AUTHENTICATION!r} first in the list, or set authentication_classes on every "
+                "API view; without it API clients' tokens are never read.",
+                id="cobee_django.W002",
+            )
+        ]
+    # DRF asks the first class for the challenge of a request without credentials: a class without one
+    # (SessionAuthentication) turns the 401 with the Bearer challenge into a 403 clients cannot act on.
+    silent = [
+        cls
+        for cls in classes[:position]
+        if isinstance(cls, type) and getattr(cls, "authenticate_header", None) is BaseAuthentication.authenticate_header
+    ]
+    if not silent:
+        return []
+    names = ", ".join(f"{cls.__module__}.{cls.__qualname__}" for cls in silent)
+    return [
+        Warning(
+            f"{JWT_AUTHENTICATION} comes after {names} in DEFAULT_AUTHENTICATION_CLASSES: requests without "
+            "credentials get a 403 instead of a 401 with the Bearer challenge.",
+            hint=f"Move {JWT_AUTHENTICATION!r} to the top of DEFAULT_AUTHENTICATION_CLASSES.",
+            id="cobee_django.W003",
+        )
+    ]
+
+
+def _is_subclass(value: Any, parent: type) -> bool:
+    return isinstance(value, type) and issubclass(value, parent)
 
 
 @register(Tags.templates)

@@ -1,17 +1,23 @@
-"""The ``COBEE_DJANGO`` settings dict: defaults, validation and typed, cached access.
+"""The ``COBEE_DJANGO`` settings dict: one table of settings, validation and typed, cached access.
 
-Everything the app reads from Django settings goes through :func:`get_settings`. The result is
-built once, validated, and dropped again when Django's ``setting_changed`` signal fires, so
-``override_settings(COBEE_DJANGO=...)`` works in tests. :func:`validate` is shared with the
-system checks, so a misconfiguration is reported the same way at ``manage.py check`` time and
-raised as ``ImproperlyConfigured`` if code runs anyway.
+Each setting is declared once, in :data:`SETTINGS`: its name, default, documented type, one line of
+doc and its check. The defaults (:data:`DEFAULTS`), the typed :class:`Settings` object, the system
+check's problems (:func:`validate`) and the settings page (``docs/settings.md``, held to the table by
+a test) all come from it.
+
+Everything the app reads from Django settings goes through :func:`get_settings`. The result is built
+once, validated, and dropped again when Django's ``setting_changed`` signal fires, so
+``override_settings(COBEE_DJANGO=...)`` works in tests; modules that build things from the settings
+listen to the same signal (see :func:`is_reloading`). :func:`validate` never raises, whatever the
+values, and reports every problem; it is shared with the system checks, so a misconfiguration is
+reported the same way at ``manage.py check`` time and raised as ``ImproperlyConfigured`` if code runs anyway.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -21,56 +27,43 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+__all__ = [
+    "DEFAULTS",
+    "ISSUER_KEYS",
+    "SETTINGS",
+    "SETTING_NAME",
+    "SUPPORTED_ALGORITHMS",
+    "IssuerSettings",
+    "Problem",
+    "Setting",
+    "Settings",
+    "get_settings",
+    "is_loopback_url",
+    "is_reloading",
+    "is_secure_url",
+    "raw_setting",
+    "reload",
+    "user_settings",
+    "validate",
+]
+
 SETTING_NAME = "COBEE_DJANGO"
 
 #: Algorithms the verifier knows how to pin. Only RSA signatures: the issuer is Auth0.
 SUPPORTED_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 
-DEFAULTS: dict[str, Any] = {
-    # Who issues the tokens we accept. Either ISSUER/AUDIENCE/JWKS_URL for one issuer, or ISSUERS.
-    "ISSUER": None,
-    "AUDIENCE": None,
-    "JWKS_URL": None,
-    "ISSUERS": None,
-    # Signature and claim rules.
-    "ALGORITHMS": ["RS256"],
-    "LEEWAY": 30,
-    "MAX_TOKEN_BYTES": 16 * 1024,
-    "ALLOWED_GRANT_TYPES": ["client-credentials"],
-    "ALLOWED_CLIENTS": None,
-    "AUTH0_CLAIMS": True,
-    "METADATA_CLAIM": "https://auth.cobee.io/metadata",
-    "REALM": "api",
-    # Key set fetching and caching.
-    "JWKS_TIMEOUT": 5.0,
-    "JWKS_MAX_BYTES": 1024 * 1024,
-    "JWKS_CACHE_TTL": 600,
-    "JWKS_REFRESH_COOLDOWN": 30,
-    "JWKS_CACHE_ALIAS": "default",
-    "UNAVAILABLE_RETRY_AFTER": 30,
-    # Verified tokens kept in process, so a reused token pays for RSA once.
-    "TOKEN_CACHE_SIZE": 10_000,
-    # Tenancy.
-    "PROVISION_MEMBERSHIP": True,
-    "MEMBERSHIP_RESOLVER": None,
-    "COMPANY_URL_KWARG": "companyId",
-    "CORPORATION_URL_KWARG": "corporationId",
-    # Admin.
-    "ADMIN_STAFF_CLAIM": "https://auth.cobee.io/staff",
-    "ADMIN_SESSION_KEY": "cobee_django_active_tenant",
-    "ADMIN_OIDC_ISSUER": None,
-    "ADMIN_OIDC_GROUPS": [],
-    # PostgreSQL row-level security (off by default).
-    "ROW_LEVEL_SECURITY": False,
-    # OpenAPI (drf-spectacular): where clients get tokens; None means {ISSUER}oauth/token.
-    "OPENAPI_TOKEN_URL": None,
-}
-
-#: Keys an entry of ``ISSUERS`` may hold; each falls back to the top-level key of the same name.
-ISSUER_KEYS = frozenset({"ISSUER", "AUDIENCE", "JWKS_URL", "ALLOWED_GRANT_TYPES", "ALLOWED_CLIENTS", "AUTH0_CLAIMS"})
-
 LOOPBACK_HOSTS = frozenset({"localhost"})
 _SUPPORTED = ", ".join(sorted(SUPPORTED_ALGORITHMS))
+
+E_NO_ISSUER = "cobee_django.E001"
+E_NO_AUDIENCE = "cobee_django.E002"
+E_ISSUER_URL = "cobee_django.E003"
+E_JWKS_URL = "cobee_django.E004"
+E_UNKNOWN_KEY = "cobee_django.E005"
+E_VALUE = "cobee_django.E006"
+E_BOTH_FORMS = "cobee_django.E007"
+E_ALGORITHMS = "cobee_django.E008"
+E_CACHE_ALIAS = "cobee_django.E009"
 
 
 class Problem(NamedTuple):
@@ -79,6 +72,335 @@ class Problem(NamedTuple):
     id: str
     msg: str
     hint: str
+
+
+# --- the one URL rule ----------------------------------------------------------------------------------
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when ``url`` points at this machine (127.0.0.0/8, ::1 or localhost)."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_secure_url(url: object) -> bool:
+    """The one rule for issuer and key-set URLs, shared by the checks and the key-set fetcher.
+
+    https with a host (the scheme in any case, as RFC 3986 allows), or plain http to this machine:
+    keys fetched over plain http from another host can be swapped by anyone on the path.
+    """
+    if not isinstance(url, str):
+        return False
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # e.g. an invalid IPv6 literal
+        return False
+    if not host or url != url.strip() or any(ord(char) < 0x21 for char in url):
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and is_loopback_url(url))
+
+
+# --- value checks: each answers the problems of one value (never raises) ------------------------------
+
+Check = Callable[[str, Any], list[Problem]]
+
+
+def _problem(key: str, must: str, hint: str, id: str = E_VALUE) -> list[Problem]:
+    return [Problem(id, f"COBEE_DJANGO['{key}'] must be {must}.", hint)]
+
+
+def _number(minimum: float, *, integer: bool) -> Check:
+    def check(key: str, value: Any) -> list[Problem]:
+        kinds = (int,) if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
+            return _problem(key, "an integer" if integer else "a number", f"Set it to a number of at least {minimum}.")
+        if value < minimum:
+            return _problem(key, f"at least {minimum}", f"The default is {DEFAULTS[key]}.")
+        return []
+
+    return check
+
+
+def _text(*, optional: bool = False, quotable: bool = False) -> Check:
+    def check(key: str, value: Any) -> list[Problem]:
+        if value is None and optional:
+            return []
+        if not isinstance(value, str) or not value:
+            must = "a non-empty string or None" if optional else "a non-empty string"
+            return _problem(key, must, f"The default is {DEFAULTS[key]!r}.")
+        if quotable and ('"' in value or "\\" in value):
+            return _problem(
+                key, "free of quotes and backslashes", "It is sent inside a quoted WWW-Authenticate parameter."
+            )
+        return []
+
+    return check
+
+
+def _boolean(key: str, value: Any) -> list[Problem]:
+    return [] if isinstance(value, bool) else _problem(key, "True or False", f"The default is {DEFAULTS[key]}.")
+
+
+_COLLECTIONS = (list, tuple, set, frozenset)
+
+
+def _string_list(*, optional: bool, non_empty_items: bool = True) -> Check:
+    def check(key: str, value: Any) -> list[Problem]:
+        if value is None and optional:
+            return []
+        if not isinstance(value, _COLLECTIONS) or not all(
+            isinstance(item, str) and (item or not non_empty_items) for item in value
+        ):
+            must = "a list of strings or None" if optional else "a list of strings"
+            return _problem(key, must, "None allows any value." if optional else f"The default is {DEFAULTS[key]}.")
+        return []
+
+    return check
+
+
+def _algorithms(key: str, value: Any) -> list[Problem]:
+    strings = isinstance(value, _COLLECTIONS) and value and all(isinstance(item, str) for item in value)
+    if strings and set(value) <= SUPPORTED_ALGORITHMS:
+        return []
+    return _problem(
+        key,
+        f"a non-empty list drawn from {_SUPPORTED}",
+        "Auth0 signs access tokens with RS256; keep the default unless your issuer differs.",
+        E_ALGORITHMS,
+    )
+
+
+def _issuer_url(key: str, value: Any) -> list[Problem]:
+    if value is None:
+        return []  # required-ness is checked per issuer (E001)
+    if not is_secure_url(value):
+        return [
+            Problem(
+                E_ISSUER_URL,
+                f"The issuer {value!r} is not an https URL.",
+                "Use the https issuer URL; plain http is accepted only for 127.0.0.1, ::1 and localhost.",
+            )
+        ]
+    return []
+
+
+def _audience(key: str, value: Any) -> list[Problem]:
+    if value is None:
+        return []  # required-ness is checked per issuer (E002)
+    values = [value] if isinstance(value, str) else value
+    if isinstance(values, _COLLECTIONS) and values and all(isinstance(item, str) and item for item in values):
+        return []
+    return [
+        Problem(
+            E_NO_AUDIENCE,
+            f"COBEE_DJANGO['{key}'] must be a string or a non-empty list of strings.",
+            "Set AUDIENCE to your API's identifier in Auth0 (a string, or a list of strings).",
+        )
+    ]
+
+
+def _jwks_url(key: str, value: Any) -> list[Problem]:
+    if value is None or is_secure_url(value):
+        return []
+    return [
+        Problem(
+            E_JWKS_URL,
+            f"JWKS_URL {value!r} is not an https URL.",
+            "Keys must come over https; plain http is accepted only for 127.0.0.1, ::1 and localhost.",
+        )
+    ]
+
+
+def _issuers(key: str, value: Any) -> list[Problem]:
+    if value is None or (isinstance(value, (list, tuple)) and all(isinstance(entry, Mapping) for entry in value)):
+        return []  # each entry is checked like the top-level keys
+    return _problem(key, "a list of dicts or None", "Each entry holds ISSUER, AUDIENCE and optionally JWKS_URL, ...")
+
+
+def _cache_alias(key: str, value: Any) -> list[Problem]:
+    problems = _text(optional=True)(key, value)
+    caches = getattr(django_settings, "CACHES", None)
+    if not problems and value is not None and isinstance(caches, Mapping) and value not in caches:
+        problems.append(
+            Problem(
+                E_CACHE_ALIAS,
+                f"COBEE_DJANGO['{key}'] names the cache {value!r}, which CACHES does not define.",
+                "Name a cache from CACHES, or set it to None to keep key sets in process only.",
+            )
+        )
+    return problems
+
+
+def _oidc_issuer(key: str, value: Any) -> list[Problem]:
+    if value is None or is_secure_url(value):
+        return []
+    return [
+        Problem(
+            E_ISSUER_URL,
+            f"ADMIN_OIDC_ISSUER {value!r} is not an https URL.",
+            "Use the https issuer of your staff sign-in (e.g. your Auth0 tenant), or None for the first ISSUER.",
+        )
+    ]
+
+
+def _absolute_url(key: str, value: Any) -> list[Problem]:
+    if value is None:
+        return []
+    try:
+        absolute = isinstance(value, str) and bool(urlsplit(value).hostname)
+    except ValueError:
+        absolute = False
+    if absolute:
+        return []
+    return _problem(
+        key,
+        "an absolute URL or None",
+        "Set it to your issuer's token endpoint, e.g. 'https://example.eu.auth0.com/oauth/token'.",
+    )
+
+
+# --- the table -----------------------------------------------------------------------------------------
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _str_set(value: Any) -> frozenset[str] | None:
+    if value is None:
+        return None
+    return frozenset([value] if isinstance(value, str) else value)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key of ``COBEE_DJANGO``: everything the code and the docs say about it."""
+
+    name: str
+    default: Any
+    type: str
+    doc: str
+    check: Check
+    #: Builds the typed value of :class:`Settings` from a checked raw value.
+    convert: Callable[[Any], Any] = _same
+    #: Also a key of each ``ISSUERS`` entry, which falls back to the top-level value.
+    per_issuer: bool = False
+    #: The section of the settings page.
+    section: str = ""
+
+    @property
+    def attribute(self) -> str:
+        """Its attribute on :class:`Settings` (or :class:`IssuerSettings`)."""
+        return self.name.lower()
+
+
+def _settings(section: str, *entries: Setting) -> list[Setting]:
+    return [Setting(**{**entry.__dict__, "section": section}) for entry in entries]
+
+
+REQUIRED: Any = None
+
+#: Every setting, once. The settings page (docs/settings.md) is held to this table by a test.
+SETTINGS: tuple[Setting, ...] = (
+    *_settings(
+        "Issuers",
+        Setting("ISSUER", REQUIRED, "`str`", "The exact `iss` of accepted tokens.", _issuer_url, per_issuer=True),
+        Setting("AUDIENCE", REQUIRED, "`str` or `list[str]`", "The API identifier(s).", _audience, per_issuer=True),
+        Setting("JWKS_URL", None, "`str` or `None`", "Where the issuer's keys are.", _jwks_url, per_issuer=True),
+        Setting("ISSUERS", None, "`list[dict]` or `None`", "Several trusted issuers.", _issuers),
+    ),
+    *_settings(
+        "Token rules",
+        Setting("ALGORITHMS", ["RS256"], "`list[str]`", "Signature algorithms accepted.", _algorithms, frozenset),
+        Setting("LEEWAY", 30, "`int`/`float` seconds", "Clock skew tolerated.", _number(0, integer=False), float),
+        Setting("MAX_TOKEN_BYTES", 16 * 1024, "`int`", "Longer tokens are refused.", _number(256, integer=True)),
+        Setting(
+            "ALLOWED_GRANT_TYPES",
+            ["client-credentials"],
+            "`list[str]` or `None`",
+            "Accepted `gty` values.",
+            _string_list(optional=True, non_empty_items=False),
+            _str_set,
+            per_issuer=True,
+        ),
+        Setting(
+            "ALLOWED_CLIENTS",
+            None,
+            "`list[str]` or `None`",
+            "Accepted client ids.",
+            _string_list(optional=True, non_empty_items=False),
+            _str_set,
+            per_issuer=True,
+        ),
+        Setting("AUTH0_CLAIMS", True, "`bool`", "Auth0's M2M claim rules.", _boolean, per_issuer=True),
+        Setting("METADATA_CLAIM", "https://auth.cobee.io/metadata", "`str`", "The tenant claim.", _text()),
+        Setting("REALM", "api", "`str`", "The realm of the Bearer challenge.", _text(quotable=True)),
+    ),
+    *_settings(
+        "Key sets",
+        Setting("JWKS_TIMEOUT", 5.0, "seconds", "Timeout of one key-set fetch.", _number(0.1, integer=False), float),
+        Setting("JWKS_MAX_BYTES", 1024 * 1024, "`int`", "Larger key sets are refused.", _number(1024, integer=True)),
+        Setting("JWKS_CACHE_TTL", 600, "seconds", "Key-set refresh age.", _number(1, integer=False), float),
+        Setting(
+            "JWKS_REFRESH_COOLDOWN", 30, "seconds", "Unknown-kid refresh period.", _number(0, integer=False), float
+        ),
+        Setting("JWKS_CACHE_ALIAS", "default", "`str` or `None`", "The shared key-set cache.", _cache_alias),
+        Setting("UNAVAILABLE_RETRY_AFTER", 30, "`int` seconds", "Retry-After of the 503.", _number(1, integer=True)),
+        Setting("TOKEN_CACHE_SIZE", 10_000, "`int`", "Verified tokens kept in process.", _number(0, integer=True)),
+    ),
+    *_settings(
+        "Tenancy",
+        Setting("PROVISION_MEMBERSHIP", True, "`bool`", "Tokens record memberships.", _boolean),
+        Setting("MEMBERSHIP_RESOLVER", None, "dotted path or `None`", "Corporation directory.", _text(optional=True)),
+        Setting("COMPANY_URL_KWARG", "companyId", "`str`", "URL keyword of the company id.", _text()),
+        Setting("CORPORATION_URL_KWARG", "corporationId", "`str`", "URL keyword of the corporation id.", _text()),
+    ),
+    *_settings(
+        "Admin",
+        Setting(
+            "ADMIN_STAFF_CLAIM",
+            "https://auth.cobee.io/staff",
+            "`str` or `None`",
+            "Claim marking Cobee-wide staff.",
+            _text(optional=True),
+        ),
+        Setting(
+            "ADMIN_SESSION_KEY", "cobee_django_active_tenant", "`str`", "Session key of the active company.", _text()
+        ),
+        Setting("ADMIN_OIDC_ISSUER", None, "`str` or `None`", "The `iss` of staff ID tokens.", _oidc_issuer),
+        Setting(
+            "ADMIN_OIDC_GROUPS", [], "`list[str]`", "Groups of OIDC staff users.", _string_list(optional=False), tuple
+        ),
+    ),
+    *_settings(
+        "OpenAPI",
+        Setting("OPENAPI_TOKEN_URL", None, "`str` or `None`", "The documented token URL.", _absolute_url),
+    ),
+    *_settings(
+        "Database",
+        Setting("ROW_LEVEL_SECURITY", False, "`bool`", "PostgreSQL row-level security.", _boolean),
+    ),
+)
+
+_BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
+
+#: The default of each key (``None`` for the required ``ISSUER`` and ``AUDIENCE``).
+DEFAULTS: dict[str, Any] = {setting.name: setting.default for setting in SETTINGS}
+
+#: Keys an entry of ``ISSUERS`` may hold; each falls back to the top-level key of the same name.
+ISSUER_KEYS = frozenset(setting.name for setting in SETTINGS if setting.per_issuer)
+
+
+# --- the typed settings --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -95,7 +417,8 @@ class IssuerSettings:
 
 @dataclass(frozen=True)
 class Settings:
-    """The validated, typed form of ``COBEE_DJANGO``."""
+    """The validated, typed form of ``COBEE_DJANGO``: one attribute per setting of :data:`SETTINGS`
+    (lower-cased), the issuers' keys gathered in ``issuers``."""
 
     issuers: tuple[IssuerSettings, ...]
     algorithms: frozenset[str]
@@ -131,351 +454,175 @@ class Settings:
 
 
 def user_settings() -> dict[str, Any]:
-    """The raw ``COBEE_DJANGO`` dict of the project (empty when unset)."""
+    """The raw ``COBEE_DJANGO`` dict of the project (empty when unset or not a dict)."""
     value = getattr(django_settings, SETTING_NAME, None)
     return dict(value) if isinstance(value, Mapping) else {}
 
 
-def is_loopback_url(url: str) -> bool:
-    """True when ``url`` points at this machine (127.0.0.0/8, ::1 or localhost)."""
-    host = urlsplit(url).hostname or ""
-    if host in LOOPBACK_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def raw_setting() -> Any:
+    """``COBEE_DJANGO`` exactly as the project set it (``{}`` when unset)."""
+    return getattr(django_settings, SETTING_NAME, {})
 
 
-def _is_safe_url(url: str) -> bool:
-    # Keys fetched over plain http from another host can be swapped by anyone on the path.
-    parts = urlsplit(url)
-    if not parts.hostname:
-        return False
-    return parts.scheme == "https" or (parts.scheme == "http" and is_loopback_url(url))
+# --- validation ----------------------------------------------------------------------------------------
 
 
-def _as_str_set(value: Any) -> frozenset[str] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return frozenset({value})
-    return frozenset(value)
+def _names(keys: Iterable[Any]) -> str:
+    return ", ".join(sorted(str(key) for key in keys))
 
 
 def _issuer_entries(raw: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Each issuer entry with the top-level defaults filled in."""
+    """Each issuer entry with the top-level values filled in (entries that are not dicts are left out)."""
     entries = raw.get("ISSUERS")
     if entries is None:
-        entries = [{"ISSUER": raw.get("ISSUER")}] if raw.get("ISSUER") is not None else []
-    merged = []
-    for entry in entries:
-        if not isinstance(entry, Mapping):
-            merged.append({"__invalid__": entry})
-            continue
-        full = {key: raw.get(key, DEFAULTS[key]) for key in ISSUER_KEYS}
-        full.update(entry)
-        merged.append(full)
-    return merged
+        entries = [{"ISSUER": raw["ISSUER"]}] if raw.get("ISSUER") is not None else []
+    if not isinstance(entries, (list, tuple)):
+        return []
+    return [
+        {**{key: raw.get(key, DEFAULTS[key]) for key in ISSUER_KEYS}, **entry}
+        for entry in entries
+        if isinstance(entry, Mapping)
+    ]
 
 
-def _check_number(raw: Mapping[str, Any], key: str, *, minimum: float, integer: bool) -> list[Problem]:
-    value: Any = raw.get(key, DEFAULTS[key])
-    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
-        value = None
-    if value is None or not math.isfinite(value):
-        return [
-            Problem(
-                "cobee_django.E006",
-                f"COBEE_DJANGO['{key}'] must be a number.",
-                f"Set it to a number of at least {minimum}.",
-            )
-        ]
-    if value < minimum:
-        return [
-            Problem(
-                "cobee_django.E006",
-                f"COBEE_DJANGO['{key}'] must be at least {minimum}.",
-                f"The default is {DEFAULTS[key]}.",
-            )
-        ]
-    return []
-
-
-def validate(raw: Mapping[str, Any]) -> list[Problem]:
-    """Every problem in the raw ``COBEE_DJANGO`` dict; an empty list means it is usable."""
+def _check_issuer(entry: Mapping[str, Any], where: str) -> list[Problem]:
     problems: list[Problem] = []
-    unknown = sorted(set(raw) - set(DEFAULTS))
+    if entry.get("ISSUER") in (None, ""):  # another type is reported as not an https URL (E003)
+        problems.append(
+            Problem(
+                E_NO_ISSUER, f"{where}has no ISSUER.", "Every issuer needs its ISSUER (the exact 'iss' of its tokens)."
+            )
+        )
+    if entry.get("AUDIENCE") is None:
+        problems.append(
+            Problem(
+                E_NO_AUDIENCE,
+                f"{where}has no AUDIENCE.",
+                "Set AUDIENCE to your API's identifier in Auth0 (a string, or a list of strings).",
+            )
+        )
+    return problems
+
+
+def validate(raw: Any) -> list[Problem]:
+    """Every problem of a ``COBEE_DJANGO`` value; an empty list means it is usable. Never raises."""
+    if not isinstance(raw, Mapping):
+        return [Problem(E_VALUE, "COBEE_DJANGO must be a dict.", "See the settings reference.")]
+    problems: list[Problem] = []
+    unknown = [key for key in raw if key not in _BY_NAME]
     if unknown:
         problems.append(
             Problem(
-                "cobee_django.E005",
-                f"Unknown COBEE_DJANGO keys: {', '.join(unknown)}.",
+                E_UNKNOWN_KEY,
+                f"Unknown COBEE_DJANGO keys: {_names(unknown)}.",
                 "Check the spelling against the settings reference; unknown keys are never read.",
             )
         )
     if raw.get("ISSUERS") is not None and (raw.get("ISSUER") is not None or raw.get("JWKS_URL") is not None):
         problems.append(
             Problem(
-                "cobee_django.E007",
+                E_BOTH_FORMS,
                 "COBEE_DJANGO sets both ISSUERS and ISSUER/JWKS_URL.",
                 "Use ISSUER, AUDIENCE and JWKS_URL for one issuer, or list every issuer in ISSUERS.",
             )
         )
-    entries = _issuer_entries(raw)
-    if not entries:
+    for setting in SETTINGS:
+        problems.extend(setting.check(setting.name, raw.get(setting.name, setting.default)))
+    entries = raw.get("ISSUERS")
+    if isinstance(entries, (list, tuple)):
+        for number, entry in enumerate(entries, 1):
+            if not isinstance(entry, Mapping):
+                continue  # reported by the ISSUERS check
+            where = f"ISSUERS entry {number}: "
+            extra = [key for key in entry if key not in ISSUER_KEYS]
+            if extra:
+                problems.append(
+                    Problem(
+                        E_UNKNOWN_KEY,
+                        f"Unknown keys in {where[:-2]}: {_names(extra)}.",
+                        f"An entry may hold {_names(ISSUER_KEYS)}.",
+                    )
+                )
+            for key in sorted(ISSUER_KEYS & {key for key in entry if isinstance(key, str)}):
+                problems.extend(
+                    problem._replace(msg=where + problem.msg) for problem in _BY_NAME[key].check(key, entry[key])
+                )
+    issuers = _issuer_entries(raw)
+    if not issuers and (entries is None or isinstance(entries, (list, tuple))):
         problems.append(
             Problem(
-                "cobee_django.E001",
+                E_NO_ISSUER,
                 "COBEE_DJANGO has no ISSUER.",
                 "Set COBEE_DJANGO['ISSUER'] to your Auth0 tenant's issuer, e.g. 'https://example.eu.auth0.com/'.",
             )
         )
-    for entry in entries:
-        if "__invalid__" in entry:
-            problems.append(
-                Problem(
-                    "cobee_django.E006",
-                    "Each entry of COBEE_DJANGO['ISSUERS'] must be a dict.",
-                    "See the settings reference.",
-                )
-            )
-            continue
-        extra = sorted(set(entry) - ISSUER_KEYS)
-        if extra:
-            problems.append(
-                Problem(
-                    "cobee_django.E005",
-                    f"Unknown keys in an ISSUERS entry: {', '.join(extra)}.",
-                    f"An entry may hold {', '.join(sorted(ISSUER_KEYS))}.",
-                )
-            )
-        issuer = entry.get("ISSUER")
-        if not isinstance(issuer, str) or not issuer:
-            problems.append(
-                Problem(
-                    "cobee_django.E001",
-                    "An issuer has no ISSUER.",
-                    "Every ISSUERS entry needs its ISSUER (the exact 'iss' of its tokens).",
-                )
-            )
-            continue
-        if not _is_safe_url(issuer):
-            problems.append(
-                Problem(
-                    "cobee_django.E003",
-                    f"The issuer {issuer!r} is not an https URL.",
-                    "Use the https issuer URL; plain http is accepted only for 127.0.0.1 and localhost.",
-                )
-            )
-        audience = entry.get("AUDIENCE")
-        if isinstance(audience, str):
-            audience = [audience]
-        if (
-            not audience
-            or not isinstance(audience, (list, tuple, set, frozenset))
-            or not all(isinstance(a, str) and a for a in audience)
-        ):
-            problems.append(
-                Problem(
-                    "cobee_django.E002",
-                    f"The issuer {issuer!r} has no AUDIENCE.",
-                    "Set AUDIENCE to your API's identifier in Auth0 (a string, or a list of strings).",
-                )
-            )
-        jwks_url = entry.get("JWKS_URL")
-        if jwks_url is not None and (not isinstance(jwks_url, str) or not _is_safe_url(jwks_url)):
-            problems.append(
-                Problem(
-                    "cobee_django.E004",
-                    f"JWKS_URL {jwks_url!r} is not an https URL.",
-                    "Keys must come over https; plain http is accepted only for 127.0.0.1 and localhost.",
-                )
-            )
-        for key in ("ALLOWED_GRANT_TYPES", "ALLOWED_CLIENTS"):
-            value = entry.get(key)
-            if value is not None and (isinstance(value, str) or not all(isinstance(v, str) for v in value)):
-                problems.append(
-                    Problem("cobee_django.E006", f"{key} must be a list of strings or None.", "None allows any value.")
-                )
-        if not isinstance(entry.get("AUTH0_CLAIMS"), bool):
-            problems.append(
-                Problem("cobee_django.E006", "AUTH0_CLAIMS must be True or False.", "See the settings reference.")
-            )
-    algorithms = raw.get("ALGORITHMS", DEFAULTS["ALGORITHMS"])
-    if isinstance(algorithms, str) or not algorithms or not set(algorithms) <= SUPPORTED_ALGORITHMS:
-        problems.append(
-            Problem(
-                "cobee_django.E008",
-                f"COBEE_DJANGO['ALGORITHMS'] must be a non-empty list drawn from {_SUPPORTED}.",
-                "Auth0 signs access tokens with RS256; keep the default unless your issuer differs.",
-            )
-        )
-    for key, minimum, integer in (
-        ("LEEWAY", 0, False),
-        ("MAX_TOKEN_BYTES", 256, True),
-        ("JWKS_TIMEOUT", 0.1, False),
-        ("JWKS_MAX_BYTES", 1024, True),
-        ("JWKS_CACHE_TTL", 1, False),
-        ("JWKS_REFRESH_COOLDOWN", 0, False),
-        ("UNAVAILABLE_RETRY_AFTER", 1, True),
-        ("TOKEN_CACHE_SIZE", 0, True),
-    ):
-        problems.extend(_check_number(raw, key, minimum=minimum, integer=integer))
-    for key in ("METADATA_CLAIM", "REALM", "COMPANY_URL_KWARG", "CORPORATION_URL_KWARG", "ADMIN_SESSION_KEY"):
-        value = raw.get(key, DEFAULTS[key])
-        if not isinstance(value, str) or not value:
-            problems.append(
-                Problem(
-                    "cobee_django.E006",
-                    f"COBEE_DJANGO['{key}'] must be a non-empty string.",
-                    f"The default is {DEFAULTS[key]!r}.",
-                )
-            )
-    realm = raw.get("REALM", DEFAULTS["REALM"])
-    if isinstance(realm, str) and ('"' in realm or "\\" in realm):
-        problems.append(
-            Problem(
-                "cobee_django.E006",
-                "COBEE_DJANGO['REALM'] must not contain quotes or backslashes.",
-                "It is sent inside a quoted WWW-Authenticate parameter.",
-            )
-        )
-    for key in ("PROVISION_MEMBERSHIP", "ROW_LEVEL_SECURITY"):
-        if not isinstance(raw.get(key, DEFAULTS[key]), bool):
-            problems.append(
-                Problem(
-                    "cobee_django.E006", f"COBEE_DJANGO['{key}'] must be True or False.", "See the settings reference."
-                )
-            )
-    for key in ("JWKS_CACHE_ALIAS", "MEMBERSHIP_RESOLVER", "ADMIN_STAFF_CLAIM"):
-        value = raw.get(key, DEFAULTS[key])
-        if value is not None and (not isinstance(value, str) or not value):
-            problems.append(
-                Problem(
-                    "cobee_django.E006",
-                    f"COBEE_DJANGO['{key}'] must be a non-empty string or None.",
-                    "See the settings reference.",
-                )
-            )
-    oidc_issuer = raw.get("ADMIN_OIDC_ISSUER")
-    if oidc_issuer is not None and (not isinstance(oidc_issuer, str) or not _is_safe_url(oidc_issuer)):
-        problems.append(
-            Problem(
-                "cobee_django.E003",
-                f"ADMIN_OIDC_ISSUER {oidc_issuer!r} is not an https URL.",
-                "Use the https issuer of your staff sign-in (e.g. your Auth0 tenant), or None for the first ISSUER.",
-            )
-        )
-    groups = raw.get("ADMIN_OIDC_GROUPS", DEFAULTS["ADMIN_OIDC_GROUPS"])
-    if (
-        isinstance(groups, str)
-        or not isinstance(groups, (list, tuple))
-        or not all(isinstance(g, str) and g for g in groups)
-    ):
-        problems.append(
-            Problem(
-                "cobee_django.E006",
-                "COBEE_DJANGO['ADMIN_OIDC_GROUPS'] must be a list of group names.",
-                "The default is [] (no group).",
-            )
-        )
-    token_url = raw.get("OPENAPI_TOKEN_URL")
-    if token_url is not None and (not isinstance(token_url, str) or not urlsplit(token_url).hostname):
-        problems.append(
-            Problem(
-                "cobee_django.E006",
-                "COBEE_DJANGO['OPENAPI_TOKEN_URL'] must be an absolute URL or None.",
-                "Set it to your issuer's token endpoint, e.g. 'https://example.eu.auth0.com/oauth/token'.",
-            )
-        )
-    alias = raw.get("JWKS_CACHE_ALIAS", DEFAULTS["JWKS_CACHE_ALIAS"])
-    if isinstance(alias, str) and alias not in getattr(django_settings, "CACHES", {"default": {}}):
-        problems.append(
-            Problem(
-                "cobee_django.E009",
-                f"COBEE_DJANGO['JWKS_CACHE_ALIAS'] names the cache {alias!r}, which CACHES does not define.",
-                "Name a cache from CACHES, or set it to None to keep key sets in process only.",
-            )
-        )
+    for number, entry in enumerate(issuers, 1):
+        problems.extend(_check_issuer(entry, f"ISSUERS entry {number} " if entries is not None else "The issuer "))
     return problems
 
 
-def _build(raw: Mapping[str, Any]) -> Settings:
-    def get(key: str) -> Any:
-        return raw.get(key, DEFAULTS[key])
+# --- building and caching ------------------------------------------------------------------------------
 
+
+def _build(raw: Mapping[str, Any]) -> Settings:
     issuers = []
     for entry in _issuer_entries(raw):
-        audience = entry["AUDIENCE"]
         issuer = entry["ISSUER"]
         issuers.append(
             IssuerSettings(
                 issuer=issuer,
-                audiences=frozenset([audience] if isinstance(audience, str) else audience),
+                audiences=frozenset(_str_set(entry["AUDIENCE"]) or ()),
                 jwks_url=entry["JWKS_URL"] or f"{issuer.rstrip('/')}/.well-known/jwks.json",
-                allowed_grant_types=_as_str_set(entry["ALLOWED_GRANT_TYPES"]),
-                allowed_clients=_as_str_set(entry["ALLOWED_CLIENTS"]),
+                allowed_grant_types=_str_set(entry["ALLOWED_GRANT_TYPES"]),
+                allowed_clients=_str_set(entry["ALLOWED_CLIENTS"]),
                 auth0_claims=entry["AUTH0_CLAIMS"],
             )
         )
-    return Settings(
-        issuers=tuple(issuers),
-        algorithms=frozenset(get("ALGORITHMS")),
-        leeway=float(get("LEEWAY")),
-        max_token_bytes=get("MAX_TOKEN_BYTES"),
-        metadata_claim=get("METADATA_CLAIM"),
-        realm=get("REALM"),
-        jwks_timeout=float(get("JWKS_TIMEOUT")),
-        jwks_max_bytes=get("JWKS_MAX_BYTES"),
-        jwks_cache_ttl=float(get("JWKS_CACHE_TTL")),
-        jwks_refresh_cooldown=float(get("JWKS_REFRESH_COOLDOWN")),
-        jwks_cache_alias=get("JWKS_CACHE_ALIAS"),
-        unavailable_retry_after=get("UNAVAILABLE_RETRY_AFTER"),
-        token_cache_size=get("TOKEN_CACHE_SIZE"),
-        provision_membership=get("PROVISION_MEMBERSHIP"),
-        membership_resolver=get("MEMBERSHIP_RESOLVER"),
-        company_url_kwarg=get("COMPANY_URL_KWARG"),
-        corporation_url_kwarg=get("CORPORATION_URL_KWARG"),
-        admin_staff_claim=get("ADMIN_STAFF_CLAIM"),
-        admin_session_key=get("ADMIN_SESSION_KEY"),
-        admin_oidc_issuer=get("ADMIN_OIDC_ISSUER"),
-        admin_oidc_groups=tuple(get("ADMIN_OIDC_GROUPS")),
-        row_level_security=get("ROW_LEVEL_SECURITY"),
-        openapi_token_url=get("OPENAPI_TOKEN_URL"),
-        raw=dict(raw),
-    )
+    values = {
+        setting.attribute: setting.convert(raw.get(setting.name, setting.default))
+        for setting in SETTINGS
+        if not setting.per_issuer and setting.name != "ISSUERS"
+    }
+    return Settings(issuers=tuple(issuers), raw=dict(raw), **values)
 
 
 _cached: Settings | None = None
 
 
 def get_settings() -> Settings:
-    """The project's validated settings, built on first use and cached until they change."""
+    """The project's validated settings, built on first use and cached until they change.
+
+    Raises ``ImproperlyConfigured`` naming every problem (the system checks report the same ones).
+    """
     global _cached
     if _cached is None:
-        raw = user_settings()
+        raw = raw_setting()
         problems = validate(raw)
         if problems:
-            first = problems[0]
-            raise ImproperlyConfigured(f"{first.id}: {first.msg} {first.hint}")
+            raise ImproperlyConfigured(" ".join(f"{p.id}: {p.msg} {p.hint}" for p in problems))
         _cached = _build(raw)
     return _cached
 
 
-#: Callables run after ``COBEE_DJANGO`` changes, so other modules can drop their own caches.
-reload_hooks: list[Any] = []
+#: Deprecated: callables run after ``COBEE_DJANGO`` changes. Receive Django's ``setting_changed``
+#: signal instead and test the setting with :func:`is_reloading`.
+reload_hooks: list[Callable[[], object]] = []
+
+
+def is_reloading(setting: str) -> bool:
+    """Whether a change of the Django setting ``setting`` changes what :func:`get_settings` builds."""
+    return setting in (SETTING_NAME, "CACHES")
 
 
 def reload() -> None:
-    """Forget the cached settings and everything built from them."""
-    global _cached
-    _cached = None
-    for hook in reload_hooks:
-        hook()
+    """Forget the cached settings and everything built from them (as a change of ``COBEE_DJANGO`` does)."""
+    setting_changed.send(sender=Settings, setting=SETTING_NAME, value=raw_setting(), enter=False)
 
 
 @receiver(setting_changed)
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting in (SETTING_NAME, "CACHES"):
-        reload()
+    global _cached
+    if is_reloading(setting):
+        _cached = None
+        for hook in reload_hooks:
+            hook()

@@ -1,24 +1,196 @@
-"""Errors raised by cobee_django.
+"""Every error cobee_django raises, under :class:`CobeeDjangoError`.
 
-``CobeeDjangoError`` and its subclasses mean the library was misused or a tenant rule was broken
-(programming errors: they surface as 500s and must be fixed in code). HTTP failures a client can
-cause are DRF ``APIException`` subclasses defined next to the code that raises them.
+Two kinds:
+
+- **Programming errors and broken tenant rules** (``TenantError`` and the key-set errors): the code
+  must be fixed, or an operator must act.
+- **HTTP answers** (:class:`CobeeAPIException` and the tenant errors): DRF ``APIException`` subclasses
+  with a ``default_code``, so DRF's default exception handler (and a custom handler that calls it)
+  answers them with their status, a constant ``detail`` and, for authentication, the RFC 6750
+  challenge. A tenancy error escaping a DRF view is therefore never a 500: ``NoTenantBound`` is a
+  401 with the Bearer challenge (403 where the view has no challenge to offer, as DRF does for
+  ``NotAuthenticated``), ``TenantViolation`` a 403, ``CompanyNotNamed`` a 400 that says how to name
+  the company. Their ``str()`` keeps the developer's message for logs; clients get ``detail`` only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from rest_framework import status
+from rest_framework.exceptions import APIException, ErrorDetail, NotAuthenticated
+
+from . import bearer
+
+if TYPE_CHECKING:
+    from .reasons import Reason
+
+__all__ = [
+    "AuthenticationUnavailable",
+    "CobeeAPIException",
+    "CobeeDjangoError",
+    "CompanyNotNamed",
+    "FetchError",
+    "InsufficientScope",
+    "InvalidRequest",
+    "InvalidToken",
+    "KeySetUnavailable",
+    "NoTenantBound",
+    "TenantError",
+    "TenantViolation",
+    "TokenRejected",
+    "UnusableKey",
+]
+
 
 class CobeeDjangoError(Exception):
-    """Base class of every error cobee_django raises for misuse."""
+    """Base class of every error cobee_django raises."""
+
+
+# --- tokens and keys ---------------------------------------------------------------------------------
+
+
+class TokenRejected(CobeeDjangoError):
+    """A token broke one rule; ``reason`` says which. The message is for logs, never for clients.
+
+    ``client_id`` is set once the signature has been verified, so logs can name a trusted client.
+    """
+
+    def __init__(self, reason: Reason, detail: str = "", *, client_id: str | None = None) -> None:
+        super().__init__(detail or reason.value)
+        self.reason = reason
+        self.detail = detail
+        self.client_id = client_id
+
+
+class UnusableKey(CobeeDjangoError, ValueError):
+    """A JWKS entry that cannot be trusted as a verification key (skipped, never fatal)."""
+
+
+class FetchError(CobeeDjangoError):
+    """A key-set fetch failed; the message is for operators' logs."""
+
+
+class KeySetUnavailable(CobeeDjangoError):
+    """No key set of ``issuer`` has ever been obtained and the issuer cannot be reached now."""
+
+    def __init__(self, issuer: str) -> None:
+        super().__init__(f"no key set available for {issuer}")
+        self.issuer = issuer
+
+
+# --- HTTP answers ------------------------------------------------------------------------------------
+
+
+class CobeeAPIException(CobeeDjangoError, APIException):
+    """An HTTP answer of cobee_django: DRF's handler turns it into its status and constant ``detail``."""
+
+    def __init__(self, detail: Any = None, code: str | None = None) -> None:
+        APIException.__init__(self, detail, code)
+
+    def __str__(self) -> str:
+        return APIException.__str__(self)
+
+
+class InvalidToken(CobeeAPIException):
+    """401 ``invalid_token``: the token is malformed, forged, expired or not for us."""
+
+    status_code = status.HTTP_401_UNAUTHORIZED
+    default_detail = bearer.INVALID_TOKEN_DESCRIPTION
+    default_code = bearer.INVALID_TOKEN
+
+    def __init__(self, realm: str | None = None) -> None:
+        super().__init__()
+        self.auth_header = bearer.challenge(realm, bearer.INVALID_TOKEN, bearer.INVALID_TOKEN_DESCRIPTION)
+
+
+class InvalidRequest(CobeeAPIException):
+    """400 ``invalid_request``: several credentials, a token outside the header, a malformed header."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = bearer.INVALID_REQUEST_DESCRIPTION
+    default_code = bearer.INVALID_REQUEST
+
+    def __init__(self, realm: str | None = None) -> None:
+        super().__init__()
+        self.auth_header = bearer.challenge(realm, bearer.INVALID_REQUEST, bearer.INVALID_REQUEST_DESCRIPTION)
+
+
+class InsufficientScope(CobeeAPIException):
+    """403 ``insufficient_scope``, naming the scopes the request needs (for views that raise it)."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+    default_detail = bearer.INSUFFICIENT_SCOPE_DESCRIPTION
+    default_code = bearer.INSUFFICIENT_SCOPE
+
+    def __init__(self, scopes: Iterable[str] | None = None, realm: str | None = None) -> None:
+        super().__init__()
+        self.scopes = tuple(scopes or ())
+        self.auth_header = bearer.challenge(
+            realm, bearer.INSUFFICIENT_SCOPE, bearer.INSUFFICIENT_SCOPE_DESCRIPTION, self.scopes
+        )
+
+
+class AuthenticationUnavailable(CobeeAPIException):
+    """503: the issuer's keys have never been obtained and the issuer cannot be reached."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Authentication is temporarily unavailable; retry later."
+    default_code = "temporarily_unavailable"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.wait = retry_after
+
+
+# --- tenancy -----------------------------------------------------------------------------------------
 
 
 class TenantError(CobeeDjangoError):
     """A tenant rule was broken."""
 
 
-class NoTenantBound(TenantError):
-    """A tenant model was queried or written with no tenant bound (fail closed)."""
+class _TenantAnswer(CobeeDjangoError, APIException):
+    """A tenant error as an HTTP answer: constant ``detail`` for clients, the message in ``str()``."""
+
+    def __init__(self, *args: Any) -> None:
+        Exception.__init__(self, *args)
+        self.detail = ErrorDetail(str(self.default_detail), self.default_code)
+
+    def __str__(self) -> str:
+        return Exception.__str__(self)
 
 
-class TenantViolation(TenantError):
-    """A write would put a row, or a reference, outside the bound tenant."""
+class NoTenantBound(TenantError, _TenantAnswer, NotAuthenticated):
+    """A tenant model was queried or written with no tenant bound (fail closed).
+
+    Inside a DRF view it is DRF's ``NotAuthenticated``: a 401 with the view's Bearer challenge (the
+    anonymous caller of a view that forgot its permission classes), whose detail names the missing
+    permission class.
+    """
+
+    default_detail = (
+        "No tenant is bound to this request: the view's permission classes lack HasTenant "
+        "(or CanAccessCompany, CanAccessCorporation)."
+    )
+    default_code = "no_tenant"
+
+
+class TenantViolation(TenantError, _TenantAnswer):
+    """A write would put a row, or a reference, outside the bound tenant (403 inside a DRF view)."""
+
+    status_code: int = status.HTTP_403_FORBIDDEN
+    default_detail = "This write would reach outside the companies your credentials reach."
+    default_code = "tenant_violation"
+
+
+class CompanyNotNamed(TenantViolation):
+    """A new row has no company and several are bound (a corporation token): 400 inside a DRF view."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = (
+        "Your credentials reach several companies: name the company of the new row, in the URL "
+        "(a view under companies/{companyId}/ with CompanyFromURLMixin) or in its company field."
+    )
+    default_code = "company_required"

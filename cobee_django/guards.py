@@ -36,7 +36,7 @@ from django.db.models.expressions import Combinable
 from . import state
 from .company_field import COMPANY_ATTNAME as COMPANY_ATTNAME  # re-exported: permissions, views
 from .company_field import COMPANY_FIELD, SAVED_COMPANY, is_tenant_model, unscoped_rows
-from .exceptions import TenantViolation
+from .exceptions import CompanyNotNamed, TenantViolation
 
 if TYPE_CHECKING:
     from .managers import TenantQuerySet
@@ -70,7 +70,7 @@ def assign_company(obj: Model, tenant: Tenant | None) -> None:
         single = tenant.single_company_id if tenant is not None else None
         if single is None:
             where = "inside unscoped()" if tenant is None else "when several companies are bound"
-            raise TenantViolation(f"A new {obj._meta.label} row must name its company {where}.")
+            raise CompanyNotNamed(f"A new {obj._meta.label} row must name its company {where}.")
         setattr(obj, COMPANY_ATTNAME, single)
         return
     _check_reachable(type(obj), company_id, tenant)

@@ -11,32 +11,117 @@ token embeds. This module closes those holes:
 - the algorithm is pinned by configuration; ``none``, HMAC and anything not allowed is refused before
   any key is looked at, and in-band key headers (``jwk``, ``jku``, ``x5u``, ``x5c``) and ``crit`` are
   refused outright;
-- keys only come from JWKS entries that pass :func:`key_from_jwk` (RSA, at least 2048 bits).
+- keys only come from JWKS entries that pass :func:`key_from_jwk` (RSA, at least 2048 bits);
+- RSASSA-PSS (PS256/384/512) uses the salt length RFC 7518 section 3.5 names, the digest's length,
+  where josepy would accept any (:class:`RSAPSS`).
 """
 
 from __future__ import annotations
 
 import binascii
 import json
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from josepy import jwa
 from josepy.jwk import JWKRSA
 
-from .reasons import Reason, TokenRejected
+from .exceptions import TokenRejected, UnusableKey
+from .reasons import Reason
 
-#: The josepy algorithm object for each algorithm the verifier can pin.
-ALGORITHMS: Mapping[str, jwa.JWASignature] = {
+__all__ = [
+    "ALGORITHMS",
+    "ALLOWED_TYPES",
+    "FORBIDDEN_HEADERS",
+    "MAX_JSON_DEPTH",
+    "MAX_KID_LENGTH",
+    "MIN_RSA_BITS",
+    "RSAPSS",
+    "CompactJWS",
+    "CompactParser",
+    "Header",
+    "SignatureAlgorithm",
+    "VerificationKey",
+    "b64url_decode",
+    "b64url_encode",
+    "check_header",
+    "key_from_jwk",
+    "loads_json",
+]
+
+
+class SignatureAlgorithm(Protocol):
+    """One JWS signature algorithm: josepy's ``JWASignature`` interface, all the verifier uses."""
+
+    name: str
+
+    def sign(self, key: Any, msg: bytes) -> bytes: ...
+
+    def verify(self, key: Any, msg: bytes, sig: bytes) -> bool: ...
+
+
+class RSAPSS:
+    """RSASSA-PSS with MGF1 and a salt exactly as long as the digest (RFC 7518 section 3.5).
+
+    josepy's PS256/384/512 sign with the longest salt the key allows and verify with any salt length;
+    RFC 7518 names one length, so a signature made with another is refused (one token, one valid
+    signature scheme: nothing an issuer following the RFC would produce is ever accepted).
+    """
+
+    def __init__(self, name: str, hash_type: type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]) -> None:
+        self.name = name
+        self.hash_type = hash_type
+
+    def _padding(self) -> padding.PSS:
+        return padding.PSS(mgf=padding.MGF1(self.hash_type()), salt_length=self.hash_type.digest_size)
+
+    def sign(self, key: rsa.RSAPrivateKey, msg: bytes) -> bytes:
+        """Sign ``msg`` with ``key``."""
+        return key.sign(msg, self._padding(), self.hash_type())
+
+    def verify(self, key: rsa.RSAPublicKey, msg: bytes, sig: bytes) -> bool:
+        """True when ``sig`` is ``key``'s signature of ``msg`` with the digest-length salt."""
+        try:
+            key.verify(sig, msg, self._padding(), self.hash_type())
+        except InvalidSignature:
+            return False
+        return True
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class _DropSignatureTracebacks(logging.Filter):
+    """Drops josepy's DEBUG traceback for a signature that does not verify.
+
+    josepy logs every ``InvalidSignature`` with ``exc_info``; a forged token is an ordinary event,
+    already recorded once (``bad_signature``) without a traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, InvalidSignature)
+
+
+_josepy_filter = _DropSignatureTracebacks()
+logging.getLogger("josepy.jwa").addFilter(_josepy_filter)
+
+
+#: The algorithm object for each algorithm the verifier can pin: josepy's for RSASSA-PKCS1-v1_5,
+#: :class:`RSAPSS` for RSASSA-PSS.
+ALGORITHMS: Mapping[str, SignatureAlgorithm] = {
     "RS256": jwa.RS256,
     "RS384": jwa.RS384,
     "RS512": jwa.RS512,
-    "PS256": jwa.PS256,
-    "PS384": jwa.PS384,
-    "PS512": jwa.PS512,
+    "PS256": RSAPSS("PS256", hashes.SHA256),
+    "PS384": RSAPSS("PS384", hashes.SHA384),
+    "PS512": RSAPSS("PS512", hashes.SHA512),
 }
 
 #: Deepest JSON nesting accepted in a token or a key set (real ones nest two or three levels).
@@ -148,7 +233,7 @@ class Header:
 
     alg: str
     kid: str
-    algorithm: jwa.JWASignature
+    algorithm: SignatureAlgorithm
     fields: Mapping[str, Any]
 
 
@@ -235,10 +320,6 @@ class VerificationKey:
             raise TokenRejected(Reason.KEY_ALG_MISMATCH)
         if not token.header.algorithm.verify(self.public_key, token.signing_input, token.signature):
             raise TokenRejected(Reason.BAD_SIGNATURE)
-
-
-class UnusableKey(ValueError):
-    """A JWKS entry that cannot be trusted as a verification key (skipped, never fatal)."""
 
 
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})

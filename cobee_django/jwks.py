@@ -15,7 +15,8 @@ How a key is found for a token's ``kid`` (:meth:`IssuerKeys.get_key`):
 Fetching is defensive: https only (plain http on loopback for development), redirects refused, a
 total time budget, a streamed size cap, strict JSON, and every unusable entry skipped rather than fatal.
 
-Tests install a key set without HTTP with :func:`install_key_set`.
+A key set can be pinned in code (:func:`pin_key_set`): the testing helpers
+(:func:`cobee_django.testing.install_key_set`, :func:`~cobee_django.testing.trust`) use it.
 """
 
 from __future__ import annotations
@@ -32,13 +33,30 @@ from typing import Any
 
 import requests
 from django.core.cache import caches
+from django.core.signals import setting_changed
 from django.core.signing import BadSignature, Signer
+from django.dispatch import receiver
 
 from . import __version__
-from .conf import IssuerSettings, Settings, get_settings, is_loopback_url, reload_hooks
-from .exceptions import CobeeDjangoError
-from .jose import UnusableKey, VerificationKey, key_from_jwk, loads_json
-from .reasons import Reason, TokenRejected
+from .conf import IssuerSettings, Settings, get_settings, is_reloading, is_secure_url
+from .exceptions import CobeeDjangoError, TokenRejected, UnusableKey
+from .exceptions import FetchError as FetchError
+from .exceptions import KeySetUnavailable as KeySetUnavailable
+from .jose import VerificationKey, key_from_jwk, loads_json
+from .reasons import Reason
+
+__all__ = [
+    "SHARED_CACHE_TIMEOUT",
+    "IssuerKeys",
+    "KeySet",
+    "build_key_set",
+    "fetch_jwks",
+    "keys_for",
+    "pin_key_set",
+    "pinned_key_set",
+    "reset",
+    "unpin_key_set",
+]
 
 logger = logging.getLogger("cobee_django.jwks")
 
@@ -49,18 +67,6 @@ _CHUNK = 8192
 
 #: Incremented whenever a refresh drops or replaces a key; cached tokens signed before are re-verified.
 key_generation = 0
-
-
-class KeySetUnavailable(Exception):
-    """No key set of ``issuer`` has ever been obtained and the issuer cannot be reached now."""
-
-    def __init__(self, issuer: str) -> None:
-        super().__init__(f"no key set available for {issuer}")
-        self.issuer = issuer
-
-
-class FetchError(Exception):
-    """A key-set fetch failed; the message is for operators' logs."""
 
 
 @dataclass(frozen=True)
@@ -103,11 +109,6 @@ def build_key_set(document: Any, algorithms: frozenset[str], fetched_at: float) 
     return KeySet(keys=keys, entries=tuple(kept), fetched_at=fetched_at), skipped
 
 
-def _is_fetchable(url: str) -> bool:
-    # Keys fetched over plain http from another host can be replaced by anyone on the path.
-    return url.startswith("https://") or (url.startswith("http://") and is_loopback_url(url))
-
-
 def _download(url: str, timeout: float, max_bytes: int) -> bytes:
     deadline = time.monotonic() + timeout
     with requests.get(
@@ -147,7 +148,7 @@ def fetch_jwks(url: str, *, timeout: float, max_bytes: int) -> dict[str, Any]:
     The download runs in a helper thread so the caller's wait is bounded even when a server trickles
     bytes slowly enough to defeat per-read socket timeouts.
     """
-    if not _is_fetchable(url):
+    if not is_secure_url(url):  # the same rule as the settings check (conf.is_secure_url)
         raise FetchError("key sets are only fetched over https (or http on loopback)")
     outcome: list[bytes | BaseException] = []
 
@@ -188,8 +189,6 @@ class IssuerKeys:
         self.max_bytes = settings.jwks_max_bytes
         self.cache_alias = settings.jwks_cache_alias
         self.cache_key = "cobee_django:jwks:" + hashlib.sha256(self.url.encode()).hexdigest()
-        #: HTTP fetches attempted by this process (for tests and benchmarks).
-        self.fetches = 0
         self._lock = threading.Lock()
         self._attempts = 0
         self._last_attempt = -math.inf
@@ -257,7 +256,6 @@ class IssuerKeys:
 
     def _fetch(self) -> None:
         self._attempts += 1
-        self.fetches += 1
         self._last_attempt = time.time()
         try:
             document = fetch_jwks(self.url, timeout=self.timeout, max_bytes=self.max_bytes)
@@ -320,7 +318,8 @@ def _signer() -> Signer:
 
 _registry: dict[str, IssuerKeys] = {}
 _registry_lock = threading.Lock()
-_installed: dict[str, dict[str, Any]] = {}
+#: Key sets given in code for an issuer, trusted as they are and never fetched (see :func:`pin_key_set`).
+_pinned: dict[str, dict[str, Any]] = {}
 
 
 def keys_for(issuer: IssuerSettings) -> IssuerKeys:
@@ -330,49 +329,54 @@ def keys_for(issuer: IssuerSettings) -> IssuerKeys:
         with _registry_lock:
             keys = _registry.get(issuer.issuer)
             if keys is None:
-                keys = IssuerKeys(issuer, get_settings(), installed=_installed.get(issuer.issuer))
+                keys = IssuerKeys(issuer, get_settings(), installed=_pinned.get(issuer.issuer))
                 _registry[issuer.issuer] = keys
     return keys
 
 
-def install_key_set(issuer: str, jwks: Mapping[str, Any]) -> None:
-    """Trust ``jwks`` for ``issuer`` without any HTTP (for unit tests); survives settings changes.
+def pin_key_set(issuer: str, document: Mapping[str, Any]) -> None:
+    """Use ``document`` as ``issuer``'s key set, never fetched nor expired, until :func:`unpin_key_set`.
 
-    The set never expires and is never refreshed until :func:`uninstall_key_set` removes it. Its
-    entries pass the same rules as fetched ones; a set with no usable key raises
-    :class:`~cobee_django.exceptions.CobeeDjangoError`.
+    Its entries pass the same rules as fetched ones; a set with no usable key raises
+    :class:`~cobee_django.exceptions.CobeeDjangoError`. Pins survive settings changes. The testing
+    helpers (``cobee_django.testing.install_key_set``, ``trust``) are this.
     """
-    document = json.loads(json.dumps(dict(jwks)))
+    copy: dict[str, Any] = json.loads(json.dumps(dict(document)))
     try:
-        build_key_set(document, frozenset(get_settings().algorithms), fetched_at=math.inf)
+        build_key_set(copy, frozenset(get_settings().algorithms), fetched_at=math.inf)
     except FetchError as exc:
         raise CobeeDjangoError(f"install_key_set: {exc}") from None
-    _forget(issuer, document)
+    _replace_pins(issuer, copy)
 
 
-def _forget(issuer: str | None, document: dict[str, Any] | None = None) -> None:
+def unpin_key_set(issuer: str | None = None) -> None:
+    """Fetch ``issuer``'s keys again (every pinned issuer's when ``None``)."""
+    _replace_pins(issuer, None)
+
+
+def pinned_key_set(issuer: str) -> dict[str, Any] | None:
+    """A copy of the key set pinned for ``issuer``, if any."""
+    with _registry_lock:
+        document = _pinned.get(issuer)
+    return json.loads(json.dumps(document)) if document is not None else None
+
+
+def _replace_pins(issuer: str | None, document: dict[str, Any] | None) -> None:
     global key_generation
     with _registry_lock:
-        names = list(_installed) if issuer is None else [issuer]
-        for name in names:
-            _installed.pop(name, None)
+        for name in list(_pinned) if issuer is None else [issuer]:
+            _pinned.pop(name, None)
             _registry.pop(name, None)
         if issuer is not None and document is not None:
-            _installed[issuer] = document
+            _pinned[issuer] = document
         # Tokens verified with the keys being replaced must be verified again.
         key_generation += 1
 
 
-def installed_key_set(issuer: str) -> dict[str, Any] | None:
-    """The key set installed for ``issuer`` by :func:`install_key_set`, if any (a copy)."""
-    with _registry_lock:
-        document = _installed.get(issuer)
-    return json.loads(json.dumps(document)) if document is not None else None
-
-
-def uninstall_key_set(issuer: str | None = None) -> None:
-    """Forget the key set installed for ``issuer`` (every installed set when ``None``)."""
-    _forget(issuer)
+# Deprecated names (the testing helpers' names, importable from cobee_django.testing).
+install_key_set = pin_key_set
+uninstall_key_set = unpin_key_set
+installed_key_set = pinned_key_set
 
 
 def reset() -> None:
@@ -381,4 +385,7 @@ def reset() -> None:
         _registry.clear()
 
 
-reload_hooks.append(reset)
+@receiver(setting_changed)
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if is_reloading(setting):
+        reset()

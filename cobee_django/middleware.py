@@ -16,14 +16,17 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
+from django.utils.cache import patch_cache_control, patch_vary_headers
 
-from . import audit, state
-from .authentication import INSUFFICIENT_SCOPE_DESCRIPTION, bearer_challenge
+from . import audit, bearer, state
+from .authentication import JWTAuthentication
 from .membership import tenant_for_principal
 from .principal import ClientPrincipal
 from .state import Tenant
 
-#: Attribute of the ``HttpRequest`` where ``HasScopes`` leaves the scopes a request lacked.
+__all__ = ["RequestTenant", "TenantMiddleware", "is_token_authenticated_view"]
+
+#: Deprecated: the attribute is private to :mod:`cobee_django.bearer` now.
 INSUFFICIENT_SCOPE_ATTR = "cobee_insufficient_scope"
 
 _UNSET: Any = object()
@@ -107,10 +110,22 @@ class TenantMiddleware:
         return tenant_for_request(request)
 
     def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
-        """Add the RFC 6750 challenge to a 403 caused by a missing scope (see ``HasScopes``)."""
-        scopes = getattr(request, INSUFFICIENT_SCOPE_ATTR, None)
-        if scopes is not None and response.status_code == 403 and not response.has_header("WWW-Authenticate"):
-            response["WWW-Authenticate"] = bearer_challenge(
-                None, "insufficient_scope", INSUFFICIENT_SCOPE_DESCRIPTION, scopes
-            )
+        """Finish an API answer: the RFC 6750 challenge of a 403 for a missing scope (``HasScopes``),
+        and, for views that authenticate with access tokens, headers that keep shared caches out."""
+        bearer.add_insufficient_scope_challenge(request, response)
+        if is_token_authenticated_view(response):
+            # A proxy or CDN caching one client's answer (or error) would serve it to the next client.
+            patch_cache_control(response, private=True)
+            patch_vary_headers(response, ["Authorization"])
         return response
+
+
+def is_token_authenticated_view(response: HttpResponseBase) -> bool:
+    """Whether ``response`` comes from a DRF view that accepts :class:`JWTAuthentication`.
+
+    DRF leaves the view's request (and its authenticators) on every response it finalizes, the
+    error answers of authentication and permissions included.
+    """
+    context = getattr(response, "renderer_context", None) or {}
+    authenticators = getattr(context.get("request"), "authenticators", None) or ()
+    return any(isinstance(authenticator, JWTAuthentication) for authenticator in authenticators)

@@ -18,18 +18,25 @@ from __future__ import annotations
 import itertools
 import weakref
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from drf_spectacular.drainage import warn
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from rest_framework.permissions import AND, NOT, OR
-from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from .conf import get_settings
 from .permissions import HasScopes
+
+__all__ = [
+    "BEARER_DESCRIPTION",
+    "OAUTH2_DESCRIPTION",
+    "JWTAuthenticationScheme",
+    "ScopeAlternatives",
+    "required_scopes",
+]
 
 #: One scope set per alternative way to satisfy the view (``[frozenset()]``: no scope needed).
 ScopeAlternatives = list[frozenset[str]]
@@ -41,31 +48,24 @@ OAUTH2_DESCRIPTION = (
 BEARER_DESCRIPTION = "An access token issued for this API, sent as `Authorization: Bearer <token>`."
 
 
-class _Method:
-    """What ``HasScopes.get_required_scopes`` reads of a request: its method."""
-
-    def __init__(self, method: str) -> None:
-        self.method = method
-
-
-def _alternatives(permission: Any, request: Request, view: APIView) -> ScopeAlternatives:
+def _alternatives(permission: Any, view: APIView, method: str) -> ScopeAlternatives:
     if isinstance(permission, HasScopes):
-        return [permission.get_required_scopes(request, view)]
+        return [permission.required_scopes(view, method)]
     # DRF's composed permissions keep their operands as op1 and op2 (untyped in the stubs).
     operands: list[Any] = [getattr(permission, "op1", None), getattr(permission, "op2", None)]
     if isinstance(permission, AND):
-        return _all_of(operands, request, view)
+        return _all_of(operands, view, method)
     if isinstance(permission, OR):
-        return _unique(_alternatives(operands[0], request, view) + _alternatives(operands[1], request, view))
+        return _unique(_alternatives(operands[0], view, method) + _alternatives(operands[1], view, method))
     if isinstance(permission, NOT):
         return [frozenset()]  # "lacks the scope" cannot be asked of a token
     return [frozenset()]
 
 
-def _all_of(permissions: Iterable[Any], request: Request, view: APIView) -> ScopeAlternatives:
+def _all_of(permissions: Iterable[Any], view: APIView, method: str) -> ScopeAlternatives:
     combined: ScopeAlternatives = [frozenset()]
     for permission in permissions:
-        options = _alternatives(permission, request, view)
+        options = _alternatives(permission, view, method)
         combined = _unique([left | right for left, right in itertools.product(combined, options)])
     return combined
 
@@ -77,7 +77,7 @@ def _unique(alternatives: ScopeAlternatives) -> ScopeAlternatives:
 def required_scopes(view: APIView, method: str) -> ScopeAlternatives:
     """The scope sets that satisfy ``view``'s permissions for ``method`` (each is one alternative)."""
     permissions: list[Any] = list(view.get_permissions())
-    return _all_of(permissions, cast(Request, _Method(method.upper())), view)
+    return _all_of(permissions, view, method.upper())
 
 
 # Scopes seen during one schema generation, keyed by its component registry: the scheme's

@@ -6,6 +6,8 @@
 - :class:`HasScopes`: the token holds the scopes the view requires.
 
 They answer ``True``/``False`` so that they compose; the reasons travel in ``message``/``code``.
+Composed with ``&``, ``|`` or ``~``, the composition carries the ``message``/``code`` of the operand that
+refused, so a refusal has one 403 body whether the view lists its permissions or ``&``-s them.
 Object-level checks raise ``NotFound`` instead: another tenant's object does not exist for the caller.
 """
 
@@ -16,34 +18,43 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from rest_framework import permissions as drf
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from . import audit, conf, state
-from .authentication import INSUFFICIENT_SCOPE_DESCRIPTION
+from . import audit, bearer, conf, state
 from .guards import COMPANY_ATTNAME
 from .managers import is_tenant_model
-from .middleware import INSUFFICIENT_SCOPE_ATTR
 from .state import Tenant
+from .uuids import parse_uuid
+
+__all__ = [
+    "AND",
+    "NOT",
+    "OR",
+    "CanAccessCompany",
+    "CanAccessCorporation",
+    "HasScopes",
+    "HasTenant",
+    "TenantPermission",
+    "parse_url_id",
+]
 
 
 def parse_url_id(view: APIView, kwarg: str) -> uuid.UUID:
-    """The UUID in the URL keyword ``kwarg``; a malformed value is a 404 (never a 500)."""
+    """The UUID in the URL keyword ``kwarg``; a malformed or non-canonical value is a 404 (never a 500)."""
     kwargs = getattr(view, "kwargs", None) or {}
     if kwarg not in kwargs:
         raise ImproperlyConfigured(
             f"{type(view).__name__} has no URL keyword {kwarg!r}; check the URL pattern or the "
             "COMPANY_URL_KWARG / CORPORATION_URL_KWARG setting."
         )
-    value = kwargs[kwarg]
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise NotFound() from None
+    parsed = parse_uuid(kwargs[kwarg])  # the one id rule, the tokens' (cobee_django.uuids)
+    if parsed is None:
+        raise NotFound()
+    return parsed
 
 
 def _check_object(request: Request, tenant: Tenant | None, obj: Any) -> None:
@@ -53,7 +64,92 @@ def _check_object(request: Request, tenant: Tenant | None, obj: Any) -> None:
         raise NotFound()
 
 
-class HasTenant(BasePermission):
+# --- composition: the refusing operand's message and code ------------------------------------------
+
+
+class _Refusal:
+    """The ``message``/``code`` DRF reads of a composed permission: those of the operand that refused."""
+
+    refused: Any = None
+    op1: Any
+    op2: Any
+
+    @property
+    def message(self) -> Any:
+        return getattr(self.refused, "message", None)
+
+    @property
+    def code(self) -> Any:
+        return getattr(self.refused, "code", None)
+
+
+class AND(_Refusal, drf.AND):
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        for operand in (self.op1, self.op2):
+            if not operand.has_permission(request, view):
+                self.refused = operand
+                return False
+        return True
+
+
+class OR(_Refusal, drf.OR):
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        if self.op1.has_permission(request, view):
+            return True
+        if self.op2.has_permission(request, view):
+            return True
+        self.refused = self.op1  # both refused: the first one's reason, as the list style would give
+        return False
+
+
+class NOT(_Refusal, drf.NOT):
+    """``~P`` refuses when ``P`` accepts: there is no reason of ``P``'s to give (DRF's default body)."""
+
+
+class _Composable(drf.OperationHolderMixin):
+    """``&``, ``|`` and ``~`` building the operators above, for our classes and what they compose into."""
+
+    def __and__(self, other: Any) -> Any:
+        return _compose(AND, self, other)
+
+    def __or__(self, other: Any) -> Any:
+        return _compose(OR, self, other)
+
+    def __rand__(self, other: Any) -> Any:
+        return _compose(AND, other, self)
+
+    def __ror__(self, other: Any) -> Any:
+        return _compose(OR, other, self)
+
+    def __invert__(self) -> Any:
+        return _compose(NOT, self)
+
+
+class _OperandHolder(_Composable, drf.OperandHolder):
+    pass
+
+
+class _SingleOperandHolder(_Composable, drf.SingleOperandHolder):
+    pass
+
+
+def _compose(operator: Any, *operands: Any) -> Any:
+    holder: Any = _OperandHolder if len(operands) == 2 else _SingleOperandHolder
+    return holder(operator, *operands)
+
+
+class _PermissionMetaclass(_Composable, drf.BasePermissionMetaclass):
+    pass
+
+
+class TenantPermission(BasePermission, metaclass=_PermissionMetaclass):
+    """Base of the package's permission classes: they compose keeping their refusal's message."""
+
+
+# --- the permission classes --------------------------------------------------------------------------
+
+
+class HasTenant(TenantPermission):
     """The request has a bound tenant; an object outside it is a 404."""
 
     message = "No tenant is bound to this request."
@@ -70,68 +166,84 @@ class HasTenant(BasePermission):
         return True
 
 
-class CanAccessCompany(BasePermission):
-    """The company in the URL (``COMPANY_URL_KWARG``, default ``companyId``) is reachable: 403 if not."""
+class _URLIdPermission(TenantPermission):
+    """The id in one URL keyword is reachable by the bound tenant: 403 if not, 404 if malformed."""
 
-    message = "This company is not one your credentials reach."
-    code = "company_not_reachable"
+    denial: audit.Denial
 
     def get_url_kwarg(self) -> str:
-        return conf.get_settings().company_url_kwarg
+        """The URL keyword holding the id (a setting by default)."""
+        raise NotImplementedError
+
+    def reaches(self, tenant: Tenant, url_id: uuid.UUID) -> bool:
+        """Whether ``tenant`` reaches the id named in the URL."""
+        raise NotImplementedError
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        company_id = parse_url_id(view, self.get_url_kwarg())
+        url_id = parse_url_id(view, self.get_url_kwarg())
         tenant = state.get_tenant()
-        if tenant is not None and company_id in tenant.company_ids:
+        if tenant is not None and self.reaches(tenant, url_id):
             return True
-        audit.deny(request, audit.Denial.COMPANY_NOT_REACHABLE)
+        audit.deny(request, self.denial)
         return False
 
     def has_object_permission(self, request: Request, view: APIView, obj: Any) -> bool:
         _check_object(request, state.get_tenant(), obj)
+        return True
+
+
+class CanAccessCompany(_URLIdPermission):
+    """The company in the URL (``COMPANY_URL_KWARG``, default ``companyId``) is reachable: 403 if not."""
+
+    message = "This company is not one your credentials reach."
+    code = "company_not_reachable"
+    denial = audit.Denial.COMPANY_NOT_REACHABLE
+
+    def get_url_kwarg(self) -> str:
+        return conf.get_settings().company_url_kwarg
+
+    def reaches(self, tenant: Tenant, url_id: uuid.UUID) -> bool:
+        return url_id in tenant.company_ids
+
+    def has_object_permission(self, request: Request, view: APIView, obj: Any) -> bool:
+        super().has_object_permission(request, view, obj)
+        # A row of another reachable company is not under this URL's company.
         if is_tenant_model(type(obj)) and getattr(obj, COMPANY_ATTNAME) != parse_url_id(view, self.get_url_kwarg()):
             audit.deny(request, audit.Denial.OBJECT_NOT_REACHABLE)
             raise NotFound()
         return True
 
 
-class CanAccessCorporation(BasePermission):
+class CanAccessCorporation(_URLIdPermission):
     """The corporation in the URL (``CORPORATION_URL_KWARG``) is the tenant's corporation: 403 if not."""
 
     message = "This corporation is not the one your credentials reach."
     code = "corporation_not_reachable"
+    denial = audit.Denial.CORPORATION_NOT_REACHABLE
 
     def get_url_kwarg(self) -> str:
         return conf.get_settings().corporation_url_kwarg
 
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        corporation_id = parse_url_id(view, self.get_url_kwarg())
-        tenant = state.get_tenant()
-        if tenant is not None and tenant.corporation_id == corporation_id:
-            return True
-        audit.deny(request, audit.Denial.CORPORATION_NOT_REACHABLE)
-        return False
-
-    def has_object_permission(self, request: Request, view: APIView, obj: Any) -> bool:
-        _check_object(request, state.get_tenant(), obj)
-        return True
+    def reaches(self, tenant: Tenant, url_id: uuid.UUID) -> bool:
+        return tenant.corporation_id == url_id
 
 
-class HasScopes(BasePermission):
+class HasScopes(TenantPermission):
     """The access token holds the view's scopes; a 403 with RFC 6750's ``insufficient_scope`` if not.
 
     The view declares ``required_scopes`` (needed for every method), and/or
     ``required_read_scopes`` (GET, HEAD, OPTIONS) and ``required_write_scopes`` (other methods).
     A view that declares none of the attributes that apply is a configuration error.
-    The ``WWW-Authenticate`` challenge is added by ``TenantMiddleware`` to the 403 response.
+    The ``WWW-Authenticate`` challenge is added to the 403 by ``TenantMiddleware``
+    (:func:`cobee_django.bearer.add_insufficient_scope_challenge`).
     """
 
-    message = INSUFFICIENT_SCOPE_DESCRIPTION
-    code = "insufficient_scope"
+    message = bearer.INSUFFICIENT_SCOPE_DESCRIPTION
+    code = bearer.INSUFFICIENT_SCOPE
 
-    def get_required_scopes(self, request: Request, view: APIView) -> frozenset[str]:
-        """The scopes this request needs, from the view's attributes."""
-        method_attr = "required_read_scopes" if request.method in SAFE_METHODS else "required_write_scopes"
+    def required_scopes(self, view: APIView, method: str) -> frozenset[str]:
+        """The scopes ``view`` requires for the HTTP ``method`` (what the OpenAPI document lists)."""
+        method_attr = "required_read_scopes" if method.upper() in SAFE_METHODS else "required_write_scopes"
         common = getattr(view, "required_scopes", None)
         specific = getattr(view, method_attr, None)
         if common is None and specific is None:
@@ -147,6 +259,10 @@ class HasScopes(BasePermission):
             scopes.update(value)
         return frozenset(scopes)
 
+    def get_required_scopes(self, request: Request, view: APIView) -> frozenset[str]:
+        """The scopes this request needs (by default :meth:`required_scopes` for its method)."""
+        return self.required_scopes(view, request.method or "GET")
+
     def get_granted_scopes(self, request: Request) -> frozenset[str]:
         """The scopes the caller holds: the verified token's, none for other users."""
         scopes = getattr(request.user, "scopes", None)
@@ -159,6 +275,6 @@ class HasScopes(BasePermission):
             return False  # DRF answers 401 with the authentication challenge
         if required <= self.get_granted_scopes(request):
             return True
-        setattr(request._request, INSUFFICIENT_SCOPE_ATTR, tuple(sorted(required)))
+        bearer.remember_insufficient_scope(request._request, required)
         audit.deny(request, audit.Denial.INSUFFICIENT_SCOPE)
         return False

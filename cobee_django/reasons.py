@@ -1,4 +1,4 @@
-"""Stable reason codes for rejected tokens, and the exception that carries them.
+"""Stable reason codes for rejected tokens (the exception that carries them is in ``exceptions``).
 
 Every rule of the verifier has one code. Codes are part of the public contract: they appear in the
 ``token_rejected`` signal and in the ``cobee_django`` log records, so dashboards and alerts can key on
@@ -8,6 +8,11 @@ them. They are never sent to the client, whose answer is always the same constan
 from __future__ import annotations
 
 from enum import Enum
+
+# Moved to cobee_django.exceptions; kept importable from here (deprecated).
+from .exceptions import TokenRejected as TokenRejected
+
+__all__ = ["Reason"]
 
 
 class Reason(str, Enum):
@@ -51,16 +56,3 @@ class Reason(str, Enum):
     KEY_SET_UNAVAILABLE = "key_set_unavailable"
     # Anything the rules above did not foresee (a bug or a library quirk): still a 401, logged loudly.
     VERIFICATION_ERROR = "verification_error"
-
-
-class TokenRejected(Exception):
-    """A token broke one rule; ``reason`` says which. The message is for logs, never for clients.
-
-    ``client_id`` is set once the signature has been verified, so logs can name a trusted client.
-    """
-
-    def __init__(self, reason: Reason, detail: str = "", *, client_id: str | None = None) -> None:
-        super().__init__(detail or reason.value)
-        self.reason = reason
-        self.detail = detail
-        self.client_id = client_id

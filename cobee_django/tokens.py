@@ -34,11 +34,23 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
 from . import jwks
-from .conf import IssuerSettings, Settings, get_settings, reload_hooks
+from .conf import IssuerSettings, Settings, get_settings, is_reloading
+from .exceptions import TokenRejected
 from .jose import CompactParser
 from .principal import ClientPrincipal
-from .reasons import Reason, TokenRejected
+from .reasons import Reason
+from .uuids import parse_uuid
+
+__all__ = [
+    "TokenVerifier",
+    "ValidatedToken",
+    "get_verifier",
+    "verify_token",
+]
 
 _SCOPES = re.compile(r"(?:[\x21\x23-\x5b\x5d-\x7e]+(?: [\x21\x23-\x5b\x5d-\x7e]+)*)?")
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
@@ -237,12 +249,9 @@ class TokenVerifier:
             raise TokenRejected(reason, f"{name} is not a string")
         parsed = self._uuids.get(value)
         if parsed is None:
-            # Canonical form only: one id, one spelling, so equal ids compare equal as strings too.
-            try:
-                parsed = uuid.UUID(value)
-            except ValueError:
-                raise TokenRejected(reason, f"{name} is not a UUID") from None
-            if str(parsed) != value:
+            # Canonical form only (cobee_django.uuids): one id, one spelling.
+            parsed = parse_uuid(value)
+            if parsed is None:
                 raise TokenRejected(reason, f"{name} is not a canonical UUID")
             if len(self._uuids) >= _UUID_CACHE_SIZE:
                 self._uuids.clear()
@@ -292,9 +301,8 @@ def verify_token(token: str) -> ValidatedToken:
     return verifier.verify(token)
 
 
-def _reset() -> None:
+@receiver(setting_changed)
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
     global _verifier
-    _verifier = None
-
-
-reload_hooks.append(_reset)
+    if is_reloading(setting):
+        _verifier = None

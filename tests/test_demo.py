@@ -21,8 +21,8 @@ from django.test import override_settings
 
 from cobee_django.devissuer import keys
 from cobee_django.devissuer.models import DevClient
-from cobee_django.jwks import install_key_set, uninstall_key_set
 from cobee_django.state import unscoped
+from cobee_django.testing import install_key_set, uninstall_key_set
 from testproject.api import seed
 from testproject.api.management.commands.demo import server_address
 from testproject.api.models import BenefitBagConfig, BenefitModel, Consumption, Employee

@@ -255,3 +255,68 @@ def test_josepy_is_not_trusted_for_compact_parsing(rsa_key):
     assert josepy.JWS.from_compact(padded.encode()).verify(jwk)
     assert reason(CompactParser(RS256, 16384).parse, padded) == "malformed_token"
     assert json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))["alg"] == "RS256"
+
+
+# --- RSASSA-PSS salt length (RFC 7518 section 3.5) ---------------------------------------------------
+
+
+_PSS_HASHES = {"PS256": "SHA256", "PS384": "SHA384", "PS512": "SHA512"}
+
+
+def _pss_token(issuer: TokenIssuer, alg: str, salt_length: int) -> str:
+    """A token for ``alg`` signed by ``issuer``'s key with an explicit PSS salt length."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    digest = getattr(hashes, _PSS_HASHES[alg])
+    header = b64url_encode(json.dumps({"alg": alg, "kid": issuer.kid}).encode())
+    payload = b64url_encode(json.dumps({"sub": "x"}).encode())
+    signing_input = f"{header}.{payload}".encode()
+    signature = issuer.key.sign(
+        signing_input, padding.PSS(mgf=padding.MGF1(digest()), salt_length=salt_length), digest()
+    )
+    return f"{header}.{payload}.{b64url_encode(signature)}"
+
+
+@pytest.mark.parametrize("alg", sorted(_PSS_HASHES))
+def test_pss_verifies_only_the_digest_length_salt(rsa_key, alg):
+    from cryptography.hazmat.primitives import hashes
+
+    issuer = TokenIssuer(issuer="https://t.example/", audience="a", key=rsa_key, algorithm=alg)
+    key = key_from_jwk(issuer.public_jwk, frozenset({alg}))
+    parser = CompactParser(frozenset({alg}), 16384)
+    digest_size = getattr(hashes, _PSS_HASHES[alg]).digest_size
+    key.verify(parser.parse(_pss_token(issuer, alg, digest_size)))
+    # The maximum salt (what josepy signs with, and accepts) and any other length are refused.
+    maximum = (rsa_key.key_size + 7) // 8 - digest_size - 2
+    for salt_length in (maximum, 0, digest_size - 1, digest_size + 1):
+        assert reason(key.verify, parser.parse(_pss_token(issuer, alg, salt_length))) == "bad_signature"
+
+
+@pytest.mark.parametrize("alg", sorted(_PSS_HASHES))
+def test_the_test_issuer_signs_pss_with_the_digest_length_salt(rsa_key, alg):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    issuer = TokenIssuer(issuer="https://t.example/", audience="a", key=rsa_key, algorithm=alg)
+    token = issuer.make_token("5e9e9701-9883-447d-9884-46e75993e33b")
+    signing_input, _, signature = token.rpartition(".")
+    digest = getattr(hashes, _PSS_HASHES[alg])
+    # Verified with cryptography alone and the RFC's salt length (an exact-length check in OpenSSL).
+    rsa_key.public_key().verify(
+        b64url_decode(signature),
+        signing_input.encode(),
+        padding.PSS(mgf=padding.MGF1(digest()), salt_length=digest.digest_size),
+        digest(),
+    )
+
+
+def test_a_bad_signature_leaves_no_josepy_traceback_in_the_logs(rsa_key, caplog):
+    import logging
+
+    issuer = TokenIssuer(issuer="https://t.example/", audience="a", key=rsa_key)
+    key = key_from_jwk(issuer.public_jwk, RS256)
+    tampered = issuer.make_token("5e9e9701-9883-447d-9884-46e75993e33b")[:-8] + "AAAAAAAA"
+    with caplog.at_level(logging.DEBUG, logger="josepy"):
+        assert reason(key.verify, CompactParser(RS256, 16384).parse(tampered)) == "bad_signature"
+    assert not [record for record in caplog.records if record.exc_info]

@@ -14,13 +14,13 @@ from django.test import Client, override_settings
 
 from cobee_django import state
 from cobee_django.exceptions import CobeeDjangoError, NoTenantBound
-from cobee_django.jwks import installed_key_set
 from cobee_django.models import Company
 from cobee_django.testing import (
     JWKSServer,
     TenantAPIClient,
     TokenIssuer,
     configured_issuer,
+    installed_key_set,
     make_principal,
     tenant,
     trust,
@@ -323,3 +323,12 @@ def test_a_users_project_tests_its_endpoint_in_three_lines(tmp_path):
         timeout=120,
     )
     assert "2 passed" in result.stdout, result.stdout + result.stderr
+
+
+def test_the_key_set_helpers_moved_to_testing_and_stay_importable_from_jwks():
+    from cobee_django import jwks, testing
+
+    assert jwks.install_key_set is testing.install_key_set
+    assert jwks.uninstall_key_set is testing.uninstall_key_set
+    assert jwks.installed_key_set is testing.installed_key_set
+    assert not hasattr(jwks.IssuerKeys, "fetches")

@@ -26,12 +26,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..jwks import install_key_set, uninstall_key_set
     from ..state import for_company, for_corporation, for_tenant, get_tenant, unscoped
     from .client import TenantAPIClient
     from .issuer import MISSING, TokenIssuer, random_client_id
     from .jwks_server import FAULTS, JWKSServer
     from .keys import configured_issuer, trust
+    from .keysets import install_key_set, installed_key_set, uninstall_key_set
     from .tenancy import make_principal, tenant
 
 _EXPORTS = {
@@ -45,12 +45,13 @@ _EXPORTS = {
     "for_corporation": "..state",
     "for_tenant": "..state",
     "get_tenant": "..state",
-    "install_key_set": "..jwks",
+    "install_key_set": ".keysets",
+    "installed_key_set": ".keysets",
     "make_principal": ".tenancy",
     "random_client_id": ".issuer",
     "tenant": ".tenancy",
     "trust": ".keys",
-    "uninstall_key_set": "..jwks",
+    "uninstall_key_set": ".keysets",
     "unscoped": "..state",
 }
 
@@ -66,6 +67,7 @@ __all__ = [
     "for_tenant",
     "get_tenant",
     "install_key_set",
+    "installed_key_set",
     "make_principal",
     "random_client_id",
     "tenant",

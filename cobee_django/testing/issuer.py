@@ -15,6 +15,14 @@ from josepy.jwk import JWKRSA
 
 from ..jose import ALGORITHMS, b64url_encode
 
+__all__ = [
+    "DEFAULT_LIFETIME",
+    "DEFAULT_METADATA_CLAIM",
+    "MISSING",
+    "TokenIssuer",
+    "random_client_id",
+]
+
 #: Pass as a claim override (or a header value) to leave that claim (or header parameter) out.
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
 
@@ -29,7 +37,7 @@ class TokenIssuer:
     RSA-2048 key pair; pass ``key`` (a cryptography private key) to reuse one, and ``kid`` to name it
     (default: the key's RFC 7638 thumbprint, so a persisted key keeps its kid). Make the app trust it
     by serving :meth:`jwks` (see :class:`~cobee_django.testing.JWKSServer`) or by installing it with
-    :func:`cobee_django.jwks.install_key_set`.
+    :func:`cobee_django.testing.install_key_set`.
     """
 
     def __init__(

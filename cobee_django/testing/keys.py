@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..conf import get_settings
 from ..exceptions import CobeeDjangoError
-from ..jwks import install_key_set, installed_key_set, uninstall_key_set
 from .issuer import TokenIssuer
+from .keysets import install_key_set, installed_key_set, uninstall_key_set
 
 _lock = threading.Lock()
 _key: rsa.RSAPrivateKey | None = None

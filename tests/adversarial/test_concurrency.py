@@ -154,10 +154,9 @@ def test_each_request_sees_only_its_own_tenant_in_bursts(served, issuer, world, 
 @pytest.fixture
 def local_world(db, settings):
     """The seeded data set in the test database, and a trusted issuer installed without HTTP."""
-    from cobee_django.jwks import install_key_set, uninstall_key_set
     from cobee_django.models import Company
     from cobee_django.state import unscoped
-    from cobee_django.testing import TokenIssuer
+    from cobee_django.testing import TokenIssuer, install_key_set, uninstall_key_set
     from testproject.api import seed
 
     issuer = TokenIssuer(issuer="https://tenant.example/", audience="https://api.cobee.io")

@@ -85,7 +85,7 @@ def local_issuer():
 
 @pytest.fixture
 def trusted(settings, local_issuer):
-    from cobee_django.jwks import install_key_set, uninstall_key_set
+    from cobee_django.testing import install_key_set, uninstall_key_set
 
     settings.COBEE_DJANGO = {"ISSUER": local_issuer.issuer, "AUDIENCE": local_issuer.audience, "JWKS_CACHE_ALIAS": None}
     install_key_set(local_issuer.issuer, local_issuer.jwks())

@@ -16,3 +16,11 @@ urlpatterns = [
     path("not-scoped", views.NotScopedView.as_view()),
     path("boom", views.Boom.as_view()),
 ]
+
+urlpatterns += [
+    path("token/departments", views.ForgotPermissions.as_view()),
+    path("token/write-elsewhere", views.WriteElsewhere.as_view()),
+    path("token/companies/<str:companyId>/departments", views.TokenCompanyDepartments.as_view()),
+    path("list-style/companies/<str:companyId>/departments", views.ListStyleDepartments.as_view()),
+    path("or-style/companies/<str:companyId>/departments", views.OrStyleDepartments.as_view()),
+]

@@ -109,3 +109,41 @@ class Boom(Base, APIView):
     def get(self, request):
         list(Department.objects.all())
         raise RuntimeError("boom")
+
+
+# --- views authenticated with access tokens (the project's default JWTAuthentication) ---------------
+
+
+class ForgotPermissions(generics.ListCreateAPIView):
+    """A view whose author forgot HasTenant: the tenancy layer still answers, never a 500."""
+
+    queryset = Department.objects.all()
+    serializer_class = DepartmentSerializer
+    permission_classes = []
+
+
+class WriteElsewhere(APIView):
+    """Creates a department in the company the body names (a tenant refusal when it is not reachable)."""
+
+    permission_classes = [HasTenant]
+
+    def post(self, request):
+        department = Department.objects.create(company_id=request.data["company"], name="x")
+        return Response({"id": department.pk}, status=201)
+
+
+class TokenCompanyDepartments(CompanyFromURLMixin, generics.ListAPIView):
+    queryset = Department.objects.all()
+    serializer_class = DepartmentSerializer
+    permission_classes = [HasTenant, CanAccessCompany, HasScopes]
+    required_scopes = ["read:departments"]
+
+
+class ListStyleDepartments(CompanyDepartments):
+    """CompanyDepartments with its permissions listed instead of ``&``-ed."""
+
+    permission_classes = [HasTenant, CanAccessCompany, HasScopes]
+
+
+class OrStyleDepartments(CompanyDepartments):
+    permission_classes = [HasScopes | CanAccessCompany]
