@@ -71,6 +71,12 @@ def tenant_condition(model: type[Model], alias: str, tenant: Tenant) -> ExtraWhe
     return In(column, tenant.sorted_company_ids)
 
 
+def same_company_condition(model: type[Model], alias: str, other: type[Model], other_alias: str) -> Lookup[Any]:
+    """``alias.company_id = other_alias.company_id`` (both models have the company field)."""
+    column = model._meta.get_field(COMPANY_FIELD).get_col(alias)  # type: ignore[union-attr]
+    return Exact(column, other._meta.get_field(COMPANY_FIELD).get_col(other_alias))  # type: ignore[union-attr]
+
+
 def add_tenant_condition(query: Query, tenant: Tenant) -> None:
     """Limit ``query`` (in place) to the rows of ``tenant``'s companies, on its base table."""
     opts = query.get_meta()
@@ -332,6 +338,9 @@ def _restrict_joins(field: ForeignObject[Any, Any]) -> None:
             conditions.append(tenant_condition(remote, alias, tenant))
         if declaring_is_tenant and related_alias is not None:
             conditions.append(tenant_condition(declaring, related_alias, tenant))
+            if remote_is_tenant and alias is not None:
+                # Both rows in one company: the join is co-located when tables are distributed by company.
+                conditions.append(same_company_condition(remote, alias, declaring, related_alias))
         if extra:
             conditions.append(extra)
         return WhereNode(conditions, AND) if conditions else None

@@ -25,6 +25,7 @@ local table.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +35,8 @@ from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.backends.utils import truncate_name
 from django.db.migrations.operations.base import Operation
 from django.db.migrations.state import ProjectState
-from django.db.models import ForeignKey, Model
+from django.db import connections
+from django.db.models import ForeignKey, Model, QuerySet
 
 from ..exceptions import CobeeDjangoError
 
@@ -100,12 +102,11 @@ def placement(connection: BaseDatabaseWrapper, table: str) -> Placement | None:
 
 def tenant_tables() -> set[str]:
     """The tables of the project's tenant models (the current registry, not a migration's state)."""
-    from ..managers import is_tenant_model
-
     return {
         m._meta.db_table
         for m in global_apps.get_models()
-        if is_tenant_model(m) and not m._meta.proxy and m._meta.managed
+        # TenantModel's marker (read here rather than imported: the tenancy core imports this module).
+        if getattr(m, "_cobee_tenant_model", False) is True and not m._meta.proxy and m._meta.managed
     }
 
 
@@ -544,11 +545,48 @@ class CreateReferenceTable(_CitusOperation):
         )
 
 
+def save_update(
+    instance: Model,
+    base_qs: QuerySet[Any],
+    values: list[tuple[Any, Any, Any]],
+    update: Callable[[QuerySet[Any], list[tuple[Any, Any, Any]]], Any],
+) -> Any:
+    """Run ``save()``'s UPDATE pinned to the row's company: ``TenantModel._do_update`` calls this.
+
+    Django's UPDATE sets every field, the company included, and finds the row by primary key (plus
+    the tenant filter: ``company_id IN (...)`` for a corporation). Citus refuses to set the
+    distribution column unless the statement pins one shard. So the UPDATE first runs with
+    ``company_id = <the instance's company>`` in its ``WHERE`` and the company left out of its
+    ``SET`` (unchanged, by that very filter): one shard, on every database. Only when no row
+    matched (the row is in another company: a move, which the write guards have allowed) does the
+    full UPDATE run; Citus cannot move a row between shards, so there that is a clear error.
+    """
+    company_attname = "company_id"
+    company = getattr(instance, company_attname, None)
+    if company is None:
+        return update(base_qs, values)
+    pinned = base_qs.filter(**{company_attname: company})
+    updated = update(pinned, [v for v in values if getattr(v[0], "attname", None) != company_attname])
+    if updated:
+        return updated
+    if not any(getattr(v[0], "attname", None) == company_attname for v in values):
+        return updated
+    if not base_qs.filter(pk=instance.pk).exists():
+        return updated  # no such row here: save() inserts, or the tenancy reports it
+    if is_citus(connections[base_qs.db]):
+        raise CitusError(
+            f"This {instance._meta.label} row belongs to another company: Citus cannot move a row between "
+            "companies (shards). Delete it and create it again in the new company."
+        )
+    return update(base_qs, values)
+
+
 __all__ = [
     "CitusError",
     "CreateReferenceTable",
     "DistributeTenantModel",
     "is_citus",
+    "save_update",
     "placement",
     "worker_count",
 ]
