@@ -30,12 +30,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.apps import apps as global_apps
+from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.backends.utils import truncate_name
 from django.db.migrations.operations.base import Operation
 from django.db.migrations.state import ProjectState
-from django.db import connections
 from django.db.models import ForeignKey, Model, QuerySet
 
 from ..exceptions import CobeeDjangoError
@@ -586,7 +586,7 @@ __all__ = [
     "CreateReferenceTable",
     "DistributeTenantModel",
     "is_citus",
-    "save_update",
     "placement",
+    "save_update",
     "worker_count",
 ]
