@@ -188,6 +188,10 @@ class _CitusOperation(Operation):
         # Several distributed DDL statements share the migration's transaction: run them one shard
         # connection at a time, as Citus requires for DDL after writes in the same transaction.
         schema_editor.execute("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'", params=None)
+        # For the rest of this session (the migrate run): a table created with a foreign key to a
+        # reference table stays a plain table until it is distributed, instead of being turned into
+        # a Citus-local table, which Citus can neither distribute (identity ids) nor protect with policies.
+        schema_editor.execute("SET citus.enable_local_reference_table_foreign_keys TO off", params=None)
         return connection
 
     @staticmethod
