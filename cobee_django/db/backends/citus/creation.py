@@ -26,7 +26,7 @@ class DatabaseCreation(creation.DatabaseCreation):
         coordinator, workers = self._nodes = coordinator_and_workers(self.connection)
         if workers and autoclobber and not keepdb:
             # Citus's maintenance daemon stays connected to every database: only FORCE drops one.
-            self._drop(self._get_test_db_name())
+            self._drop(self._get_test_db_name())  # type: ignore[attr-defined]
         name: str = super()._create_test_db(verbosity, autoclobber, keepdb)  # type: ignore[misc]
         if not workers:
             return name
