@@ -281,8 +281,11 @@ class DistributeTenantModel(_CitusOperation):
     still runs). Backwards: ``undistribute_table`` and the original keys.
     """
 
-    def __init__(self, model_name: str) -> None:
+    def __init__(self, model_name: str, same_company_keys: bool = True) -> None:
         self.model_name = model_name
+        #: False: this model's foreign keys to tenant tables are dropped, not made composite (the
+        #: database then lets a row point into another company; the ORM's scoping still holds).
+        self.same_company_keys = same_company_keys
 
     def describe(self) -> str:
         return f"Distribute {self.model_name} by company (Citus)"
@@ -328,6 +331,9 @@ class DistributeTenantModel(_CitusOperation):
         )
         # Outgoing keys (to the registry once it is a reference table, to distributed tenant tables).
         for field in _foreign_keys(model):
+            if not self.same_company_keys and field.name != "company" and _is_tenant_target(field):
+                logger.warning("%s.%s: no database foreign key (same_company_keys=False).", model._meta.label, field.name)
+                continue
             if not self._add_foreign_key(schema_editor, model, field):
                 logger.debug(
                     "%s.%s: its foreign key is added when %s is a Citus table.",

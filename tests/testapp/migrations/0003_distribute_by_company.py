@@ -9,6 +9,8 @@ class Migration(migrations.Migration):
     operations = [
         DistributeTenantModel("Department"),
         DistributeTenantModel("Project"),
-        DistributeTenantModel("Employee"),
+        # The scoping tests write cross-company links on purpose (raw updates of department), to
+        # prove that reads never follow them; composite keys would refuse those rows outright.
+        DistributeTenantModel("Employee", same_company_keys=False),
         DistributeTenantModel("Badge"),
     ]

@@ -1,8 +1,10 @@
 """Django's PostgreSQL backend, with test databases made on every node of a Citus cluster.
 
-Everything but test-database creation is Django's own backend, and on PostgreSQL without Citus
-that is unchanged too: point ``ENGINE`` at ``cobee_django.db.backends.citus`` whichever server
-``DATABASE_URL`` names.
+Two differences from Django's own backend, both only when the database has the ``citus``
+extension: test databases are made on every node (:mod:`.creation`), and aggregate queries over
+tenant models group by every selected column, since their primary key is ``(company, id)``
+(:mod:`.features`). Point ``ENGINE`` at ``cobee_django.db.backends.citus`` whichever PostgreSQL
+server ``DATABASE_URL`` names.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 from django.db.backends.postgresql import base
 
 from .creation import DatabaseCreation
+from .features import DatabaseFeatures
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
     creation_class = DatabaseCreation
+    features_class = DatabaseFeatures
