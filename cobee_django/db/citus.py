@@ -36,8 +36,9 @@ from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.backends.utils import truncate_name
 from django.db.migrations.operations.base import Operation
 from django.db.migrations.state import ProjectState
-from django.db.models import ForeignKey, Model, QuerySet
+from django.db.models import ForeignKey, Model, QuerySet, UniqueConstraint
 
+from ..conf import Problem
 from ..exceptions import CobeeDjangoError
 
 logger = logging.getLogger("cobee_django.citus")
@@ -332,7 +333,9 @@ class DistributeTenantModel(_CitusOperation):
         # Outgoing keys (to the registry once it is a reference table, to distributed tenant tables).
         for field in _foreign_keys(model):
             if not self.same_company_keys and field.name != "company" and _is_tenant_target(field):
-                logger.warning("%s.%s: no database foreign key (same_company_keys=False).", model._meta.label, field.name)
+                logger.warning(
+                    "%s.%s: no database foreign key (same_company_keys=False).", model._meta.label, field.name
+                )
                 continue
             if not self._add_foreign_key(schema_editor, model, field):
                 logger.debug(
@@ -555,6 +558,111 @@ class CreateReferenceTable(_CitusOperation):
         )
 
 
+def distribution_problems(models: list[type[Model]]) -> list[Problem]:
+    """What keeps tenant models from being distributed by company (E040), or costs a key (W040, W041).
+
+    E040: a unique field or constraint without the company (Citus can only enforce uniqueness
+    within one shard, so it must include the distribution column). A unique foreign key to a
+    tenant model (a one-to-one field) is fine: :class:`DistributeTenantModel` widens it.
+    """
+    problems: list[Problem] = []
+    tenant = {m._meta.db_table for m in models}
+    hint = (
+        "Make it unique per company: add 'company' to the constraint's fields (UniqueConstraint(fields=['company', "
+        "...])), then migrate. Uniqueness across companies cannot be enforced on Citus."
+    )
+    for model in models:
+        label = model._meta.label
+        if model._meta.parents:
+            problems.append(
+                Problem(
+                    "cobee_django.W041",
+                    f"{label} inherits from a concrete model: its table has no company column, so it cannot be "
+                    "distributed and stays on the coordinator, without a database key to its parent's table.",
+                    "Prefer an abstract base (or a one-to-one tenant model) for models that are distributed.",
+                )
+            )
+            continue
+        for field in model._meta.concrete_fields:
+            if not field.unique or field.primary_key:
+                continue
+            if isinstance(field, ForeignKey) and field.related_model._meta.db_table in tenant:
+                continue
+            problems.append(
+                Problem(
+                    "cobee_django.E040",
+                    f"{label} cannot be distributed by company: its field {field.name!r} is unique across companies.",
+                    hint,
+                )
+            )
+        groups = [(", ".join(fields), list(fields)) for fields in model._meta.unique_together]
+        groups += [(c.name, list(c.fields)) for c in model._meta.constraints if isinstance(c, UniqueConstraint)]
+        for name, fields in groups:
+            if "company" in fields or "company_id" in fields:
+                continue
+            problems.append(
+                Problem(
+                    "cobee_django.E040",
+                    f"{label} cannot be distributed by company: the unique constraint {name!r} does not include "
+                    "the company.",
+                    hint,
+                )
+            )
+        for m2m in model._meta.local_many_to_many:
+            through = m2m.remote_field.through
+            if isinstance(through, type) and through._meta.auto_created:
+                problems.append(
+                    Problem(
+                        "cobee_django.W040",
+                        f"The many-to-many table of {label}.{m2m.name} has no company column: on Citus it stays on "
+                        "the coordinator, and Citus cannot keep its database foreign keys.",
+                        "Give the field an explicit 'through' model that is a TenantModel, and distribute it.",
+                    )
+                )
+        for rel in model._meta.related_objects:
+            source = rel.related_model
+            if (
+                isinstance(source, type)
+                and isinstance(rel.field, ForeignKey)
+                and getattr(rel.field, "db_constraint", True)
+                and source._meta.db_table not in tenant
+            ):
+                problems.append(
+                    Problem(
+                        "cobee_django.W040",
+                        f"{source._meta.label}.{rel.field.name} points at the tenant model {label} from a table that "
+                        "is not distributed by company: Citus cannot keep its database foreign key (Django's "
+                        "on_delete still runs).",
+                        "Make the pointing model a tenant model (an explicit many-to-many 'through' model that is a "
+                        "TenantModel), or accept the missing key.",
+                    )
+                )
+    return problems
+
+
+def undistributed_tables(connection: BaseDatabaseWrapper, models: list[type[Model]]) -> list[Problem]:
+    """E041: tables of these tenant models that exist but are not distributed by company."""
+    problems = []
+    for model in models:
+        if model._meta.parents:
+            continue
+        table = model._meta.db_table
+        if not _fetch(connection, "SELECT to_regclass(%s) IS NOT NULL", [connection.ops.quote_name(table)])[0][0]:
+            continue  # not migrated yet
+        found = placement(connection, table)
+        if found is None or found.method != HASH:
+            problems.append(
+                Problem(
+                    "cobee_django.E041",
+                    f"The tenant model {model._meta.label} (table {table}) is not distributed on the Citus database "
+                    f"{connection.alias!r}: its rows all live on the coordinator, outside the tenants' shards.",
+                    f"Add cobee_django.db.citus.DistributeTenantModel({model.__name__!r}) to a migration of "
+                    f"{model._meta.app_label}, then migrate.",
+                )
+            )
+    return problems
+
+
 def save_update(
     instance: Model,
     base_qs: QuerySet[Any],
@@ -595,6 +703,7 @@ __all__ = [
     "CitusError",
     "CreateReferenceTable",
     "DistributeTenantModel",
+    "distribution_problems",
     "is_citus",
     "placement",
     "save_update",
