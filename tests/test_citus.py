@@ -54,6 +54,12 @@ def corp(db):
     return corporation, companies, lone
 
 
+def _distributed_models() -> list[type]:
+    """The tenant models this suite distributes (tests.rlsapp's tables are distributed with its
+    row-level security on Citus, which Citus's rules for policies on distributed tables hold back)."""
+    return [m for m in tenant_models() if not m._meta.parents and m._meta.app_label != "rlsapp"]
+
+
 def _rows(sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params or [])
@@ -75,7 +81,7 @@ def _shards(table: str, companies: list[uuid.UUID]) -> set[int]:
 
 
 def test_every_tenant_table_is_distributed_by_company_in_one_colocation_group(on_citus):
-    tables = sorted(m._meta.db_table for m in tenant_models() if not m._meta.parents)
+    tables = sorted(m._meta.db_table for m in _distributed_models())
     rows = _rows(
         "SELECT logicalrelid::regclass::text, partmethod, column_to_column_name(logicalrelid, partkey), colocationid "
         "FROM pg_dist_partition WHERE logicalrelid::regclass::text = ANY (%s) ORDER BY 1",
@@ -92,9 +98,7 @@ def test_every_tenant_table_is_distributed_by_company_in_one_colocation_group(on
 
 
 def test_keys_include_the_company(on_citus):
-    for model in tenant_models():
-        if model._meta.parents:
-            continue
+    for model in _distributed_models():
         table = model._meta.db_table
         (columns,) = _rows(
             "SELECT ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, i) JOIN pg_attribute a "
