@@ -44,6 +44,7 @@ from django.db.models.sql.where import AND, ExtraWhere, NothingNode, WhereNode
 from django.utils.functional import cached_property
 
 from . import state
+from .db.citus import CitusJoinCondition
 
 if TYPE_CHECKING:
     from .state import Tenant
@@ -72,9 +73,9 @@ def tenant_condition(model: type[Model], alias: str, tenant: Tenant) -> ExtraWhe
 
 
 def same_company_condition(model: type[Model], alias: str, other: type[Model], other_alias: str) -> Lookup[Any]:
-    """``alias.company_id = other_alias.company_id`` (both models have the company field)."""
+    """``alias.company_id = other_alias.company_id`` on Citus: the join is co-located (``CitusJoinCondition``)."""
     column = model._meta.get_field(COMPANY_FIELD).get_col(alias)  # type: ignore[union-attr]
-    return Exact(column, other._meta.get_field(COMPANY_FIELD).get_col(other_alias))  # type: ignore[union-attr]
+    return CitusJoinCondition(column, other._meta.get_field(COMPANY_FIELD).get_col(other_alias))  # type: ignore[union-attr]
 
 
 def add_tenant_condition(query: Query, tenant: Tenant) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import re
 import uuid
 from types import SimpleNamespace
 
@@ -250,3 +251,18 @@ def test_save_pins_its_update_to_the_rows_company(corp):
     assert "company_id" in where
     with state.unscoped():
         assert Employee.objects.get(pk=employee.pk).name == "Pinned"
+
+
+def test_joins_match_their_company_columns_on_citus_only(corp):
+    """Citus needs the equality to co-locate a join; PostgreSQL's planner would misjudge it, so
+    elsewhere the SQL is what it was (the scoping's tenant conditions are the same either way)."""
+    corporation, _, _ = corp
+    with state.for_corporation(corporation.pk):
+        queryset = Consumption.objects.filter(employee__surname="S")
+        sql, _ = queryset.query.get_compiler(using=queryset.db).as_sql()
+    quote = connection.ops.quote_name
+    employee, consumption = (
+        re.escape(f"{quote(table)}.{quote('company_id')}") for table in ("api_employee", "api_consumption")
+    )
+    equality = re.compile(rf"{employee} = \(?{consumption}")
+    assert bool(equality.search(sql)) is citus.is_citus(connection), sql

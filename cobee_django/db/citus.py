@@ -37,6 +37,7 @@ from django.db.backends.utils import truncate_name
 from django.db.migrations.operations.base import Operation
 from django.db.migrations.state import ProjectState
 from django.db.models import ForeignKey, Model, QuerySet, UniqueConstraint
+from django.db.models.lookups import Exact
 
 from ..conf import Problem
 from ..exceptions import CobeeDjangoError
@@ -59,6 +60,30 @@ def is_citus(connection: BaseDatabaseWrapper) -> bool:
     if connection.vendor != "postgresql":
         return False
     return bool(_fetch(connection, "SELECT 1 FROM pg_extension WHERE extname = 'citus'"))
+
+
+def on_citus(connection: BaseDatabaseWrapper) -> bool:
+    """:func:`is_citus`, asked once per connection object (the server does not change under it)."""
+    known: bool | None = getattr(connection, "_cobee_is_citus", None)
+    if known is None:
+        known = is_citus(connection)
+        connection._cobee_is_citus = known  # type: ignore[attr-defined]
+    return known
+
+
+class CitusJoinCondition(Exact):
+    """``lhs = rhs``, written only on a Citus database (elsewhere it compiles to nothing).
+
+    Joins between tenant tables carry ``a.company_id = b.company_id`` so that Citus runs them on
+    each shard (co-located). PostgreSQL does not need it, and its planner would treat it as
+    independent of the foreign key's own condition and underestimate the join's rows (a corporation
+    report measured 1.4x slower with it), so there the join is left as it was.
+    """
+
+    def as_sql(self, compiler: Any, connection: BaseDatabaseWrapper) -> Any:
+        if not on_citus(connection):
+            return "", ()
+        return super().as_sql(compiler, connection)
 
 
 def worker_count(connection: BaseDatabaseWrapper) -> int:

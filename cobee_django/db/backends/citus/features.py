@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.backends.postgresql import features
 
-from ...citus import is_citus
+from ...citus import on_citus
 
 
 class DatabaseFeatures(features.DatabaseFeatures):
@@ -16,13 +16,6 @@ class DatabaseFeatures(features.DatabaseFeatures):
         Django groups an aggregate query by the primary key alone and selects the other columns,
         which PostgreSQL accepts only when that key is the table's whole primary key.
         """
-        if getattr(model, "_cobee_tenant_model", False) is True and self._on_citus():
+        if getattr(model, "_cobee_tenant_model", False) is True and on_citus(self.connection):
             return False
         return bool(super().allows_group_by_selected_pks_on_model(model))
-
-    def _on_citus(self) -> bool:
-        known: bool | None = getattr(self.connection, "_cobee_is_citus", None)
-        if known is None:
-            known = is_citus(self.connection)
-            self.connection._cobee_is_citus = known  # type: ignore[attr-defined]
-        return known
