@@ -3,8 +3,9 @@
 Three differences from Django's own backend, all only when the database has the ``citus``
 extension: test databases are made on every node (:mod:`.creation`), aggregate queries over
 tenant models group by every selected column, since their primary key is ``(company, id)``
-(:mod:`.features`), and new tables that reference a reference table stay plain until distributed. Point ``ENGINE`` at ``cobee_django.db.backends.citus`` whichever PostgreSQL
-server ``DATABASE_URL`` names.
+(:mod:`.features`), and new tables that reference a reference table stay plain until distributed.
+Point ``ENGINE`` at ``cobee_django.db.backends.citus`` whichever PostgreSQL server ``DATABASE_URL``
+names.
 """
 
 from __future__ import annotations
