@@ -19,6 +19,7 @@ from django.utils.functional import cached_property
 
 from . import guards, state
 from .company_field import COMPANY_ATTNAME, SAVED_COMPANY, is_tenant_model, unscoped_rows
+from .db.citus import save_update
 from .exceptions import TenantViolation
 from .managers import TenantManager
 
@@ -206,10 +207,17 @@ class TenantModel(models.Model):
     delete.alters_data = True  # type: ignore[attr-defined]
 
     def _do_update(self, base_qs: QuerySet[Any], *args: Any, **kwargs: Any) -> Any:
-        # save() updates by primary key through the scoped base manager. When that finds nothing,
-        # Django would INSERT: a row of another company holding the same primary key must be a
+        # save() updates by primary key through the scoped base manager, pinned to the row's company
+        # so that Citus can route it (see save_update's docstring). When that finds nothing, Django
+        # would INSERT: a row of another company holding the same primary key must be a
         # TenantViolation, not an IntegrityError (nor, without a unique key, a second row).
-        updated = super()._do_update(base_qs, *args, **kwargs)
+        using, pk_val, values, *rest = args
+        updated = save_update(
+            self,
+            base_qs,
+            values,
+            lambda qs, vals: super(TenantModel, self)._do_update(qs, using, pk_val, vals, *rest, **kwargs),
+        )
         if (
             not updated
             and not state.is_unscoped()

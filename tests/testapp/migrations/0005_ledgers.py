@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('cobee_django', '0002_staffidentity'),
-        ('testapp', '0002_normalize_emails'),
+        ('testapp', '0004_tag'),
     ]
 
     operations = [
