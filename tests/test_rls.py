@@ -266,7 +266,8 @@ def test_writes_into_another_company_fail(as_runtime):
     with for_company(A):
         with pytest.raises(DatabaseError, match="row-level security"):
             raw_names(INSERT_TEAM, [uuid.uuid4(), B])
-        with pytest.raises(DatabaseError, match="row-level security"):
+        # (Citus refuses to move a row between shards before its policies get a say.)
+        with pytest.raises(DatabaseError, match=r"row-level security|modifying the partition value"):
             raw_names("UPDATE rlsapp_team SET company_id = %s WHERE name = 'a1' RETURNING name", [B])
         assert raw_names("UPDATE rlsapp_team SET name = 'stolen' WHERE company_id = %s RETURNING name", [B]) == []
         assert raw_names("DELETE FROM rlsapp_team RETURNING name") == ["a1", "a2"]
