@@ -576,3 +576,24 @@ def test_the_setting_on_another_database_is_a_clear_check_error(settings):
     else:
         (error,) = errors
         assert "PostgreSQL" in error.hint
+
+
+def test_a_new_token_through_permission_classes_resolves_its_tenant_once(api, issuer, settings, runtime_role):
+    """The test project's views ask for the tenant before any statement; resolving it writes the
+    membership records, whose statements ask again: they must get no tenant, not a second
+    resolution (which waited forever on the membership lock held by the first)."""
+    settings.ROOT_URLCONF = "testproject.urls"
+    token = issuer.make_token(uuid.uuid4(), uuid.uuid4(), scopes=["read:employees"])
+    answers = []
+
+    def call():
+        try:
+            with connected_as(runtime_role):  # in a thread (a deadlock fails the test instead of hanging it)
+                answers.append(api.get("/api/v3/employees", HTTP_AUTHORIZATION=f"Bearer {token}").status_code)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert answers == [200]
