@@ -8,7 +8,8 @@ Two databases per table size, filled alike (``bench.data``: 100 employees per co
 data-scale benchmark's, shared with it) and, on the Citus coordinator of ``BENCH_CITUS_URL``
 (default ``postgres://postgres@127.0.0.1:9700/cobee_bench_citus``, a database that must already
 exist on every node with the workers registered), a schema ``bench_<size>`` where the tenant tables
-are distributed by company, co-located. Both are created, migrated and filled once, then reused.
+are distributed by company, co-located (``bench_<size>_<n>_shards`` with ``--shard-count n``).
+Both are created, migrated and filled once, then reused.
 
 Measures, interleaved in rounds (wall clock), Citus / plain PostgreSQL:
 
@@ -40,6 +41,11 @@ PER_COMPANY = 100
 PAGE_SIZE = 50
 #: The tenant tables of the test project, distributed by company in one co-location group.
 TENANT_TABLES = ("api_employee", "api_benefitmodel", "api_benefitbagconfig", "api_consumption")
+
+
+def schema(size: int, shard_count: int | None) -> str:
+    """The Citus schema of one table size (and shard count, when not Citus's default)."""
+    return f"bench_{size}" + (f"_{shard_count}_shards" if shard_count else "")
 
 
 def citus_url() -> str:
@@ -123,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     for size in sizes:
         settings.DATABASES[f"plain_{size}"] = {**dj_database_url.parse(f"{base}_{size}"), "CONN_MAX_AGE": None}
         citus = dj_database_url.parse(citus_url())
-        citus["OPTIONS"] = {"options": f"-c search_path=bench_{size}"}
+        citus["OPTIONS"] = {"options": f"-c search_path={schema(size, args.shard_count)}"}
         settings.DATABASES[f"citus_{size}"] = {**citus, "CONN_MAX_AGE": None}
     import django
 
@@ -143,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         alias = f"citus_{size}"
         check_cluster(alias)
         with connections[alias].cursor() as cursor:
-            cursor.execute(f"CREATE SCHEMA IF NOT EXISTS bench_{size}")
+            cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {schema(size, args.shard_count)}")
         call_command("migrate", database=alias, verbosity=0, interactive=False)
         distribute(alias, args.shard_count)
         for side in ("plain", "citus"):
