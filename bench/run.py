@@ -2,6 +2,7 @@
 
     python -m bench                 # everything, full sizes (needs PostgreSQL for request and scale)
     python -m bench verify fetch    # only some (verify, fetch, memory, rls, request, server, scale, base-manager)
+    python -m bench citus           # Citus against plain PostgreSQL (named only: needs a Citus cluster)
     python -m bench --quick         # tiny sizes: checks that they run, the figures mean nothing
 
 Each benchmark is also a module of its own (``python -m bench.bench_verify --help``). The request
@@ -28,7 +29,10 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "server": ("bench.bench_server", [], ["--requests", "3", "--rounds", "2", "--clients", "2"]),
     "scale": ("bench.bench_scale", [], ["--sizes", "300,600", "--rounds", "2", "--repeat", "2"]),
     "base-manager": ("bench.bench_base_manager", [], ["--operations", "5", "--rounds", "2"]),
+    "citus": ("bench.bench_citus", [], ["--sizes", "3000,6000", "--rounds", "2", "--repeat", "2"]),
 }
+#: Run only when named: they need more than PostgreSQL (a Citus cluster).
+OPT_IN = {"citus"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", choices=[[], *BENCHMARKS], help="benchmarks to run (default: all)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check that the scripts run")
     args = parser.parse_args(argv)
-    names = args.names or list(BENCHMARKS)
+    names = args.names or [name for name in BENCHMARKS if name not in OPT_IN]
 
     print_environment()
     failed = []

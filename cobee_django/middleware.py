@@ -35,19 +35,29 @@ _UNSET: Any = object()
 class RequestTenant:
     """The resolver bound for one request: the tenant of ``request.user``, once per user object."""
 
-    __slots__ = ("_middleware", "_request", "_tenant", "_user")
+    __slots__ = ("_middleware", "_request", "_resolving", "_tenant", "_user")
 
     def __init__(self, middleware: TenantMiddleware, request: HttpRequest) -> None:
         self._middleware = middleware
         self._request = request
         self._user: Any = _UNSET
         self._tenant: Tenant | None = None
+        self._resolving = False
 
     def __call__(self) -> Tenant | None:
+        if self._resolving:
+            # Asked again by the statements that work the tenant out (membership records, made
+            # while row-level security asks every statement for its tenant): they belong to none,
+            # and resolving again would wait forever on the membership lock held by this thread.
+            return None
         user = getattr(self._request, "user", None)
         if user is not self._user:
             # DRF replaces request.user when it authenticates; follow it.
-            self._tenant = self._middleware.get_tenant(self._request, user)
+            self._resolving = True
+            try:
+                self._tenant = self._middleware.get_tenant(self._request, user)
+            finally:
+                self._resolving = False
             self._user = user
             if self._tenant is not None:
                 audit.tenant_bound(type(self._middleware), self._request, self._tenant, user)

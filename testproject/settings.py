@@ -12,6 +12,11 @@ environment:
   staff sign in to the admin with (default: the dev issuer, when it is on).
 - ``DJANGO_DEBUG`` (default on), ``DJANGO_SECRET_KEY``, ``DJANGO_ALLOWED_HOSTS``.
 - ``COBEE_DEV_ISSUER_WITHOUT_DEBUG``: let the dev issuer run with DEBUG off (production-like local runs).
+- Row-level security (PostgreSQL, docs/row-level-security.md): ``COBEE_ROW_LEVEL_SECURITY=1`` turns
+  it on; ``DATABASE_URL`` is then the serving role (not the tables' owner) and
+  ``MIGRATE_DATABASE_URL`` the owner, used as the ``migrate`` alias (``manage.py migrate --database
+  migrate``). ``DATABASE_TRANSACTION_POOLING=1`` when ``DATABASE_URL`` goes through a pooler in
+  transaction mode (PgBouncer): server-side cursors are off.
 """
 
 from __future__ import annotations
@@ -104,6 +109,13 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Django's PostgreSQL backend, whose test databases are also made on a Citus cluster's workers.
     DATABASES["default"]["ENGINE"] = "cobee_django.db.backends.citus"
+if _env_flag("DATABASE_TRANSACTION_POOLING", False):
+    # A cursor cannot stay open across transactions when each may run on another server connection.
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+if os.environ.get("MIGRATE_DATABASE_URL"):
+    # The same database as the tables' owner: migrations only (the serving role cannot change the schema).
+    DATABASES["migrate"] = dj_database_url.parse(os.environ["MIGRATE_DATABASE_URL"], conn_max_age=0)
+    DATABASES["migrate"]["TEST"] = {"MIRROR": "default"}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several test threads and the live server share one SQLite file: wait instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
@@ -132,6 +144,7 @@ COBEE_DJANGO: dict[str, object] = {
     "ISSUER": ISSUER,
     "AUDIENCE": AUDIENCE,
     "JWKS_URL": JWKS_URL,
+    "ROW_LEVEL_SECURITY": _env_flag("COBEE_ROW_LEVEL_SECURITY", False),
 }
 
 # The development token issuer (cobee_django.devissuer): on unless an external key set is trusted.

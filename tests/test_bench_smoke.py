@@ -55,6 +55,22 @@ def test_bench_on_postgres_prints_its_figures():
         assert line in out, out
 
 
+def test_bench_on_citus_prints_its_figures():
+    citus = os.environ.get("BENCH_CITUS_URL", "")
+    url = os.environ.get("DATABASE_URL", "")
+    if not citus or not url.startswith(("postgres://", "postgresql://")):
+        pytest.skip("needs BENCH_CITUS_URL (a Citus database with workers) and DATABASE_URL on PostgreSQL")
+    out = run_bench("citus", env={"BENCH_DATABASE_URL": url.split("?")[0] + "_bench"})
+    for line in (
+        "RATIO citus 3000 company list, Citus / plain PostgreSQL: ",
+        "RATIO citus 6000 corporation first page, Citus / plain PostgreSQL: ",
+        "RATIO citus 6000 company request, Citus / plain PostgreSQL: ",
+        "FIGURE citus 6000 one company's shards: Task Count: 1 ",
+        "RATIO citus growth company list, 6000 rows / 3000 rows (table 2x): ",
+    ):
+        assert line in out, out
+
+
 def test_environment_is_described(output):
     out = output
     assert out.startswith("machine: ")

@@ -82,7 +82,9 @@ class EnableRowLevelSecurity(_PostgreSQLOperation):
         model = self._model(app_label, schema_editor, to_state)
         if model is not None:
             quote = schema_editor.quote_name
-            self._run(schema_editor, policy.enable_sql(model._meta.db_table, policy.company_column(model), quote))
+            citus = policy.is_citus(schema_editor.connection)
+            table, column = model._meta.db_table, policy.company_column(model)
+            self._run(schema_editor, policy.enable_sql(table, column, quote, citus=citus))
 
     def database_backwards(
         self, app_label: str, schema_editor: BaseDatabaseSchemaEditor, from_state: ProjectState, to_state: ProjectState

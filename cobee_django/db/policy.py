@@ -42,6 +42,11 @@ POLICIES = (TENANT_POLICY, BYPASS_POLICY)
 # (The outer cast keeps PostgreSQL from reading ``ANY ((SELECT ...))`` as ``ANY (subquery)``.)
 _COMPANY_IDS = f"(SELECT nullif(current_setting('{COMPANY_IDS_SETTING}', true), '')::uuid[])::uuid[]"
 _BYPASS = f"(SELECT current_setting('{BYPASS_SETTING}', true) = 'on')"
+# Citus refuses subqueries in the policies of distributed tables, so on a Citus database the same
+# tests are written as plain stable expressions (evaluated by each shard query on the workers;
+# used as an index condition, the array is still read once per scan).
+_CITUS_COMPANY_IDS = f"nullif(current_setting('{COMPANY_IDS_SETTING}', true), '')::uuid[]"
+_CITUS_BYPASS = f"(current_setting('{BYPASS_SETTING}', true) = 'on')"
 
 Quote = Callable[[str], str]
 
@@ -82,16 +87,53 @@ def tenant_foreign_keys(model: type[Model]) -> list[ForeignKey[Any, Any]]:
     ]
 
 
-def enable_sql(table: str, column: str, quote: Quote) -> list[str]:
-    """Statements that enable, force and attach the policies to one tenant table."""
+def is_citus(connection: BaseDatabaseWrapper) -> bool:
+    """Whether the connected database has the Citus extension (so its tables may be distributed)."""
+    if connection.vendor != "postgresql":
+        return False
+    return bool(_fetchall(connection, "SELECT 1 FROM pg_extension WHERE extname = 'citus'", []))
+
+
+def _policy_sql(t: str, c: str, citus: bool) -> list[str]:
+    tenant = f"{c} = ANY ({_CITUS_COMPANY_IDS if citus else _COMPANY_IDS})"
+    bypass = _CITUS_BYPASS if citus else _BYPASS
+    return [
+        f"CREATE POLICY {TENANT_POLICY} ON {t} AS PERMISSIVE FOR ALL USING ({tenant}) WITH CHECK ({tenant})",
+        f"CREATE POLICY {BYPASS_POLICY} ON {t} AS PERMISSIVE FOR ALL USING ({bypass}) WITH CHECK ({bypass})",
+    ]
+
+
+def enable_sql(table: str, column: str, quote: Quote, *, citus: bool = False) -> list[str]:
+    """Statements that enable, force and attach the policies to one tenant table.
+
+    ``citus``: write the policies in the form Citus accepts on distributed tables (no subquery).
+    Citus copies them to the shards when the table is distributed later, and propagates them to
+    the shards when the table already is: either order of the migrations works.
+    """
     t, c = quote(table), quote(column)
-    tenant = f"{c} = ANY ({_COMPANY_IDS})"
     return [
         f"ALTER TABLE {t} ENABLE ROW LEVEL SECURITY",
         f"ALTER TABLE {t} FORCE ROW LEVEL SECURITY",
-        f"CREATE POLICY {TENANT_POLICY} ON {t} AS PERMISSIVE FOR ALL USING ({tenant}) WITH CHECK ({tenant})",
-        f"CREATE POLICY {BYPASS_POLICY} ON {t} AS PERMISSIVE FOR ALL USING ({_BYPASS}) WITH CHECK ({_BYPASS})",
+        *_policy_sql(t, c, citus),
     ]
+
+
+def citus_policy_sql(connection: BaseDatabaseWrapper, table: str, column: str) -> list[str]:
+    """Statements that rewrite a table's policies in the form Citus accepts; none if it has none.
+
+    For a table protected on plain PostgreSQL and distributed afterwards (the Citus extension
+    created later): ``create_distributed_table`` refuses the subquery form, so run these first.
+    """
+    quote = connection.ops.quote_name
+    found = _fetchall(
+        connection,
+        "SELECT count(*) FROM pg_policy WHERE polrelid = to_regclass(%s) AND polname = ANY (%s)",
+        [quote(table), list(POLICIES)],
+    )
+    if not found or not found[0][0]:
+        return []
+    t = quote(table)
+    return [*(f"DROP POLICY IF EXISTS {name} ON {t}" for name in POLICIES), *_policy_sql(t, quote(column), True)]
 
 
 def disable_sql(table: str, quote: Quote) -> list[str]:

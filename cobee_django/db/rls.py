@@ -12,6 +12,12 @@ through :func:`execute_wrapper`, which reads the tenant bound *now* (:mod:`cobee
   and each time it is set a log record says where the bypass came from;
 - nothing is bound: nothing is set, and the policies show no rows.
 
+On a Citus coordinator, ``set_config()`` would stay on the coordinator, and the shard queries run
+on the workers would see nothing. There the values are set with ``SET LOCAL``, in the same
+transaction as ``SET LOCAL citus.propagate_set_commands = 'local'``: Citus then sends them to every
+worker connection of the transaction (opened before or after), and undoes them with it (or with the
+savepoint that made them). They last exactly as long as on plain PostgreSQL.
+
 Before its first scoped statement on a database, the wrapper verifies that the connected role is
 held by row-level security at all (not a superuser, no BYPASSRLS, not an owner of the tenant
 tables) and refuses to run otherwise: a wall that is silently absent is worse than none.
@@ -37,7 +43,7 @@ from django.dispatch import receiver
 from .. import state
 from ..conf import Problem, get_settings, reload_hooks, user_settings
 from ..exceptions import CobeeDjangoError
-from .policy import BYPASS_SETTING, COMPANY_IDS_SETTING, role_problems
+from .policy import BYPASS_SETTING, COMPANY_IDS_SETTING, is_citus, role_problems
 
 logger = logging.getLogger("cobee_django.rls")
 
@@ -45,12 +51,19 @@ _SET_SQL = f"SELECT set_config('{COMPANY_IDS_SETTING}', %s, true), set_config('{
 _NOTHING = ("", "")
 _NOT_CALLERS = ("django.", "cobee_django.", "contextlib", "asgiref.", "psycopg", "rest_framework.")
 _BYPASS = ("", "on")
+# Citus propagates SET LOCAL (not set_config) to the workers when asked to, for this transaction only.
+_CITUS_SET_SQL = (
+    "SET LOCAL citus.propagate_set_commands TO 'local'; "
+    f"SET LOCAL {COMPANY_IDS_SETTING} TO {{}}; SET LOCAL {BYPASS_SETTING} TO {{}}"
+)
 
 #: Role verdicts per database (alias and settings), so each process asks PostgreSQL once.
 _verdicts: dict[tuple[str, ...], list[Problem]] = {}
 #: Connection objects already found safe (their settings do not change), to skip even the lookup.
 _safe: weakref.WeakSet[BaseDatabaseWrapper] = weakref.WeakSet()
 _resolving: ContextVar[bool] = ContextVar("cobee_django_rls_resolving", default=False)
+#: Whether each connection's database is a Citus coordinator, asked once per physical connection.
+_citus: weakref.WeakKeyDictionary[BaseDatabaseWrapper, bool] = weakref.WeakKeyDictionary()
 
 
 class RowLevelSecurityError(CobeeDjangoError):
@@ -60,6 +73,7 @@ class RowLevelSecurityError(CobeeDjangoError):
 def _reset() -> None:
     _verdicts.clear()
     _safe.clear()
+    _citus.clear()
 
 
 reload_hooks.append(_reset)
@@ -136,10 +150,22 @@ def _in_effect(connection: BaseDatabaseWrapper) -> tuple[str, str] | None:
     return None
 
 
+def _literal(value: str) -> str:
+    # The values are ours (uuids, "on" or empty), quoted anyway: SET takes no parameters.
+    return "'" + value.replace("'", "''") + "'"
+
+
 def _set(connection: BaseDatabaseWrapper, values: tuple[str, str], sql: str) -> None:
     # The raw cursor: not a statement of the application, so not wrapped, logged or counted.
-    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
-        cursor.execute(_SET_SQL, values)
+    with connection.wrap_database_errors:
+        citus = _citus.get(connection)
+        if citus is None:
+            citus = _citus[connection] = is_citus(connection)
+        with connection.connection.cursor() as cursor:
+            if citus:
+                cursor.execute(_CITUS_SET_SQL.format(*(_literal(value) for value in values)))
+            else:
+                cursor.execute(_SET_SQL, values)
     if values == _BYPASS:
         _audit_bypass(connection, sql)
 
@@ -209,5 +235,7 @@ def install(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None
     First, so that wrappers a user pushes later (``connection.execute_wrapper()`` pops the last
     one) never remove it, and so that it is the outermost one: theirs run inside its transaction.
     """
-    if connection.vendor == "postgresql" and execute_wrapper not in connection.execute_wrappers:
-        connection.execute_wrappers.insert(0, execute_wrapper)
+    if connection.vendor == "postgresql":
+        _citus.pop(connection, None)  # a new physical connection: ask again, lazily
+        if execute_wrapper not in connection.execute_wrappers:
+            connection.execute_wrappers.insert(0, execute_wrapper)

@@ -10,6 +10,7 @@ import shlex
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
@@ -52,7 +53,9 @@ class Command(BaseCommand):
         parser.add_argument("--no-serve", action="store_true", help="Prepare and print, but do not start the server.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        call_command("migrate", interactive=False, verbosity=0)
+        # As the tables' owner when the serving role is another one (MIGRATE_DATABASE_URL).
+        database = "migrate" if "migrate" in settings.DATABASES else "default"
+        call_command("migrate", database=database, interactive=False, verbosity=0)
         summary = seed.seed()
         issuer = get_settings().issuers[0]
         # The dev issuer is this server, so serve where its issuer URL points; else the default.
