@@ -31,13 +31,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 # Absolute imports: this module is named after the package it wires.
 import celery
 from celery.exceptions import Reject
-from celery.signals import before_task_publish
+from celery.signals import before_task_publish, task_postrun, task_prerun
 from celery.utils.imports import symbol_by_name
 from django.core.exceptions import ImproperlyConfigured
 
@@ -61,6 +61,10 @@ HEADER = "cobee_tenant"
 
 #: The line a worker logs when it refuses a message; constant, so it never echoes the header.
 REJECTED_MESSAGE = "Rejected a task message with a malformed cobee_tenant header; the task did not run."
+
+
+#: Logged instead when the task is not a :class:`TenantTask` (so nothing can reject its message).
+UNBOUND_MESSAGE = "A task message with a malformed cobee_tenant header runs with nothing bound (not a TenantTask)."
 
 
 class MalformedTenantHeader(TenantError):
@@ -123,6 +127,40 @@ def _bound(tenant: Tenant | None) -> Iterator[None]:
 
 def _nothing() -> None:
     return None
+
+
+#: Where the worker keeps a running task's binding, on the task's request (one per execution).
+_BINDING = "_cobee_django_binding"
+
+
+def bind_for_task(task: Any = None, **_: Any) -> None:
+    """Bind the request's tenant for the whole execution: the body, then its chain and callbacks.
+
+    Connected to ``task_prerun``: the steps after a task (the rest of a chain, callbacks, a
+    chord's body) are published after the body returns, and must carry the same tenant. A
+    malformed header binds nothing here; :class:`TenantTask` then rejects the message.
+    """
+    request = task.request
+    try:
+        tenant = tenant_of_request(request)
+    except MalformedTenantHeader:
+        tenant = None
+        if not isinstance(task, TenantTask):
+            logger.error("%s task_id=%s", UNBOUND_MESSAGE, request.id)
+    stack = ExitStack()
+    stack.enter_context(_bound(tenant))
+    setattr(request, _BINDING, stack)
+
+
+def unbind_after_task(task: Any = None, **_: Any) -> None:
+    """Undo :func:`bind_for_task`; connected to ``task_postrun``, which Celery sends in ``finally``."""
+    stack = task.request.__dict__.pop(_BINDING, None)
+    if stack is not None:
+        stack.close()
+
+
+task_prerun.connect(bind_for_task, weak=False, dispatch_uid="cobee_django.celery.bind_for_task")
+task_postrun.connect(unbind_after_task, weak=False, dispatch_uid="cobee_django.celery.unbind_after_task")
 
 
 class TenantTask(celery.Task):  # type: ignore[misc]  # Celery ships no type information
