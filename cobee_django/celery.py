@@ -40,6 +40,7 @@ from celery.exceptions import Reject
 from celery.signals import before_task_publish, task_postrun, task_prerun
 from celery.utils.imports import symbol_by_name
 from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
 
 from . import state, tasks
 from .exceptions import TenantError
@@ -187,6 +188,25 @@ class TenantTask(celery.Task):  # type: ignore[misc]  # Celery ships no type inf
         """Send the task; a tenant too large for one message raises here, in the sender."""
         _header_value()
         return super().apply_async(*args, **kwargs)
+
+    def delay_on_commit(self, *args: Any, **kwargs: Any) -> None:
+        """``delay()`` once the transaction commits, carrying the tenant bound now."""
+        self.apply_async_on_commit(args, kwargs)
+
+    def apply_async_on_commit(self, *args: Any, **kwargs: Any) -> None:
+        """``apply_async()`` once the transaction commits, carrying the tenant bound now.
+
+        The commit may come after the request's binding has ended (``ATOMIC_REQUESTS``), so the
+        tenant is taken when this is called, not when the message is sent.
+        """
+        _header_value()
+        tenant = state.get_tenant()
+
+        def send() -> None:
+            with _bound(tenant):
+                self.apply_async(*args, **kwargs)
+
+        transaction.on_commit(send)
 
 
 def install(app: celery.Celery) -> celery.Celery:

@@ -75,3 +75,12 @@ def ran(marker: str) -> str:
 
     redis.Redis.from_url(app.conf.result_backend).set(f"cobee-test-ran:{marker}", "1", ex=600)
     return marker
+
+
+#: What :func:`remember` saw, in eager tests (the same process).
+SEEN: list[dict[str, Any]] = []
+
+
+@app.task(name="tests.remember")
+def remember() -> None:
+    SEEN.append(bound())

@@ -329,3 +329,15 @@ def test_a_kwarg_snapshot_is_parsed_as_strictly_as_the_header():
         pass
     with state.for_company(A):
         assert tasks.task_kwargs()[tasks.TENANT_KWARG] == good()
+
+
+def test_delay_on_commit_carries_the_tenant_bound_when_it_was_called(eager, db, django_capture_on_commit_callbacks):
+    celery_tasks.SEEN.clear()
+    with django_capture_on_commit_callbacks() as callbacks, state.for_company(A):
+        celery_tasks.remember.delay_on_commit()
+        celery_tasks.remember.apply_async_on_commit()
+    assert celery_tasks.SEEN == []
+    for callback in callbacks:
+        callback()  # the commit, after the binding has ended
+    assert [seen["companies"] for seen in celery_tasks.SEEN] == [[A], [A]]
+    assert state.get_tenant() is None
