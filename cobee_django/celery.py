@@ -49,6 +49,7 @@ from .state import Tenant
 __all__ = [
     "HEADER",
     "TenantTask",
+    "eager",
     "fan_out_to_companies",
     "fan_out_to_every_company_unscoped",
     "install",
@@ -228,6 +229,23 @@ def install(app: celery.Celery) -> celery.Celery:
     else:
         app.task_cls = type(f"Tenant{current.__name__}", (TenantTask, current), {"__module__": __name__})
     return app
+
+
+@contextmanager
+def eager(app: celery.Celery) -> Iterator[celery.Celery]:
+    """Run ``app``'s tasks in the calling process for the block, errors raised: for unit tests.
+
+    Each task gets what a worker would give it: the caller's bound tenant, or nothing (never the
+    caller's ``unscoped()``). The same as the settings ``CELERY_TASK_ALWAYS_EAGER`` and
+    ``CELERY_TASK_EAGER_PROPAGATES`` for a whole test run.
+    """
+    keys = ("task_always_eager", "task_eager_propagates")
+    saved = {key: app.conf[key] for key in keys}
+    app.conf.update(dict.fromkeys(keys, True))
+    try:
+        yield app
+    finally:
+        app.conf.update(saved)
 
 
 def _send(

@@ -29,10 +29,10 @@ B = "0b2d9e43-2f55-4c1c-8a77-3d2e4f5a6b22"
 @pytest.fixture
 def eager():
     """Tasks run in the calling process, as a user's unit tests run them (see docs/celery.md)."""
-    saved = {key: app.conf[key] for key in ("task_always_eager", "task_eager_propagates")}
-    app.conf.update(task_always_eager=True, task_eager_propagates=True)
-    yield app
-    app.conf.update(saved)
+    assert not app.conf.task_always_eager
+    with cobee_celery.eager(app):
+        yield app
+    assert not app.conf.task_always_eager
 
 
 def published_headers(**bound: Any) -> dict[str, Any]:
