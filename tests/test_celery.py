@@ -341,3 +341,26 @@ def test_delay_on_commit_carries_the_tenant_bound_when_it_was_called(eager, db, 
         callback()  # the commit, after the binding has ended
     assert [seen["companies"] for seen in celery_tasks.SEEN] == [[A], [A]]
     assert state.get_tenant() is None
+
+
+# --- tasks whose base class is not a TenantTask ------------------------------------------------------
+
+
+def test_a_task_of_another_base_is_bound_by_the_signals_and_never_with_a_malformed_header(caplog):
+    other = celery.Celery("other", set_as_current=False)  # install() not called
+
+    @other.task
+    def job() -> None: ...
+
+    assert not isinstance(job, cobee_celery.TenantTask)
+    for header, expected in [(good(), state.Tenant(frozenset({uuid.UUID(A)}))), ({"v": 1}, None)]:
+        job.push_request(id="t", called_directly=False, **{cobee_celery.HEADER: header})
+        try:
+            cobee_celery.bind_for_task(task=job)
+            assert state.get_tenant() == expected
+            assert not state.is_unscoped()
+        finally:
+            cobee_celery.unbind_after_task(task=job)
+            job.pop_request()
+        assert state.get_tenant() is None
+    assert [r.getMessage() for r in caplog.records] == [f"{cobee_celery.UNBOUND_MESSAGE} task_id=t"]
