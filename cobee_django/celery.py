@@ -69,6 +69,11 @@ REJECTED_MESSAGE = "Rejected a task message with a malformed cobee_tenant header
 UNBOUND_MESSAGE = "A task message with a malformed cobee_tenant header runs with nothing bound (not a TenantTask)."
 
 
+def _log_fields(request: Any, event: str) -> dict[str, Any]:
+    """The record's attributes, for structured handlers (as the audit events have)."""
+    return {"event": event, "reason": "malformed_tenant_header", "task_id": request.id}
+
+
 class MalformedTenantHeader(TenantError):
     """A task message's tenant header is not one this module wrote."""
 
@@ -148,7 +153,7 @@ def bind_for_task(task: Any = None, **_: Any) -> None:
     except MalformedTenantHeader:
         tenant = None
         if not isinstance(task, TenantTask):
-            logger.error("%s task_id=%s", UNBOUND_MESSAGE, request.id)
+            logger.error("%s task_id=%s", UNBOUND_MESSAGE, request.id, extra=_log_fields(request, "task_unbound"))
     stack = ExitStack()
     stack.enter_context(_bound(tenant))
     setattr(request, _BINDING, stack)
@@ -180,7 +185,7 @@ class TenantTask(celery.Task):  # type: ignore[misc]  # Celery ships no type inf
         try:
             tenant = tenant_of_request(request)
         except MalformedTenantHeader:
-            logger.error("%s task_id=%s", REJECTED_MESSAGE, request.id)
+            logger.error("%s task_id=%s", REJECTED_MESSAGE, request.id, extra=_log_fields(request, "task_rejected"))
             raise Reject(REJECTED_MESSAGE, requeue=False) from None
         with _bound(tenant):
             return self.run(*args, **kwargs)

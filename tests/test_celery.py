@@ -138,6 +138,8 @@ def test_a_task_with_a_malformed_header_is_rejected_before_its_body_runs(caplog)
         celery_tasks.whoami.pop_request()
     assert raised.value.requeue is False
     assert [r.getMessage() for r in caplog.records] == [f"{cobee_celery.REJECTED_MESSAGE} task_id=the-task-id"]
+    record = caplog.records[0]
+    assert (record.event, record.reason, record.task_id) == ("task_rejected", "malformed_tenant_header", "the-task-id")
     assert "not-a-uuid" not in caplog.text
 
 
