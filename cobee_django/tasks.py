@@ -15,6 +15,12 @@ For threads and executors in the same process, :func:`carry` wraps a callable in
 The snapshot holds the company ids themselves (what the request could reach when it queued the
 work), not the principal. A task queued with nothing bound, or inside ``unscoped()``, cannot
 capture a tenant: that raises, so unscoped work stays explicit in the task's own code.
+
+Celery users need none of this: :mod:`cobee_django.celery` carries the same snapshot in the task
+message's headers, so the task's arguments stay the caller's own.
+
+A snapshot comes back from a queue, which is input: :func:`tenant_from_snapshot` parses it
+strictly (a known version, canonical UUID strings, at most :data:`MAX_COMPANIES` companies).
 """
 
 from __future__ import annotations
@@ -32,6 +38,15 @@ from .state import Tenant
 #: The keyword argument that carries the snapshot to a :func:`tenant_task`.
 TENANT_KWARG = "cobee_tenant"
 
+#: The version of the snapshot's shape; a snapshot without ``"v"`` (made before 0.2) is version 1.
+SNAPSHOT_VERSION = 1
+
+#: The most companies one snapshot may carry: a bound on what a queue message makes a worker parse.
+MAX_COMPANIES = 1000
+
+_SNAPSHOT_KEYS = frozenset({"v", "company_ids", "corporation_id"})
+_MALFORMED = "Not a tenant snapshot made by cobee_django.tasks.capture()."
+
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -41,25 +56,48 @@ def capture() -> dict[str, Any]:
     tenant = state.current_scope()
     if tenant is None:
         raise TenantError("Inside unscoped() there is no tenant to carry; call unscoped() in the task itself.")
+    return snapshot_of(tenant)
+
+
+def snapshot_of(tenant: Tenant) -> dict[str, Any]:
+    """The JSON-serialisable snapshot of ``tenant`` (its company ids and corporation id)."""
+    if len(tenant.company_ids) > MAX_COMPANIES:
+        raise TenantError(f"A task can carry at most {MAX_COMPANIES} companies; fan the work out per company.")
     return {
-        "company_ids": sorted(str(c) for c in tenant.company_ids),
+        "v": SNAPSHOT_VERSION,
+        "company_ids": [str(c) for c in tenant.sorted_company_ids],
         "corporation_id": str(tenant.corporation_id) if tenant.corporation_id else None,
     }
 
 
+def _canonical_uuid(value: object) -> uuid.UUID:
+    # Only the form snapshot_of() writes: one spelling per id, so no two strings mean one company.
+    if not isinstance(value, str) or len(value) != 36:
+        raise ValueError
+    parsed = uuid.UUID(value)
+    if str(parsed) != value:
+        raise ValueError
+    return parsed
+
+
 def tenant_from_snapshot(snapshot: Mapping[str, Any]) -> Tenant:
-    """The tenant a snapshot describes; a malformed snapshot raises ``TenantError``."""
+    """The tenant a snapshot describes; anything but what :func:`snapshot_of` writes raises ``TenantError``."""
     try:
-        ids = snapshot["company_ids"]
-        if isinstance(ids, (str, bytes)) or not isinstance(ids, (list, tuple)):
+        if not isinstance(snapshot, Mapping) or not set(snapshot) <= _SNAPSHOT_KEYS:
             raise TypeError
+        version = snapshot.get("v", SNAPSHOT_VERSION)
+        if type(version) is not int or version != SNAPSHOT_VERSION:
+            raise ValueError
+        ids = snapshot["company_ids"]
+        if not isinstance(ids, list) or len(ids) > MAX_COMPANIES:
+            raise TypeError
+        companies = frozenset(_canonical_uuid(c) for c in ids)
+        if len(companies) != len(ids):
+            raise ValueError
         corporation = snapshot.get("corporation_id")
-        return Tenant(
-            frozenset(uuid.UUID(str(c)) for c in ids),
-            uuid.UUID(str(corporation)) if corporation is not None else None,
-        )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise TenantError("Not a tenant snapshot made by cobee_django.tasks.capture().") from exc
+        return Tenant(companies, _canonical_uuid(corporation) if corporation is not None else None)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TenantError(_MALFORMED) from exc
 
 
 @contextmanager
