@@ -5,7 +5,8 @@
 Tenant models get a scoped ``_base_manager`` (see docs/tenancy.md). The baseline is the same
 model, in the same process and rounds, with Django's plain base manager put back for the
 duration of its measures (what the package did before). Both sides bind the same company and run
-the same operations on the test app's tables: ``save()`` of a loaded employee (an UPDATE through
+the same operations on the test app's tables (and, for a figure the machine's load cannot blur,
+the Python function calls of one operation on each side): ``save()`` of a loaded employee (an UPDATE through
 the base manager), ``refresh_from_db()`` (a SELECT through it), and ``delete()`` of an employee
 with a badge and a note (the collector's lookups through it, then the DELETEs; the rows are made
 again outside the timed part). Uses ``BENCH_DATABASE_URL`` (default: the local ``cobee_bench``).
@@ -17,13 +18,32 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
-from bench.common import database_url, interleave, print_environment, ratio, report
+from bench.common import database_url, figure, interleave, print_environment, ratio, report
+
+
+def python_calls(run: Callable[[], Any]) -> int:
+    """How many Python function calls ``run()`` makes: a cost figure the machine's load cannot blur."""
+    calls = 0
+
+    def count(frame: Any, event: str, arg: Any) -> None:
+        nonlocal calls
+        if event == "call":
+            calls += 1
+
+    sys.setprofile(count)
+    try:
+        run()
+    finally:
+        sys.setprofile(None)
+    return calls
 
 
 def _create_database(url: str) -> None:
@@ -129,6 +149,16 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 result = ratio(results["scoped"], results["plain"])
                 report(f"scoped base manager, {label} / plain", result, unit="us per operation", scale=1e6)
+                counted = {}
+                for scoped in (False, True):
+                    with for_company(company):
+                        obj = prepare()[0]
+                        with base_managers(scoped):
+                            counted[scoped] = python_calls(partial(operation, obj))
+                figure(
+                    f"scoped base manager, {label}, Python calls",
+                    f"{counted[True]:,} scoped vs {counted[False]:,} plain ({counted[True] / counted[False]:.3f}x)",
+                )
     finally:
         with unscoped():
             Note.objects.filter(employee__company_id=company).delete()
