@@ -266,3 +266,18 @@ def test_joins_match_their_company_columns_on_citus_only(corp):
     )
     equality = re.compile(rf"{employee} = \(?{consumption}")
     assert bool(equality.search(sql)) is citus.is_citus(connection), sql
+
+
+def test_a_move_saved_with_update_fields_moves_the_row_or_says_why(corp):
+    """Only the company is written: the pinned UPDATE has nothing to set and must not pass for it."""
+    corporation, companies, _ = corp
+    with state.for_corporation(corporation.pk):
+        employee = Employee.objects.get(company=companies[0])
+        employee.company_id = companies[1].pk
+        if citus.is_citus(connection):
+            with pytest.raises(citus.CitusError, match="cannot move a row"):
+                employee.save(update_fields=["company"])
+            return
+        employee.save(update_fields=["company"])
+    with state.unscoped():
+        assert Employee.objects.get(pk=employee.pk).company_id == companies[1].pk

@@ -706,22 +706,22 @@ def save_update(
     """
     company_attname = "company_id"
     company = getattr(instance, company_attname, None)
-    if company is None:
-        return update(base_qs, values)
+    rest = [v for v in values if getattr(v[0], "attname", None) != company_attname]
+    if company is None or len(rest) == len(values):
+        return update(base_qs, values)  # the company is not being written: nothing to pin
     pinned = base_qs.filter(**{company_attname: company})
-    updated = update(pinned, [v for v in values if getattr(v[0], "attname", None) != company_attname])
-    if updated:
-        return updated
-    if not any(getattr(v[0], "attname", None) == company_attname for v in values):
-        return updated
+    if rest or pinned.filter(pk=instance.pk).exists():
+        updated = update(pinned, rest)
+        if updated:
+            return updated
     if not base_qs.filter(pk=instance.pk).exists():
-        return updated  # no such row here: save() inserts, or the tenancy reports it
+        return update(base_qs, values)  # no such row here: Django's own answer (save() inserts, or raises)
     if is_citus(connections[base_qs.db]):
         raise CitusError(
             f"This {instance._meta.label} row belongs to another company: Citus cannot move a row between "
             "companies (shards). Delete it and create it again in the new company."
         )
-    return update(base_qs, values)
+    return update(base_qs, values)  # a move the write guards allowed
 
 
 __all__ = [
