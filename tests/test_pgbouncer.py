@@ -27,6 +27,7 @@ import pytest
 from django.db import connection, connections, transaction
 from django.test import Client
 
+from cobee_django.db import policy
 from cobee_django.state import for_company, for_corporation
 from tests import test_rls
 from tests.test_rls import CORP, A, B, C, as_caller, raw_names
@@ -230,8 +231,11 @@ def test_the_probe_sees_a_session_value_left_behind(start_pgbouncer, test_rls_ru
         client.ensure_connection()
         with client.connection.cursor() as cursor:  # the raw driver: around cobee_django
             cursor.execute(f"SET cobee.company_ids = '{{{A}}}'")
+    # On Citus the session value stays on the coordinator (only SET LOCAL is sent to the workers),
+    # so the shards see nothing; on one PostgreSQL server it leaks.
+    leaked = [] if policy.is_citus(connection) else ["a1", "a2"]
     with through(bouncer, test_rls_runtime) as client:
-        assert raw_names() == ["a1", "a2"]  # another client, nothing bound, and yet
+        assert raw_names() == leaked  # another client, nothing bound
         with client.connection.cursor() as cursor:
             cursor.execute("RESET cobee.company_ids")
         assert raw_names() == []

@@ -300,3 +300,19 @@ def test_the_runtime_role_passes_the_deploy_checks(on_citus):
     unprotected = " ".join(m.msg for m in messages if m.id == "cobee_django.E023")
     assert "rlsapp.Note" in unprotected
     assert "rlsapp.Team" not in unprotected and "rlsapp.Member" not in unprotected
+
+
+def test_a_shard_changed_on_the_workers_is_reported(citus, transactional_db):
+    """The shards' own policies are what holds: one left unprotected on a worker is an error."""
+    assert not [p for p in policy.shard_problems(connection) if p.id == "cobee_django.E025"]
+    with connection.cursor() as cursor:
+        # What someone working on a worker by hand could do (the coordinator's table stays protected).
+        cursor.execute("SELECT run_command_on_shards('rlsapp_member', $$ALTER TABLE %s NO FORCE ROW LEVEL SECURITY$$)")
+    try:
+        (problem,) = [p for p in policy.shard_problems(connection) if p.id == "cobee_django.E025"]
+        assert "rlsapp.Member" in problem.msg
+        assert not [p for p in policy.table_problems(connection) if "rlsapp.Member" in p.msg]
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT run_command_on_shards('rlsapp_member', $$ALTER TABLE %s FORCE ROW LEVEL SECURITY$$)")
+    assert not [p for p in policy.shard_problems(connection) if p.id == "cobee_django.E025"]

@@ -1,9 +1,10 @@
-"""System checks for row-level security (ids E020 to E024, W020) and Citus (E040, E041, W040, W041).
+"""System checks for row-level security (ids E020 to E025, W020) and Citus (E040, E041, W040, W041).
 
-E020 needs no database and runs with every check. E021 to E024 read the database's catalogs, so
-they are deployment checks: ``manage.py check --deploy --database default``, run with the settings
-the application serves with. They stay out of ``migrate``, which runs as the tables' owner before
-the policies exist. E021 and E022 are also enforced at run time, before the first scoped statement.
+E020 needs no database and runs with every check. E021 to E025 read the database's catalogs (E025
+those of the shards, on the workers of a Citus cluster), so they are deployment checks:
+``manage.py check --deploy --database default``, run with the settings the application serves
+with. They stay out of ``migrate``, which runs as the tables' owner before the policies exist.
+E021 and E022 are also enforced at run time, before the first scoped statement.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import connections
 
 from ..conf import user_settings
-from .policy import forced_tables, foreign_key_problems, role_problems, table_problems, tenant_models
+from .policy import forced_tables, foreign_key_problems, role_problems, shard_problems, table_problems, tenant_models
 
 
 def _enabled() -> bool:
@@ -47,7 +48,8 @@ def check_backend(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> li
 def check_database(
     app_configs: Sequence[Any] | None = None, databases: Sequence[str] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """E021 to E024: the connected role is held by row-level security and every tenant table is protected.
+    """E021 to E025: the connected role is held by row-level security and every tenant table is protected
+    (on Citus, every shard of it too).
 
     W020, with the setting off: tables are protected anyway, so every role but a superuser sees nothing.
     """
@@ -70,7 +72,13 @@ def check_database(
                     )
                 )
             continue
-        for problem in (*role_problems(connection), *table_problems(connection), *foreign_key_problems(connection)):
+        problems = (
+            *role_problems(connection),
+            *table_problems(connection),
+            *foreign_key_problems(connection),
+            *shard_problems(connection),
+        )
+        for problem in problems:
             messages.append(Error(problem.msg, hint=problem.hint, id=problem.id))
     return messages
 

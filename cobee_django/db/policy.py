@@ -312,3 +312,46 @@ def foreign_key_problems(connection: BaseDatabaseWrapper) -> list[Problem]:
                     )
                 )
     return problems
+
+
+# Run by Citus on every shard, with ``%s`` replaced by the shard's name: is it protected like its table?
+_SHARD_PROTECTED = (
+    "SELECT c.relrowsecurity AND c.relforcerowsecurity AND (SELECT count(*) FROM pg_policy p "
+    "WHERE p.polrelid = c.oid AND p.polname IN ('cobee_tenant', 'cobee_bypass')) = 2 "
+    "FROM pg_class c WHERE c.oid = '%s'::regclass"
+)
+
+
+def shard_problems(connection: BaseDatabaseWrapper) -> list[Problem]:
+    """Shards of distributed tenant tables that lack their table's protection (E025, Citus only).
+
+    On Citus the policies that hold are the shards' own, on the workers: a shard changed by hand
+    on a worker (or copied before the policies existed) would show its rows to anyone.
+    """
+    if not is_citus(connection):
+        return []
+    problems = []
+    # A table reported by E023 already: its shards are not protected either, one error is enough.
+    reported = " ".join(problem.msg for problem in table_problems(connection))
+    for model in tenant_models(connection.alias):
+        table = connection.ops.quote_name(model._meta.db_table)
+        if f"{model._meta.label} " in reported:
+            continue
+        if _fetchall(connection, "SELECT 1 FROM pg_dist_partition WHERE logicalrelid = to_regclass(%s)", [table]):
+            rows = _fetchall(
+                connection,
+                "SELECT shardid FROM run_command_on_shards(%s, %s) WHERE NOT success OR result <> 't' ORDER BY 1",
+                [table, _SHARD_PROTECTED],
+            )
+            if rows:
+                shards = ", ".join(str(row[0]) for row in rows[:5]) + (" ..." if len(rows) > 5 else "")
+                problems.append(
+                    Problem(
+                        "cobee_django.E025",
+                        f"{len(rows)} shard(s) of the tenant model {model._meta.label} (table "
+                        f"{model._meta.db_table}) lack row-level security or its policies: {shards}.",
+                        "Run EnableRowLevelSecurity's reverse and forward again on the coordinator (Citus propagates "
+                        "it to every shard), and never change shards on the workers by hand.",
+                    )
+                )
+    return problems
