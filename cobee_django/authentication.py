@@ -31,7 +31,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 
-from . import audit
+from . import audit, telemetry
 from .conf import get_settings
 from .jwks import KeySetUnavailable
 from .principal import ClientPrincipal
@@ -133,6 +133,7 @@ class JWTAuthentication(BaseAuthentication):
     keyword = "bearer"
     www_authenticate_realm: str | None = None
 
+    @telemetry.traced("cobee_django.authenticate")
     def authenticate(self, request: Request) -> tuple[ClientPrincipal, ValidatedToken] | None:
         meta = request.META
         header = meta.get("HTTP_AUTHORIZATION")

@@ -13,6 +13,7 @@ import ipaddress
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.util import find_spec
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -64,6 +65,11 @@ DEFAULTS: dict[str, Any] = {
     "ROW_LEVEL_SECURITY": False,
     # OpenAPI (drf-spectacular): where clients get tokens; None means {ISSUER}oauth/token.
     "OPENAPI_TOKEN_URL": None,
+    # Throttling (cobee_django.throttling): where counts live, and what to do when that cache is down.
+    "THROTTLE_CACHE_ALIAS": "default",
+    "THROTTLE_FAIL_OPEN": False,
+    # OpenTelemetry spans and metrics (the optional extra "otel").
+    "TELEMETRY": False,
 }
 
 #: Keys an entry of ``ISSUERS`` may hold; each falls back to the top-level key of the same name.
@@ -120,6 +126,9 @@ class Settings:
     admin_oidc_groups: tuple[str, ...]
     row_level_security: bool
     openapi_token_url: str | None
+    throttle_cache_alias: str
+    throttle_fail_open: bool
+    telemetry: bool
     raw: Mapping[str, Any]
 
     def issuer(self, iss: str) -> IssuerSettings | None:
@@ -341,7 +350,7 @@ def validate(raw: Mapping[str, Any]) -> list[Problem]:
                 "It is sent inside a quoted WWW-Authenticate parameter.",
             )
         )
-    for key in ("PROVISION_MEMBERSHIP", "ROW_LEVEL_SECURITY"):
+    for key in ("PROVISION_MEMBERSHIP", "ROW_LEVEL_SECURITY", "THROTTLE_FAIL_OPEN", "TELEMETRY"):
         if not isinstance(raw.get(key, DEFAULTS[key]), bool):
             problems.append(
                 Problem(
@@ -398,6 +407,23 @@ def validate(raw: Mapping[str, Any]) -> list[Problem]:
                 "Name a cache from CACHES, or set it to None to keep key sets in process only.",
             )
         )
+    throttle_alias = raw.get("THROTTLE_CACHE_ALIAS", DEFAULTS["THROTTLE_CACHE_ALIAS"])
+    if not isinstance(throttle_alias, str) or throttle_alias not in getattr(django_settings, "CACHES", {"default": {}}):
+        problems.append(
+            Problem(
+                "cobee_django.E009",
+                f"COBEE_DJANGO['THROTTLE_CACHE_ALIAS'] names the cache {throttle_alias!r}, not one of CACHES.",
+                "Name a cache from CACHES (Redis, so that every worker shares the counts).",
+            )
+        )
+    if raw.get("TELEMETRY") is True and find_spec("opentelemetry") is None:
+        problems.append(
+            Problem(
+                "cobee_django.E040",
+                "COBEE_DJANGO['TELEMETRY'] is on but the OpenTelemetry API is not installed.",
+                "Install the extra: pip install 'cobee-django[otel]', or set TELEMETRY to False.",
+            )
+        )
     return problems
 
 
@@ -443,6 +469,9 @@ def _build(raw: Mapping[str, Any]) -> Settings:
         admin_oidc_groups=tuple(get("ADMIN_OIDC_GROUPS")),
         row_level_security=get("ROW_LEVEL_SECURITY"),
         openapi_token_url=get("OPENAPI_TOKEN_URL"),
+        throttle_cache_alias=get("THROTTLE_CACHE_ALIAS"),
+        throttle_fail_open=get("THROTTLE_FAIL_OPEN"),
+        telemetry=get("TELEMETRY"),
         raw=dict(raw),
     )
 

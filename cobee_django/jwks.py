@@ -34,7 +34,7 @@ import requests
 from django.core.cache import caches
 from django.core.signing import BadSignature, Signer
 
-from . import __version__
+from . import __version__, telemetry
 from .conf import IssuerSettings, Settings, get_settings, is_loopback_url, reload_hooks
 from .exceptions import CobeeDjangoError
 from .jose import UnusableKey, VerificationKey, key_from_jwk, loads_json
@@ -255,18 +255,22 @@ class IssuerKeys:
             raise KeySetUnavailable(self.issuer)
         return key_set
 
+    @telemetry.traced("cobee_django.jwks.fetch")
     def _fetch(self) -> None:
         self._attempts += 1
         self.fetches += 1
         self._last_attempt = time.time()
+        started = time.perf_counter()
         try:
             document = fetch_jwks(self.url, timeout=self.timeout, max_bytes=self.max_bytes)
             key_set, skipped = build_key_set(document, self.algorithms, fetched_at=time.time())
         except FetchError as exc:
+            telemetry.key_set_fetched(self.issuer, "failure", time.perf_counter() - started)
             self._last_failed = True
             state = "keeping the last good set" if self._set is not None else "no key set yet"
             logger.warning("Could not fetch the key set of %s: %s; %s.", self.issuer, exc, state)
             return
+        telemetry.key_set_fetched(self.issuer, "success", time.perf_counter() - started)
         self._last_failed = False
         if skipped:
             logger.warning("Skipped unusable entries in the key set of %s: %s.", self.issuer, "; ".join(skipped))

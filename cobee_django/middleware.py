@@ -17,7 +17,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 
-from . import audit, state
+from . import audit, state, telemetry
 from .authentication import INSUFFICIENT_SCOPE_DESCRIPTION, bearer_challenge
 from .membership import tenant_for_principal
 from .principal import ClientPrincipal
@@ -85,6 +85,7 @@ class TenantMiddleware:
         audit.access_denied(type(self), request, response.status_code, resolver.tenant)
         return self.process_response(request, response)
 
+    @telemetry.traced_tenant
     def get_tenant(self, request: HttpRequest, user: Any) -> Tenant | None:
         """The tenant of ``user``; ``None`` binds nothing (tenant models then refuse to run)."""
         if isinstance(user, ClientPrincipal):
