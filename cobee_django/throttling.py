@@ -3,15 +3,11 @@
 Add the classes to ``REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"]`` (or a view's ``throttle_classes``)
 and name their rates in ``DEFAULT_THROTTLE_RATES``:
 
-===============================  ===================  =================================================
-class                            rate name            counts the requests of
-===============================  ===================  =================================================
-:class:`ClientRateThrottle`      ``cobee_client``     one API client (issuer and ``client_id``)
-:class:`CompanyRateThrottle`     ``cobee_company``    one company (the token's ``companyId``)
-:class:`CorporationRateThrottle` ``cobee_corporation`` one corporation (tokens without one: not counted)
-:class:`CompanyScopedRateThrottle` the view's          one company, per view scope
-                                 ``throttle_scope``
-===============================  ===================  =================================================
+- :class:`ClientRateThrottle`: the rate ``cobee_client``, per API client (issuer and ``client_id``);
+- :class:`CompanyRateThrottle`: ``cobee_company``, per company (the token's ``companyId``);
+- :class:`CorporationRateThrottle`: ``cobee_corporation``, per corporation (tokens without one are
+  not counted);
+- :class:`CompanyScopedRateThrottle`: the rate named by the view's ``throttle_scope``, per company.
 
 Only requests whose principal was verified by :class:`~cobee_django.authentication.JWTAuthentication`
 are counted: DRF checks throttles after authentication and permissions, so a missing, forged or

@@ -12,12 +12,16 @@ environment:
   staff sign in to the admin with (default: the dev issuer, when it is on).
 - ``DJANGO_DEBUG`` (default on), ``DJANGO_SECRET_KEY``, ``DJANGO_ALLOWED_HOSTS``.
 - ``COBEE_DEV_ISSUER_WITHOUT_DEBUG``: let the dev issuer run with DEBUG off (production-like local runs).
+- ``COBEE_THROTTLE_CLIENT_RATE``, ``COBEE_THROTTLE_COMPANY_RATE``: the API's rate limits per client and
+  per company (DRF's ``"N/second|minute|hour|day"``; default generous; an empty value turns one off).
+- ``COBEE_TELEMETRY``: OpenTelemetry spans and metrics (default on when the extra ``otel`` is installed).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+from importlib.util import find_spec
 from pathlib import Path
 
 import dj_database_url
@@ -129,6 +133,8 @@ COBEE_DJANGO: dict[str, object] = {
     "ISSUER": ISSUER,
     "AUDIENCE": AUDIENCE,
     "JWKS_URL": JWKS_URL,
+    # Spans and metrics of every decision (docs/observability.md), when the extra "otel" is installed.
+    "TELEMETRY": _env_flag("COBEE_TELEMETRY", find_spec("opentelemetry") is not None),
 }
 
 # The development token issuer (cobee_django.devissuer): on unless an external key set is trusted.
@@ -179,6 +185,16 @@ REST_FRAMEWORK: dict[str, object] = {
     "UNAUTHENTICATED_USER": None,
     # The OpenAPI document at /api/schema/ (drf-spectacular; cobee_django adds the security schemes).
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Rate limits per API client and per company (docs/throttling.md), counted in the default cache
+    # (Redis with REDIS_URL, so every worker shares them). Only verified tokens are ever counted.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "cobee_django.throttling.ClientRateThrottle",
+        "cobee_django.throttling.CompanyRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "cobee_client": os.environ.get("COBEE_THROTTLE_CLIENT_RATE", "20000/minute") or None,
+        "cobee_company": os.environ.get("COBEE_THROTTLE_COMPANY_RATE", "50000/minute") or None,
+    },
 }
 
 SPECTACULAR_SETTINGS = {
