@@ -263,8 +263,8 @@ def test_concurrent_threads_never_exceed_the_rate(throttled, token_issuer):
 
 @pytest.mark.adversarial
 def test_two_server_processes_admit_at_most_the_rate_between_them(tmp_path, jwks_server, rsa_key):
-    """Two gunicorn processes of the test project count in one Redis; concurrent requests from threads
-    to both are admitted at most ``rate`` times in all."""
+    """A gunicorn and a uvicorn process of the test project count in one Redis; concurrent requests
+    from threads to both are admitted exactly ``rate`` times in all (never more)."""
     require_redis()
     import redis
 
@@ -279,10 +279,10 @@ def test_two_server_processes_admit_at_most_the_rate_between_them(tmp_path, jwks
     rate = 25
     servers = []
     try:
-        for n in range(2):
+        for kind in ("wsgi", "asgi"):  # gunicorn and uvicorn: two processes, two servers, one Redis
             env = server_env(jwks_server, world.database, world.var_dir)
             env.update(REDIS_URL=redis_url, COBEE_THROTTLE_COMPANY_RATE=f"{rate}/day", COBEE_THROTTLE_CLIENT_RATE="")
-            servers.append(ServedProject("wsgi", env, tmp_path / f"server-{n}.log").start())
+            servers.append(ServedProject(kind, env, tmp_path / f"server-{kind}.log").start())
         company = world.lone_company()
         fresh_window("cobee_company", "company", company)
         token = token_issuer.make_token(company, scopes=("read:employees",))
