@@ -55,10 +55,18 @@ class Unscoped(Payroll):
     throttle_scope = None
 
 
+class LazyAuthentication(Ping):
+    """Authenticates only when ``request.user`` is first read: by the throttles themselves."""
+
+    def perform_authentication(self, request):
+        pass
+
+
 urlpatterns = [
     path("ping", Ping.as_view()),
     path("payroll", Payroll.as_view()),
     path("unscoped", Unscoped.as_view()),
+    path("lazy", LazyAuthentication.as_view()),
 ]
 
 pytestmark = pytest.mark.urls(__name__)
@@ -187,6 +195,15 @@ def test_unauthenticated_and_rejected_requests_never_spend_a_company_budget(thro
         for _ in range(4):
             assert get(token).status_code == status
     assert statuses(good, 3) == [200, 200, 429]
+
+
+def test_a_view_that_authenticates_lazily_still_counts_only_verified_tokens(throttled, token_issuer):
+    throttled({"cobee_company": "1/day"})
+    company = uuid.uuid4()
+    fresh_window("cobee_company", "company", str(company))
+    expired = token_issuer.make_token(company, exp=int(time.time()) - 3600)
+    assert statuses(expired, 3, "/lazy") == [401, 401, 401]
+    assert statuses(token_issuer.make_token(company), 2, "/lazy") == [200, 429]
 
 
 def test_only_a_verified_principal_is_counted():
