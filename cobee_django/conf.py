@@ -421,7 +421,7 @@ def validate(raw: Mapping[str, Any]) -> list[Problem]:
             Problem(
                 "cobee_django.E040",
                 "COBEE_DJANGO['TELEMETRY'] is on but the OpenTelemetry API is not installed.",
-                "Install the extra: pip install 'cobee-django[otel]', or set TELEMETRY to False.",
+                "Install the extra 'otel' (opentelemetry-api), or set TELEMETRY to False.",
             )
         )
     return problems
