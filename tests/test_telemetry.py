@@ -224,3 +224,20 @@ print("OK")
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
     )
     assert completed.stdout.strip().endswith("OK"), completed.stderr[-2000:]
+
+
+@pytest.mark.parametrize("sdk", [[], ["--sdk"]], ids=["api-only", "sdk"])
+def test_the_overhead_benchmark_runs(sdk):
+    """``python -m bench.bench_telemetry`` prints its ratio (tiny sizes; the figure is not checked)."""
+    env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.bench_telemetry", "--requests", "2", "--rounds", "2", "--no-environment", *sdk],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.startswith("RATIO request, telemetry on"), completed.stdout
