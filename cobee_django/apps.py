@@ -18,6 +18,9 @@ class CobeeDjangoConfig(AppConfig):
         from .tenancy_setup import install
 
         install()
+        from . import telemetry
+
+        telemetry.configure()  # OpenTelemetry receivers, when COBEE_DJANGO["TELEMETRY"] is on
         if find_spec("drf_spectacular") is not None:
             # Registers the OpenAPI extension of JWTAuthentication (the optional extra "openapi").
             from . import openapi  # noqa: F401

@@ -19,6 +19,7 @@ import ipaddress
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from importlib.util import find_spec
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -64,6 +65,7 @@ E_VALUE = "cobee_django.E006"
 E_BOTH_FORMS = "cobee_django.E007"
 E_ALGORITHMS = "cobee_django.E008"
 E_CACHE_ALIAS = "cobee_django.E009"
+E_TELEMETRY = "cobee_django.E050"
 
 
 class Problem(NamedTuple):
@@ -240,6 +242,33 @@ def _cache_alias(key: str, value: Any) -> list[Problem]:
     return problems
 
 
+def _throttle_cache_alias(key: str, value: Any) -> list[Problem]:
+    problems = _text()(key, value)
+    caches = getattr(django_settings, "CACHES", None)
+    if not problems and isinstance(caches, Mapping) and value not in caches:
+        problems.append(
+            Problem(
+                E_CACHE_ALIAS,
+                f"COBEE_DJANGO['{key}'] names the cache {value!r}, which CACHES does not define.",
+                "Name a cache from CACHES (Redis, so that every worker shares the counts).",
+            )
+        )
+    return problems
+
+
+def _telemetry(key: str, value: Any) -> list[Problem]:
+    problems = _boolean(key, value)
+    if not problems and value is True and find_spec("opentelemetry") is None:
+        problems.append(
+            Problem(
+                E_TELEMETRY,
+                "COBEE_DJANGO['TELEMETRY'] is on but the OpenTelemetry API is not installed.",
+                "Install the extra 'otel' (opentelemetry-api), or set TELEMETRY to False.",
+            )
+        )
+    return problems
+
+
 def _oidc_issuer(key: str, value: Any) -> list[Problem]:
     if value is None or is_secure_url(value):
         return []
@@ -389,6 +418,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Database",
         Setting("ROW_LEVEL_SECURITY", False, "`bool`", "PostgreSQL row-level security.", _boolean),
     ),
+    *_settings(
+        "Throttling and telemetry",
+        Setting("THROTTLE_CACHE_ALIAS", "default", "`str`", "The cache that holds rate counts.", _throttle_cache_alias),
+        Setting("THROTTLE_FAIL_OPEN", False, "`bool`", "Admit requests when that cache is down.", _boolean),
+        Setting("TELEMETRY", False, "`bool`", "OpenTelemetry spans and metrics.", _telemetry),
+    ),
 )
 
 _BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
@@ -443,6 +478,9 @@ class Settings:
     admin_oidc_groups: tuple[str, ...]
     row_level_security: bool
     openapi_token_url: str | None
+    throttle_cache_alias: str
+    throttle_fail_open: bool
+    telemetry: bool
     raw: Mapping[str, Any]
 
     def issuer(self, iss: str) -> IssuerSettings | None:

@@ -18,7 +18,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.cache import patch_cache_control, patch_vary_headers
 
-from . import audit, bearer, state
+from . import audit, bearer, state, telemetry
 from .authentication import JWTAuthentication
 from .membership import tenant_for_principal
 from .principal import ClientPrincipal
@@ -98,6 +98,7 @@ class TenantMiddleware:
         audit.access_denied(type(self), request, response.status_code, resolver.tenant)
         return self.process_response(request, response)
 
+    @telemetry.traced_tenant
     def get_tenant(self, request: HttpRequest, user: Any) -> Tenant | None:
         """The tenant of ``user``; ``None`` binds nothing (tenant models then refuse to run)."""
         if isinstance(user, ClientPrincipal):

@@ -17,12 +17,16 @@ environment:
   ``MIGRATE_DATABASE_URL`` the owner, used as the ``migrate`` alias (``manage.py migrate --database
   migrate``). ``DATABASE_TRANSACTION_POOLING=1`` when ``DATABASE_URL`` goes through a pooler in
   transaction mode (PgBouncer): server-side cursors are off.
+- ``COBEE_THROTTLE_CLIENT_RATE``, ``COBEE_THROTTLE_COMPANY_RATE``: the API's rate limits per client and
+  per company (DRF's ``"N/second|minute|hour|day"``; default generous; an empty value turns one off).
+- ``COBEE_TELEMETRY``: OpenTelemetry spans and metrics (default on when the extra ``otel`` is installed).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+from importlib.util import find_spec
 from pathlib import Path
 
 import dj_database_url
@@ -145,6 +149,8 @@ COBEE_DJANGO: dict[str, object] = {
     "AUDIENCE": AUDIENCE,
     "JWKS_URL": JWKS_URL,
     "ROW_LEVEL_SECURITY": _env_flag("COBEE_ROW_LEVEL_SECURITY", False),
+    # Spans and metrics of every decision (docs/observability.md), when the extra "otel" is installed.
+    "TELEMETRY": _env_flag("COBEE_TELEMETRY", find_spec("opentelemetry") is not None),
 }
 
 # The development token issuer (cobee_django.devissuer): on unless an external key set is trusted.
@@ -195,6 +201,16 @@ REST_FRAMEWORK: dict[str, object] = {
     "UNAUTHENTICATED_USER": None,
     # The OpenAPI document at /api/schema/ (drf-spectacular; cobee_django adds the security schemes).
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Rate limits per API client and per company (docs/throttling.md), counted in the default cache
+    # (Redis with REDIS_URL, so every worker shares them). Only verified tokens are ever counted.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "cobee_django.throttling.ClientRateThrottle",
+        "cobee_django.throttling.CompanyRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "cobee_client": os.environ.get("COBEE_THROTTLE_CLIENT_RATE", "20000/minute") or None,
+        "cobee_company": os.environ.get("COBEE_THROTTLE_COMPANY_RATE", "50000/minute") or None,
+    },
 }
 
 SPECTACULAR_SETTINGS = {
