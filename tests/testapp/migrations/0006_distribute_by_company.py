@@ -4,7 +4,7 @@ from cobee_django.db.citus import DistributeTenantModel
 
 
 class Migration(migrations.Migration):
-    dependencies = [("testapp", "0002_normalize_emails")]
+    dependencies = [("testapp", "0005_ledgers")]
 
     operations = [
         DistributeTenantModel("Department"),
