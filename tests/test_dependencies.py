@@ -13,14 +13,15 @@ import pytest
 ROOT = Path(__file__).parents[1]
 PACKAGE = ROOT / "cobee_django"
 #: Modules loaded only with an extra installed, and the extra.
-OPTIONAL = {"openapi.py": "openapi", "testing": "test"}
+OPTIONAL = {"openapi.py": "openapi", "testing": "test", "celery.py": "celery", "telemetry.py": "otel"}
 
 
 def _name(requirement: str) -> str:
     return re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
 
 
-def _imported_distributions(path: Path, distributions: dict[str, list[str]]) -> set[str]:
+def _imported_distributions(path: Path, distributions: dict[str, list[str]]) -> set[frozenset[str]]:
+    """For each imported top-level name, the distributions that provide it (any one of them will do)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -33,8 +34,7 @@ def _imported_distributions(path: Path, distributions: dict[str, list[str]]) -> 
             top = name.split(".")[0]
             if top in sys.stdlib_module_names or top == "cobee_django" or top == "__future__":
                 continue
-            for dist in distributions.get(top, [top]):
-                found.add(dist.lower().replace("_", "-"))
+            found.add(frozenset(dist.lower().replace("_", "-") for dist in distributions.get(top, [top])))
     return found
 
 
@@ -48,7 +48,7 @@ def test_every_imported_package_is_declared():
         relative = path.relative_to(PACKAGE).as_posix()
         extra = next((e for prefix, e in OPTIONAL.items() if relative.startswith(prefix)), None)
         allowed = required | (extras[extra] if extra else set())
-        missing = _imported_distributions(path, distributions) - allowed
+        missing = [sorted(dists) for dists in _imported_distributions(path, distributions) if not dists & allowed]
         assert not missing, f"{relative} imports undeclared {sorted(missing)}"
 
 
