@@ -117,12 +117,17 @@ def worker(request: pytest.FixtureRequest, worker_db: dict[str, str], tmp_path_f
         )
     started = Worker(pool, queue, log, worker_db["WORKER_DB"], process)
     try:
-        app.conf.task_default_queue = queue
+        use_queue(queue)
         started.wait_for_log("ready.")
         yield started
     finally:
-        app.conf.task_default_queue = saved_queue
+        use_queue(saved_queue)
         _stop(process)
+
+
+def use_queue(queue: str) -> None:
+    # Both spellings: in older Celery versions (5.3) the namespaced setting from Django settings wins.
+    app.conf.update(task_default_queue=queue, CELERY_TASK_DEFAULT_QUEUE=queue)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
