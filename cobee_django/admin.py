@@ -35,7 +35,7 @@ from django.core.checks import CheckMessage
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.db import models, transaction
 from django.db.models import Q, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern
 from django.utils import timezone
@@ -117,13 +117,18 @@ def _in_companies(queryset: QuerySet[Any], fields: list[str], company_ids: Colle
     return scoped
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _parses(field: models.Field[Any, Any], value: object) -> bool:
     """Whether ``value`` is a well-formed value of ``field`` (its type, and its database range)."""
     try:
-        field.run_validators(field.to_python(value))
+        parsed = field.to_python(value)
+        field.run_validators(parsed)
     except (ValidationError, ValueError, TypeError):
         return False
-    return True
+    # Django before 5.0 knows no integer range on SQLite: no database stores more than 64 bits.
+    return not isinstance(parsed, int) or _INT64_MIN <= parsed <= _INT64_MAX
 
 
 class _MalformedValueSafeAutocomplete:
@@ -151,6 +156,28 @@ class SafeAutocompleteSelectMultiple(_MalformedValueSafeAutocomplete, Autocomple
     """``AutocompleteSelectMultiple`` that tolerates malformed posted ids."""
 
 
+def _target_field(queryset: QuerySet[Any] | None, to_field_name: str | None) -> models.Field[Any, Any] | None:
+    if queryset is None:
+        return None
+    opts = queryset.model._meta
+    field: models.Field[Any, Any] = opts.get_field(to_field_name) if to_field_name else opts.pk
+    return field
+
+
+class SafeModelChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
+    """``ModelChoiceField`` refusing an id out of its column's range before querying with it.
+
+    Django before 5.0 sends such an integer to the database, which fails (a 500) instead of the form
+    saying "Select a valid choice".
+    """
+
+    def to_python(self, value: Any) -> Any:
+        target = _target_field(self.queryset, self.to_field_name)
+        if target is not None and value not in self.empty_values and not _parses(target, value):
+            raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice", params={"value": value})
+        return super().to_python(value)
+
+
 class SafeModelMultipleChoiceField(forms.ModelMultipleChoiceField):  # type: ignore[type-arg]
     """``ModelMultipleChoiceField`` refusing ids out of their column's range before querying with them.
 
@@ -159,9 +186,8 @@ class SafeModelMultipleChoiceField(forms.ModelMultipleChoiceField):  # type: ign
     """
 
     def _check_values(self, value: Any) -> Any:
-        model = self.queryset.model if self.queryset is not None else None
-        if model is not None and isinstance(value, (list, tuple)):
-            target = model._meta.get_field(self.to_field_name) if self.to_field_name else model._meta.pk
+        target = _target_field(self.queryset, self.to_field_name)
+        if target is not None and isinstance(value, (list, tuple)):
             for pk in value:
                 if not _parses(target, pk):
                     raise ValidationError(
@@ -171,14 +197,15 @@ class SafeModelMultipleChoiceField(forms.ModelMultipleChoiceField):  # type: ign
 
 
 class _SafeAutocompleteAdminMixin(_AdminBase):
-    """Autocomplete fields use the widgets above, many-to-many fields the field above: a malformed id
-    is a form error, never a 500."""
+    """Autocomplete fields use the widgets above, relations the fields above: a malformed id is a
+    form error, never a 500."""
 
     def formfield_for_foreignkey(
         self, db_field: models.ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
     ) -> forms.ModelChoiceField[Any] | None:
         if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
             kwargs["widget"] = SafeAutocompleteSelect(db_field, self.admin_site, using=kwargs.get("using"))
+        kwargs.setdefault("form_class", SafeModelChoiceField)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def formfield_for_manytomany(
@@ -264,8 +291,8 @@ class _TenantFieldsMixin(_SafeAutocompleteAdminMixin):
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 
-#: Shown on the changelist when a bulk action is posted with a selection that is not ids of the list.
-MALFORMED_SELECTION_MESSAGE = "The selection is not a list of items of this page: nothing was done."
+#: Shown on the changelist when a bulk action or list_editable rows name ids that cannot be this list's.
+MALFORMED_SELECTION_MESSAGE = "The posted rows are not items of this list: nothing was done."
 
 
 class _SafeChangelistMixin(_ModelAdminBase):
@@ -297,12 +324,14 @@ class _SafeChangelistMixin(_ModelAdminBase):
         found: tuple[QuerySet[Any], bool] = super().get_search_results(request, queryset, search_term)
         return found
 
-    def _get_list_editable_queryset(self, request: HttpRequest, prefix: str) -> QuerySet[Any]:
-        edited = self._get_edited_object_pks(request, prefix)
-        if not all(_parses(self.opts.pk, pk) for pk in edited):
-            # What Django does for a tampered POST, for ids its own test lets through (out of range).
-            return self.get_queryset(request)
-        return super()._get_list_editable_queryset(request, prefix)
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if request.method == "POST" and "_save" in request.POST and self.list_editable:
+            prefix = self.get_changelist_formset(request).get_default_prefix()
+            if not all(_parses(self.opts.pk, pk) for pk in self._get_edited_object_pks(request, prefix)):
+                # list_editable rows naming no row of this list (Django's own test lets out-of-range ids through).
+                self.message_user(request, MALFORMED_SELECTION_MESSAGE, messages.WARNING)
+                return HttpResponseRedirect(request.get_full_path())
+        return super().changelist_view(request, extra_context)
 
 
 class TenantAdminMixin(_TenantFieldsMixin, _SafeChangelistMixin):

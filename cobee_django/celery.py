@@ -244,13 +244,21 @@ def eager(app: celery.Celery) -> Iterator[celery.Celery]:
     caller's ``unscoped()``). The same as the settings ``CELERY_TASK_ALWAYS_EAGER`` and
     ``CELERY_TASK_EAGER_PROPAGATES`` for a whole test run.
     """
-    keys = ("task_always_eager", "task_eager_propagates")
-    saved = {key: app.conf[key] for key in keys}
-    app.conf.update(dict.fromkeys(keys, True))
+    saved = {"task_always_eager": app.conf.task_always_eager, "task_eager_propagates": app.conf.task_eager_propagates}
+    _configure(app, dict.fromkeys(saved, True))
     try:
         yield app
     finally:
-        app.conf.update(saved)
+        _configure(app, saved)
+
+
+def _configure(app: celery.Celery, values: Mapping[str, Any]) -> None:
+    # With a namespace (``config_from_object(..., namespace="CELERY")``) older Celery versions
+    # read ``CELERY_TASK_ALWAYS_EAGER`` before ``task_always_eager``: set both spellings.
+    changes = dict(values)
+    if app.namespace:
+        changes.update({f"{app.namespace}_{key}".upper(): value for key, value in values.items()})
+    app.conf.update(changes)
 
 
 def _send(

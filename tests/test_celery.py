@@ -231,10 +231,9 @@ def test_an_eager_task_with_no_tenant_fails_closed(eager, db):
         api_tasks.build_payroll_report.delay("2026-10").get()
 
 
-def test_eager_retries_keep_the_tenant(eager):
-    eager.conf.task_eager_propagates = False  # with it, Celery raises Retry instead of retrying eagerly
+def test_eager_retries_keep_the_tenant():
     with state.for_company(B):
-        result = celery_tasks.retry_once.delay().get()
+        result = celery_tasks.retry_once.apply().get()  # retried eagerly (errors not propagated)
     assert (result["companies"], result["retries"]) == ([B], 1)
 
 

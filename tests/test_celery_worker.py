@@ -1,7 +1,8 @@
-"""cobee_django.celery against a real Celery worker and the Redis broker, in both pools.
+"""cobee_django.celery against a real Celery worker and the Redis broker: solo, prefork and threads pools.
 
-Each worker is a subprocess (``celery -A testproject worker``) with one process (``-c 1``), so
-"the next task on the same process" really is the same process: the tests compare process ids.
+Each worker is a subprocess (``celery -A testproject worker``) with one process or thread
+(``-c 1``), so "the next task on the same process" really is the same one: the tests compare
+process ids.
 It consumes a queue of its own, so concurrent test runs sharing a Redis database never take each
 other's messages, and uses a SQLite file seeded with the demo data (the test database of this
 process is invisible to it). Every wait is bounded, and the worker is stopped even on failure.
@@ -98,7 +99,7 @@ class Worker:
             time.sleep(0.1)
 
 
-@pytest.fixture(scope="module", params=["solo", "prefork"])
+@pytest.fixture(scope="module", params=["solo", "prefork", "threads"])
 def worker(request: pytest.FixtureRequest, worker_db: dict[str, str], tmp_path_factory) -> Iterator[Worker]:
     pool = request.param
     queue = f"cobee-test-{pool}-{uuid.uuid4().hex}"
@@ -117,12 +118,17 @@ def worker(request: pytest.FixtureRequest, worker_db: dict[str, str], tmp_path_f
         )
     started = Worker(pool, queue, log, worker_db["WORKER_DB"], process)
     try:
-        app.conf.task_default_queue = queue
+        use_queue(queue)
         started.wait_for_log("ready.")
         yield started
     finally:
-        app.conf.task_default_queue = saved_queue
+        use_queue(saved_queue)
         _stop(process)
+
+
+def use_queue(queue: str) -> None:
+    # Both spellings: in older Celery versions (5.3) the namespaced setting from Django settings wins.
+    app.conf.update(task_default_queue=queue, CELERY_TASK_DEFAULT_QUEUE=queue)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
