@@ -125,8 +125,24 @@ class AddSameCompanyConstraint(_PostgreSQLOperation):
         model = self._model(app_label, schema_editor, to_state)
         if model is not None:
             max_length = schema_editor.connection.ops.max_name_length() or 63
-            sql = policy.same_company_sql(model, self._field(model), schema_editor.quote_name, max_length)
+            field = self._field(model)
+            sql = policy.same_company_sql(model, field, schema_editor.quote_name, max_length)
+            _, constraint = policy.same_company_names(model, field, max_length)
+            if self._exists(schema_editor, model._meta.db_table, constraint):
+                # Citus's DistributeTenantModel already made it (the same name, the same columns).
+                sql = sql[:1]
             self._run(schema_editor, sql)
+
+    @staticmethod
+    def _exists(schema_editor: BaseDatabaseSchemaEditor, table: str, constraint: str) -> bool:
+        if schema_editor.collect_sql:
+            return False
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM pg_constraint WHERE conname = %s AND conrelid = to_regclass(%s)",
+                [constraint, schema_editor.quote_name(table)],
+            )
+            return cursor.fetchone() is not None
 
     def database_backwards(
         self, app_label: str, schema_editor: BaseDatabaseSchemaEditor, from_state: ProjectState, to_state: ProjectState
