@@ -44,6 +44,7 @@ from django.db.models.sql.where import AND, ExtraWhere, NothingNode, WhereNode
 from django.utils.functional import cached_property
 
 from . import state
+from .db.citus import CitusJoinCondition
 
 if TYPE_CHECKING:
     from .state import Tenant
@@ -69,6 +70,12 @@ def tenant_condition(model: type[Model], alias: str, tenant: Tenant) -> ExtraWhe
     if len(ids) == 1:
         return Exact(column, next(iter(ids)))
     return In(column, tenant.sorted_company_ids)
+
+
+def same_company_condition(model: type[Model], alias: str, other: type[Model], other_alias: str) -> Lookup[Any]:
+    """``alias.company_id = other_alias.company_id`` on Citus: the join is co-located (``CitusJoinCondition``)."""
+    column = model._meta.get_field(COMPANY_FIELD).get_col(alias)  # type: ignore[union-attr]
+    return CitusJoinCondition(column, other._meta.get_field(COMPANY_FIELD).get_col(other_alias))  # type: ignore[union-attr]
 
 
 def add_tenant_condition(query: Query, tenant: Tenant) -> None:
@@ -332,6 +339,9 @@ def _restrict_joins(field: ForeignObject[Any, Any]) -> None:
             conditions.append(tenant_condition(remote, alias, tenant))
         if declaring_is_tenant and related_alias is not None:
             conditions.append(tenant_condition(declaring, related_alias, tenant))
+            if remote_is_tenant and alias is not None:
+                # Both rows in one company: the join is co-located when tables are distributed by company.
+                conditions.append(same_company_condition(remote, alias, declaring, related_alias))
         if extra:
             conditions.append(extra)
         return WhereNode(conditions, AND) if conditions else None

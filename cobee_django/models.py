@@ -15,6 +15,7 @@ from django.db import models, router
 from django.db.models import Q, QuerySet
 
 from . import guards, state
+from .db.citus import save_update
 from .exceptions import TenantViolation
 from .managers import TenantManager, add_tenant_condition, scoped_queryset
 
@@ -164,7 +165,14 @@ class TenantModel(models.Model):
         if tenant is not None:
             base_qs = base_qs._chain()  # type: ignore[attr-defined]
             add_tenant_condition(base_qs.query, tenant)
-        updated = super()._do_update(base_qs, *args, **kwargs)
+        # Pinned to the row's company, so that Citus can route it (see save_update's docstring).
+        using, pk_val, values, *rest = args
+        updated = save_update(
+            self,
+            base_qs,
+            values,
+            lambda qs, vals: super(TenantModel, self)._do_update(qs, using, pk_val, vals, *rest, **kwargs),
+        )
         if not updated and tenant is not None and type(self)._base_manager.filter(pk=self.pk).exists():
             raise TenantViolation(f"This {self._meta.label} row belongs to a company the bound tenant does not reach.")
         return updated

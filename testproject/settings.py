@@ -105,12 +105,16 @@ DATABASES = {
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}", conn_max_age=0
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's PostgreSQL backend, whose test databases are also made on a Citus cluster's workers.
+    DATABASES["default"]["ENGINE"] = "cobee_django.db.backends.citus"
 if _env_flag("DATABASE_TRANSACTION_POOLING", False):
     # A cursor cannot stay open across transactions when each may run on another server connection.
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 if os.environ.get("MIGRATE_DATABASE_URL"):
     # The same database as the tables' owner: migrations only (the serving role cannot change the schema).
     DATABASES["migrate"] = dj_database_url.parse(os.environ["MIGRATE_DATABASE_URL"], conn_max_age=0)
+    DATABASES["migrate"]["ENGINE"] = DATABASES["default"]["ENGINE"]
     DATABASES["migrate"]["TEST"] = {"MIRROR": "default"}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several test threads and the live server share one SQLite file: wait instead of failing.

@@ -86,3 +86,21 @@ def auth_settings(settings, token_issuer):
         "JWKS_CACHE_ALIAS": None,
     }
     return settings.COBEE_DJANGO
+
+
+# --- Citus -------------------------------------------------------------------------------------
+
+
+def on_citus() -> bool:
+    from django.db import connection
+
+    from cobee_django.db.citus import is_citus
+
+    return is_citus(connection)
+
+
+@pytest.fixture
+def not_on_citus(db) -> None:
+    """For the few tests that cannot hold on Citus by design: each names why next to its use."""
+    if on_citus():
+        pytest.skip("cannot hold on Citus by design (the comment at the test says why)")

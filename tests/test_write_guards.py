@@ -104,6 +104,7 @@ def test_unscoped_writes_must_still_name_the_company(rows):
 # --- saving and moving existing rows -------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("not_on_citus")  # moves a row to another company
 def test_moving_a_row_outside_the_tenant_raises(rows):
     with state.for_corporation(rows.corp):
         emp = Employee.objects.get(pk=rows.a_emp.pk)
@@ -127,6 +128,7 @@ def test_saving_a_forged_instance_never_overwrites_another_company(rows):
         assert Employee.objects.get(pk=rows.c_emp.pk).email == "c@x"
 
 
+@pytest.mark.usefixtures("not_on_citus")  # moves a row to another company
 def test_update_moves_only_inside_the_tenant(rows):
     with state.for_corporation(rows.corp):
         with refused():
@@ -201,6 +203,7 @@ def test_a_forged_related_instance_is_checked_in_the_database(rows):
             emp.save()
 
 
+@pytest.mark.usefixtures("not_on_citus")  # moves a row to another company
 def test_update_of_a_foreign_key_must_stay_in_the_company(rows):
     with state.for_corporation(rows.corp):
         with refused():

@@ -1,4 +1,4 @@
-"""System checks for row-level security (ids E020 to E025, W020).
+"""System checks for row-level security (ids E020 to E025, W020) and Citus (E040, E041, W040, W041).
 
 E020 needs no database and runs with every check. E021 to E025 read the database's catalogs (E025
 those of the shards, on the workers of a Citus cluster), so they are deployment checks:
@@ -80,4 +80,23 @@ def check_database(
         )
         for problem in problems:
             messages.append(Error(problem.msg, hint=problem.hint, id=problem.id))
+    return messages
+
+
+@register(Tags.database)
+def check_citus(
+    app_configs: Sequence[Any] | None = None, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """E040, W040, W041 and E041 on a Citus database (``migrate`` runs these for its database)."""
+    from .citus import distribution_problems, is_citus, undistributed_tables
+
+    messages: list[CheckMessage] = []
+    for alias in _tenant_aliases(databases or []):
+        connection = connections[alias]
+        if connection.vendor != "postgresql" or not is_citus(connection):
+            continue
+        models = tenant_models(alias)
+        for problem in (*distribution_problems(models), *undistributed_tables(connection, models)):
+            kind = Warning if problem.id.split(".")[1].startswith("W") else Error
+            messages.append(kind(problem.msg, hint=problem.hint, id=problem.id))
     return messages

@@ -125,7 +125,11 @@ class AddSameCompanyConstraint(_PostgreSQLOperation):
         model = self._model(app_label, schema_editor, to_state)
         if model is not None:
             max_length = schema_editor.connection.ops.max_name_length() or 63
-            sql = policy.same_company_sql(model, self._field(model), schema_editor.quote_name, max_length)
+            field = self._field(model)
+            _, constraint = policy.same_company_names(model, field, max_length)
+            if policy.has_constraint(schema_editor.connection, model._meta.db_table, constraint):
+                return  # already there: distributing the table on Citus adds the same key
+            sql = policy.same_company_sql(model, field, schema_editor.quote_name, max_length)
             self._run(schema_editor, sql)
 
     def database_backwards(

@@ -147,6 +147,15 @@ class ServerDatabase:
 
         with psycopg.connect(self.admin, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name)))
+            if admin.execute("SELECT 1 FROM pg_extension WHERE extname = 'citus'").fetchone() is not None:
+                workers = admin.execute(
+                    "SELECT nodename, nodeport FROM pg_dist_node WHERE noderole = 'primary' AND groupid <> 0"
+                ).fetchall()
+                for host, port in workers:  # the same database on each Citus worker
+                    with psycopg.connect(self.admin, host=host, port=port, autocommit=True) as worker:
+                        worker.execute(
+                            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name))
+                        )
 
     def connect(self) -> Any:
         if self.vendor == "sqlite":
@@ -199,6 +208,29 @@ class ServerDatabase:
             connection.close()
 
 
+def _on_every_citus_node(maintenance: Any, name: str, params: dict[str, Any]) -> None:
+    """On a Citus coordinator: the same database on each worker, and the workers registered in it."""
+    import psycopg
+    from psycopg import sql
+
+    if maintenance.execute("SELECT 1 FROM pg_extension WHERE extname = 'citus'").fetchone() is None:
+        return
+    nodes = maintenance.execute(
+        "SELECT groupid = 0, nodename, nodeport FROM pg_dist_node WHERE noderole = 'primary' ORDER BY groupid"
+    ).fetchall()
+    workers = [(host, port) for coordinator, host, port in nodes if not coordinator]
+    for host, port in workers:
+        with psycopg.connect(dbname="postgres", autocommit=True, **{**params, "host": host, "port": port}) as worker:
+            worker.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            worker.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with psycopg.connect(dbname=name, autocommit=True, **params) as coordinator:
+        for is_coordinator, host, port in nodes:
+            if is_coordinator:
+                coordinator.execute("SELECT citus_set_coordinator_host(%s, %s)", [host, port])
+        for host, port in workers:
+            coordinator.execute("SELECT citus_add_node(%s, %s)", [host, port])
+
+
 def _make_server_database(tmp_dir: Path, suffix: str = "adversarial") -> ServerDatabase:
     base = os.environ.get("DATABASE_URL", "")
     if not base.startswith(("postgres://", "postgresql://")):
@@ -219,6 +251,7 @@ def _make_server_database(tmp_dir: Path, suffix: str = "adversarial") -> ServerD
     with psycopg.connect(dbname="postgres", autocommit=True, **params) as maintenance:
         maintenance.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         maintenance.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        _on_every_citus_node(maintenance, name, params)
     conninfo = psycopg.conninfo.make_conninfo(dbname=name, **{k: v for k, v in params.items() if v is not None})
     url = base.rsplit("/", 1)[0] + "/" + name
     admin = psycopg.conninfo.make_conninfo(dbname="postgres", **{k: v for k, v in params.items() if v is not None})

@@ -12,7 +12,7 @@ from cobee_django.db.operations import AddSameCompanyConstraint, EnableRowLevelS
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("api", "0001_initial"),
+        ("api", "0002_distribute_by_company"),
     ]
 
     operations = [

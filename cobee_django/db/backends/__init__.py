@@ -1,0 +1,1 @@
+"""Database backends (``ENGINE`` values) that cobee_django provides."""

@@ -1,0 +1,1 @@
+"""``ENGINE: "cobee_django.db.backends.citus"``: Django's PostgreSQL backend with Citus-aware test databases."""
