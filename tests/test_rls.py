@@ -43,14 +43,18 @@ TEAMS = {A: ["a1", "a2"], B: ["b1"], C: ["c1", "c2", "c3"]}
 def _create_role(cursor, *attributes: str) -> str:
     name = f"cobee_rls_test_{secrets.token_hex(4)}"
     cursor.execute(f'CREATE ROLE "{name}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE {" ".join(attributes)}')
-    cursor.execute(f'GRANT USAGE ON SCHEMA public TO "{name}"')
-    citus = policy.is_citus(connection)
-    if citus:  # one GRANT over distributed and reference tables: Citus wants it one shard at a time
-        cursor.execute("SET citus.multi_shard_modify_mode TO 'sequential'")
-    cursor.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{name}"')
-    cursor.execute(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{name}"')
-    if citus:
-        cursor.execute("RESET citus.multi_shard_modify_mode")
+    try:
+        cursor.execute(f'GRANT USAGE ON SCHEMA public TO "{name}"')
+        citus = policy.is_citus(connection)
+        if citus:  # one GRANT over distributed and reference tables: Citus wants it one shard at a time
+            cursor.execute("SET citus.multi_shard_modify_mode TO 'sequential'")
+        cursor.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{name}"')
+        cursor.execute(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{name}"')
+        if citus:
+            cursor.execute("RESET citus.multi_shard_modify_mode")
+    except Exception:
+        _drop_role(cursor, name)  # roles outlive the test database: leave none behind
+        raise
     return name
 
 
