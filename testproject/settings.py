@@ -119,6 +119,7 @@ if _env_flag("DATABASE_TRANSACTION_POOLING", False):
 if os.environ.get("MIGRATE_DATABASE_URL"):
     # The same database as the tables' owner: migrations only (the serving role cannot change the schema).
     DATABASES["migrate"] = dj_database_url.parse(os.environ["MIGRATE_DATABASE_URL"], conn_max_age=0)
+    DATABASES["migrate"]["ENGINE"] = DATABASES["default"]["ENGINE"]
     DATABASES["migrate"]["TEST"] = {"MIRROR": "default"}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several test threads and the live server share one SQLite file: wait instead of failing.

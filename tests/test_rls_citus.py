@@ -138,6 +138,10 @@ def test_the_tables_are_distributed_and_every_shard_is_protected(citus, pg_db):
     for table in ("rlsapp_team", "rlsapp_member"):
         assert shard_states(table) == {"true:cobee_bypass,cobee_tenant"}
     assert shard_states("rlsapp_note") == {"false:"}  # left unprotected on purpose (the checks report it)
+    # The test project's tables: distributed by its migrations first, protected after (api 0100).
+    if _fetch("SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'api_employee'::regclass AND partmethod = 'h'"):
+        for table in ("api_employee", "api_consumption"):
+            assert shard_states(table) == {"true:cobee_bypass,cobee_tenant"}
 
 
 def test_enabling_after_distribution_reaches_every_shard(citus, transactional_db):
@@ -297,6 +301,7 @@ def test_the_runtime_role_passes_the_deploy_checks(on_citus):
     messages = run_checks(include_deployment_checks=True, databases=["default"])
     ids = {m.id for m in messages if m.id and m.id.startswith("cobee_django.")}
     assert "cobee_django.E021" not in ids and "cobee_django.E022" not in ids
+    assert "cobee_django.E025" not in ids  # every shard of every protected table, on the workers
     unprotected = " ".join(m.msg for m in messages if m.id == "cobee_django.E023")
     assert "rlsapp.Note" in unprotected
     assert "rlsapp.Team" not in unprotected and "rlsapp.Member" not in unprotected

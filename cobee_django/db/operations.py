@@ -126,23 +126,11 @@ class AddSameCompanyConstraint(_PostgreSQLOperation):
         if model is not None:
             max_length = schema_editor.connection.ops.max_name_length() or 63
             field = self._field(model)
-            sql = policy.same_company_sql(model, field, schema_editor.quote_name, max_length)
             _, constraint = policy.same_company_names(model, field, max_length)
-            if self._exists(schema_editor, model._meta.db_table, constraint):
-                # Citus's DistributeTenantModel already made it (the same name, the same columns).
-                sql = sql[:1]
+            if policy.has_constraint(schema_editor.connection, model._meta.db_table, constraint):
+                return  # already there: distributing the table on Citus adds the same key
+            sql = policy.same_company_sql(model, field, schema_editor.quote_name, max_length)
             self._run(schema_editor, sql)
-
-    @staticmethod
-    def _exists(schema_editor: BaseDatabaseSchemaEditor, table: str, constraint: str) -> bool:
-        if schema_editor.collect_sql:
-            return False
-        with schema_editor.connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT 1 FROM pg_constraint WHERE conname = %s AND conrelid = to_regclass(%s)",
-                [constraint, schema_editor.quote_name(table)],
-            )
-            return cursor.fetchone() is not None
 
     def database_backwards(
         self, app_label: str, schema_editor: BaseDatabaseSchemaEditor, from_state: ProjectState, to_state: ProjectState

@@ -28,6 +28,9 @@ from django.db.backends.utils import truncate_name
 from django.db.models import ForeignKey, Model
 
 from ..conf import Problem
+from .citus import is_citus
+
+__all__ = ["is_citus"]  # re-exported: whether a database is a Citus coordinator (the policies' form)
 
 #: The transaction-local settings the policies read.
 COMPANY_IDS_SETTING = "cobee.company_ids"
@@ -85,13 +88,6 @@ def tenant_foreign_keys(model: type[Model]) -> list[ForeignKey[Any, Any]]:
         and isinstance(field.related_model, type)
         and issubclass(field.related_model, TenantModel)
     ]
-
-
-def is_citus(connection: BaseDatabaseWrapper) -> bool:
-    """Whether the connected database has the Citus extension (so its tables may be distributed)."""
-    if connection.vendor != "postgresql":
-        return False
-    return bool(_fetchall(connection, "SELECT 1 FROM pg_extension WHERE extname = 'citus'", []))
 
 
 def _policy_sql(t: str, c: str, citus: bool) -> list[str]:
@@ -170,6 +166,16 @@ def same_company_sql(model: type[Model], field: ForeignKey[Any, Any], quote: Quo
         f"FOREIGN KEY ({quote(company_column(model))}, {quote(field.column)}) "
         f"REFERENCES {target_table} ({target_company}, {target_key})",
     ]
+
+
+def has_constraint(connection: BaseDatabaseWrapper, table: str, name: str) -> bool:
+    """Whether ``table`` has a constraint called ``name``."""
+    rows = _fetchall(
+        connection,
+        "SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(%s) AND conname = %s",
+        [connection.ops.quote_name(table), name],
+    )
+    return bool(rows)
 
 
 def drop_same_company_sql(model: type[Model], field: ForeignKey[Any, Any], quote: Quote, max_length: int) -> list[str]:
