@@ -139,10 +139,13 @@ def record_membership(
         if source == "token":
             # Threat: a token (however new) undoing a link a superuser or the directory import set.
             rows = rows.exclude(membership_source__in=AUTHORITATIVE_SOURCES, membership_asserted_at__isnull=False)
-        if not rows.update(corporation_id=corporation_id, membership_source=source, membership_asserted_at=asserted):
+        updated = rows.update(corporation_id=corporation_id, membership_source=source, membership_asserted_at=asserted)
+        if not updated and company.membership_source in AUTHORITATIVE_SOURCES and company.membership_asserted_at:
+            # Not an older token (routine): the directory behind the tokens disagrees with the admin or import.
             logger.warning(
-                "A token's corporation for company %s was not recorded: a newer or authoritative link stands.",
+                "A token's corporation for company %s was not recorded: the %s's link stands.",
                 company_id,
+                company.membership_source,
             )
 
 

@@ -237,3 +237,15 @@ def test_links_never_asserted_stay_open_to_tokens(world):
 
     membership.record_token(principal(world.acme_south.id, world.globex.id, iat=time.time()))
     assert corporation_of(world.acme_south) == world.globex.id
+
+
+def test_only_a_conflict_with_an_authoritative_link_is_a_warning(world, caplog):
+    """An older token meeting a newer token's link is routine (after a restart): no warning for it."""
+    from tests.testapp.auth import principal
+
+    membership.record_token(principal(world.acme_south.id, world.globex.id, iat=time.time()))
+    membership._reset()
+    with caplog.at_level(logging.WARNING, logger="cobee_django.membership"):
+        membership.record_token(principal(world.acme_south.id, world.acme.id, iat=time.time() - HOUR))
+    assert corporation_of(world.acme_south) == world.globex.id
+    assert caplog.text == ""
