@@ -535,10 +535,13 @@ def test_a_dev_token_is_accepted_by_the_api_and_scoped_to_its_company(db, client
 
 def test_a_corporation_token_names_the_corporation_and_its_first_company(db):
     corporation = Corporation.objects.create(name="Group")
-    companies = sorted(Company.objects.create(name=n, corporation=corporation).pk for n in ("a", "b"))
+    for name in ("a", "b"):
+        Company.objects.create(name=name, corporation=corporation)
+    # The database's order of primary keys (MariaDB's native UUID sorts differently from Python's).
+    first = Company.objects.filter(corporation=corporation).order_by("pk").values_list("pk", flat=True)[0]
     claims = claims_of(dev_token("--corporation", str(corporation.pk), "--scope", "read:employees"))
     assert claims["https://auth.cobee.io/metadata"] == {
-        "companyId": str(companies[0]),
+        "companyId": str(first),
         "corporationId": str(corporation.pk),
     }
 
