@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.urls("tests.apiviews")
+pytestmark = pytest.mark.urls("tests.testapp.apiviews")
 
 _sdk: dict[str, object] = {}
 

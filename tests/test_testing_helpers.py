@@ -27,7 +27,7 @@ from cobee_django.testing import (
 )
 from tests.testapp.models import Employee
 
-pytestmark = pytest.mark.urls("tests.apiviews")
+pytestmark = pytest.mark.urls("tests.testapp.apiviews")
 ROOT = Path(__file__).resolve().parent.parent
 
 
