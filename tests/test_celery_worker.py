@@ -36,6 +36,9 @@ from testproject.celery import app
 from tests.testapp import celery_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Real worker processes: not in the default run (pytest -m worker).
+pytestmark = pytest.mark.worker
 #: How long any one result or log line may take; generous, since CI machines are shared.
 TIMEOUT = 60
 

@@ -226,6 +226,7 @@ print("OK")
     assert completed.stdout.strip().endswith("OK"), completed.stderr[-2000:]
 
 
+@pytest.mark.bench  # the benchmark in a subprocess
 @pytest.mark.parametrize("sdk", [[], ["--sdk"]], ids=["api-only", "sdk"])
 def test_the_overhead_benchmark_runs(sdk):
     """``python -m bench.bench_telemetry`` prints its ratio (tiny sizes; the figure is not checked)."""
