@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from cobee_django.models import GrantSource, StaffGrant
-from tests.admin_world import grant, make_staff, make_world
+from tests.testapp.admin_world import grant, make_staff, make_world
 
 pytestmark = pytest.mark.django_db
 
@@ -110,9 +110,9 @@ def test_switcher_template_order_is_checked(settings):
     assert admin_template_warnings([a for a in apps if a != "django.contrib.admin"] + ["cobee_django"]) == []
 
 
-# TenantAdminMixin, on the test app's tenant models (tests/adminsite.py).
+# TenantAdminMixin, on the test app's tenant models (tests/testapp/adminsite.py).
 
-tenant_admin = pytest.mark.urls("tests.adminsite")
+tenant_admin = pytest.mark.urls("tests.testapp.adminsite")
 EMPLOYEE_PERMS = tuple(
     f"{action}_{model}"
     for action in ("view", "add", "change", "delete")
@@ -564,7 +564,7 @@ def test_every_admin_site_serves_the_tenant_aware_view_on_site():
     from django.contrib import admin
     from django.urls import resolve
 
-    from tests.adminsite import site
+    from tests.testapp.adminsite import site
 
     for admin_site in (admin.site, site):
         callback = next(p.callback for p in admin_site.get_urls() if getattr(p, "name", None) == "view_on_site")
@@ -573,7 +573,7 @@ def test_every_admin_site_serves_the_tenant_aware_view_on_site():
     assert resolve("/admin/r/1/1/").func.tenant_aware is True
 
 
-# A tenant field named otherwise (tests/adminsite.py: Ledger and LedgerEntry, tenant_field = "owner").
+# A tenant field named otherwise (tests/testapp/adminsite.py: Ledger and LedgerEntry, tenant_field = "owner").
 
 
 @tenant_admin
@@ -673,7 +673,7 @@ def test_a_malformed_autocomplete_value_is_a_form_error(world, data, operator, c
 def test_tenant_fields_of_models():
     from cobee_django.admin import tenant_fields
     from cobee_django.models import Corporation, StaffGrant
-    from tests.adminsite import site
+    from tests.testapp.adminsite import site
     from tests.testapp.models import Employee, Ledger, Note
 
     assert tenant_fields(Employee) == ["company"]

@@ -20,7 +20,7 @@ from cobee_django.devissuer.people import DevPerson
 from cobee_django.models import StaffIdentity
 from cobee_django.state import for_company, unscoped
 from testproject.api.models import Employee
-from tests.admin_world import make_world, point_oidc_at
+from tests.testapp.admin_world import make_world, point_oidc_at
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -18,10 +18,10 @@ from django.urls import reverse
 from cobee_django import membership
 from cobee_django.models import Company, Corporation, MembershipSource
 from cobee_django.state import unscoped
-from tests.admin_world import make_staff, make_world
+from tests.testapp.admin_world import make_staff, make_world
 from tests.testapp.models import Employee
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.registry_and_api_urls")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.testapp.registry_and_api_urls")]
 
 READ = ["read:employees"]
 HOUR = 3600

@@ -14,7 +14,7 @@ from cobee_django.reasons import Reason
 from cobee_django.testing import MISSING, TokenIssuer
 from tests.testapp.models import Employee
 
-pytestmark = pytest.mark.urls("tests.apiviews")
+pytestmark = pytest.mark.urls("tests.testapp.apiviews")
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 READ = ["read:employees"]
 
@@ -193,7 +193,7 @@ def test_anonymous_and_rejected_requests_are_not_denials(client, tenants, receiv
     assert [name for name, _ in received] == ["token_rejected"]
 
 
-@pytest.mark.urls("tests.authviews")
+@pytest.mark.urls("tests.testapp.authviews")
 def test_a_403_from_your_own_permission_is_permission_denied(cobee_api_client, tenants, received):
     client = cobee_api_client(company=tenants.a)
     assert client.post("/write").status_code == 403
@@ -246,11 +246,11 @@ def test_every_denial_reason_is_documented():
 # --- the admin ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.urls("tests.adminsite")
+@pytest.mark.urls("tests.testapp.adminsite")
 def test_a_staff_user_without_grant_is_an_audited_denial(db, client, received, caplog):
     from django.urls import reverse
 
-    from tests.admin_world import make_staff, make_world
+    from tests.testapp.admin_world import make_staff, make_world
 
     make_world()
     user = make_staff("nobody", perms=("view_employee",))

@@ -25,7 +25,7 @@ from cobee_django.authentication import (
 from cobee_django.jose import b64url_encode
 from cobee_django.testing import MISSING, TokenIssuer
 
-pytestmark = pytest.mark.urls("tests.authviews")
+pytestmark = pytest.mark.urls("tests.testapp.authviews")
 
 COMPANY = uuid.UUID("5e9e9701-9883-447d-9884-46e75993e33b")
 CORPORATION = uuid.UUID("0b7f3c55-3c1e-4a8e-9a57-1f2d8e0c9a11")

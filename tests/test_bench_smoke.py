@@ -11,6 +11,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Each benchmark runs in a process of its own: minutes, so not in the default run (pytest -m bench).
+pytestmark = pytest.mark.bench
+
 
 def run_bench(*names: str, env: dict[str, str] | None = None) -> str:
     environment = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}

@@ -20,7 +20,7 @@ from cobee_django import state, tasks
 from cobee_django.exceptions import NoTenantBound, TenantError
 from testproject.api import tasks as api_tasks
 from testproject.celery import app
-from tests import celery_tasks
+from tests.testapp import celery_tasks
 
 A = "6f1c3c52-0d7e-4b0e-9a53-0c4c1a0e8a11"
 B = "0b2d9e43-2f55-4c1c-8a77-3d2e4f5a6b22"

@@ -33,9 +33,12 @@ from cobee_django.state import Tenant
 from testproject.api import tasks as api_tasks
 from testproject.api.seed import seed_id
 from testproject.celery import app
-from tests import celery_tasks
+from tests.testapp import celery_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Real worker processes: not in the default run (pytest -m worker).
+pytestmark = pytest.mark.worker
 #: How long any one result or log line may take; generous, since CI machines are shared.
 TIMEOUT = 60
 
@@ -107,7 +110,7 @@ def worker(request: pytest.FixtureRequest, worker_db: dict[str, str], tmp_path_f
     command = [
         *(sys.executable, "-m", "celery", "-A", "testproject", "worker"),
         *("--pool", pool, "--concurrency", "1", "--prefetch-multiplier", "1", "--loglevel", "INFO"),
-        *("--queues", queue, "--hostname", f"{queue}@%h", "--include", "tests.celery_tasks"),
+        *("--queues", queue, "--hostname", f"{queue}@%h", "--include", "tests.testapp.celery_tasks"),
         *("--without-gossip", "--without-mingle", "--without-heartbeat"),
     ]
     env = {**worker_db, "CELERY_TASK_DEFAULT_QUEUE": queue}

@@ -159,6 +159,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow  # the demo served from a fresh var/ in a subprocess
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the printed commands use curl")
 def test_fresh_checkout_demo_serves_and_its_curl_commands_work(tmp_path):
     """The README's flow in a subprocess: a fresh var/ dir, `manage.py demo`, then the printed curls."""
@@ -233,6 +234,7 @@ def test_the_printed_dev_token_command_gives_a_token_the_api_accepts(db, demo_se
     assert {e["companyId"] for e in listed.json()["employees"]} == {str(company)}
 
 
+@pytest.mark.slow  # manage.py migrate and demo in subprocesses
 def test_the_demo_keeps_working_on_a_var_database_of_the_old_devissuer_app(tmp_path):
     """A var/ database made when the issuer was testproject.devissuer (app label "devissuer")."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COBEE_", "DJANGO_", "DATABASE_URL"))}

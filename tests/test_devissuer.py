@@ -92,6 +92,7 @@ def test_threads_racing_on_first_use_agree_on_one_key(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["key.pem"]
 
 
+@pytest.mark.slow  # Django set up in several processes
 def test_processes_started_together_share_one_key(tmp_path):
     path = tmp_path / "key.pem"
     code = (
@@ -469,6 +470,7 @@ def test_system_check_refuses_the_issuer_without_debug(settings, debug, enabled,
     assert [e.id for e in errors] == (["cobee_devissuer.E001"] if refused else [])
 
 
+@pytest.mark.slow  # the test project started in a subprocess
 @pytest.mark.parametrize(
     ("env", "starts"),
     [

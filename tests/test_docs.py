@@ -86,7 +86,7 @@ def _check_settings(code):
                 import_string(path)
 
 
-@pytest.mark.urls("tests.apiviews")
+@pytest.mark.urls("tests.testapp.apiviews")
 @pytest.mark.parametrize(("mode", "code"), EXAMPLES)
 def test_example_runs(mode, code, request, myapp, db):
     if mode == "pytest":

@@ -19,7 +19,7 @@ from cobee_django import jwks
 from cobee_django.conf import get_settings
 from cobee_django.testing import JWKSServer, TokenIssuer
 
-pytestmark = pytest.mark.urls("tests.authviews")
+pytestmark = pytest.mark.urls("tests.testapp.authviews")
 
 COMPANY = uuid.UUID("5e9e9701-9883-447d-9884-46e75993e33b")
 REDIS_URL = os.environ.get("COBEE_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")

@@ -25,7 +25,7 @@ from django.urls import reverse
 
 from cobee_django import oidc, staff
 from cobee_django.models import Company, Corporation, GrantSource, StaffGrant, StaffIdentity
-from tests.admin_world import grant, make_staff, make_world
+from tests.testapp.admin_world import grant, make_staff, make_world
 
 pytestmark = pytest.mark.django_db
 

@@ -18,7 +18,7 @@ from cobee_django import staff
 from cobee_django.devissuer import keys
 from cobee_django.devissuer.people import DevPerson
 from cobee_django.models import Company, Corporation, StaffGrant, StaffIdentity
-from tests.admin_world import make_world, point_oidc_at
+from tests.testapp.admin_world import make_world, point_oidc_at
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,10 +7,10 @@ from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.validation import validate_schema
 
 from cobee_django.openapi import JWTAuthenticationScheme, required_scopes
-from tests import apiviews
+from tests.testapp import apiviews
 
 
-def schema_of(urlconf: str = "tests.apiviews") -> dict:
+def schema_of(urlconf: str = "tests.testapp.apiviews") -> dict:
     schema = SchemaGenerator(urlconf=urlconf).get_schema(request=None, public=True)
     validate_schema(schema)
     return schema
@@ -111,7 +111,7 @@ def test_required_scopes_helper():
     assert required_scopes(view, "PUT") == [frozenset({"write:employees"})]
 
 
-@pytest.mark.urls("tests.apiviews")
+@pytest.mark.urls("tests.testapp.apiviews")
 def test_schema_is_served_over_http(client):
     response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200

@@ -77,6 +77,7 @@ def test_the_pages_name_the_wheel_of_this_version():
         assert wheels == {__version__}, page
 
 
+@pytest.mark.slow  # the page's commands: a new project, its checks and tests in subprocesses
 def test_the_quickstart_project_passes_its_own_checks_and_tests(tmp_path):
     """The page's commands, in a fresh folder, with this checkout's cobee_django installed."""
     bin_dir = Path(sys.executable).parent

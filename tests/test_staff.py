@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from cobee_django import staff
 from cobee_django.models import StaffGrant, StaffIdentity
-from tests.admin_world import grant, make_staff, make_world
+from tests.testapp.admin_world import grant, make_staff, make_world
 
 pytestmark = pytest.mark.django_db
 SESSION_KEY = "cobee_django_active_tenant"

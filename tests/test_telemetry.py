@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.urls("tests.apiviews")
+pytestmark = pytest.mark.urls("tests.testapp.apiviews")
 
 _sdk: dict[str, object] = {}
 
@@ -226,6 +226,7 @@ print("OK")
     assert completed.stdout.strip().endswith("OK"), completed.stderr[-2000:]
 
 
+@pytest.mark.bench  # the benchmark in a subprocess
 @pytest.mark.parametrize("sdk", [[], ["--sdk"]], ids=["api-only", "sdk"])
 def test_the_overhead_benchmark_runs(sdk):
     """``python -m bench.bench_telemetry`` prints its ratio (tiny sizes; the figure is not checked)."""

@@ -27,7 +27,7 @@ from cobee_django.testing import (
 )
 from tests.testapp.models import Employee
 
-pytestmark = pytest.mark.urls("tests.apiviews")
+pytestmark = pytest.mark.urls("tests.testapp.apiviews")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -218,6 +218,7 @@ def test_jwks_server_is_exported():
 # --- the plugin in projects that do not use Django ------------------------------------------------------
 
 
+@pytest.mark.slow  # pytest in a subprocess
 def test_plugin_is_inert_without_django(tmp_path):
     (tmp_path / "test_plain.py").write_text(
         textwrap.dedent(
@@ -308,6 +309,7 @@ def test_orders_of_another_company(cobee_api_client):
 }
 
 
+@pytest.mark.slow  # pytest and Django set up in a subprocess
 def test_a_users_project_tests_its_endpoint_in_three_lines(tmp_path):
     for name, text in USER_PROJECT.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

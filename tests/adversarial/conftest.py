@@ -414,7 +414,7 @@ def server_env(
     env.update(
         PYTHONPATH=str(ROOT),
         PYTHONDONTWRITEBYTECODE="1",
-        DJANGO_SETTINGS_MODULE="tests.adversarial.server_settings",
+        DJANGO_SETTINGS_MODULE="tests.testapp.server_settings",
         DJANGO_DEBUG="0",
         DJANGO_SECRET_KEY="adversarial-" + uuid.uuid4().hex,
         DATABASE_URL=database.url,
@@ -459,7 +459,7 @@ def fresh_world(jwks_server: Any, tmp_dir: Path, suffix: str = "adversarial") ->
     var_dir = tmp_dir / "var"
     var_dir.mkdir()
     completed = subprocess.run(
-        [sys.executable, "-m", "tests.adversarial.serverdb"],
+        [sys.executable, "-m", "tests.testapp.serverdb"],
         cwd=ROOT,
         env=server_env(jwks_server, database, var_dir),
         capture_output=True,

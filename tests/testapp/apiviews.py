@@ -16,7 +16,7 @@ from cobee_django.authentication import JWTAuthentication
 from cobee_django.permissions import CanAccessCompany, CanAccessCorporation, HasScopes, HasTenant
 from cobee_django.views import CompanyFromURLMixin
 
-from .testapp.models import Department, Employee
+from .models import Department, Employee
 
 
 class EmployeeSerializer(serializers.ModelSerializer):

@@ -1,4 +1,4 @@
-"""Tasks the Celery tests send to a real worker (``celery -A testproject worker -I tests.celery_tasks``).
+"""Tasks the Celery tests send to a real worker (``celery -A testproject worker -I tests.testapp.celery_tasks``).
 
 Each reports what the worker had bound while it ran, so the tests can compare it with what the
 sender had bound. None touches the database unless a tenant is bound: with nothing bound, a tenant

@@ -1,4 +1,4 @@
-"""Prepare the database a served test project uses: ``python -m tests.adversarial.serverdb``.
+"""Prepare the database a served test project uses: ``python -m tests.testapp.serverdb``.
 
 Run in a subprocess with the server's environment (``DATABASE_URL``, ``DJANGO_SETTINGS_MODULE``): it
 migrates, seeds the demo data set with the ORM inside ``unscoped()``, and prints the world as one JSON

@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from tests import apiviews
+from tests.testapp import apiviews
 
 urlpatterns = [
     path("admin/", admin.site.urls),

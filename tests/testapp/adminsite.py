@@ -1,6 +1,6 @@
 """An admin site of the test app's tenant models, built only with cobee_django's admin base classes.
 
-Used as the URLconf of the admin tests (``@pytest.mark.urls("tests.adminsite")``).
+Used as the URLconf of the admin tests (``@pytest.mark.urls("tests.testapp.adminsite")``).
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from django.contrib import admin
 from django.urls import include, path
 
 from cobee_django.admin import TenantModelAdmin, TenantStackedInline, TenantTabularInline
-from tests.testapp.models import Badge, Department, Employee, Ledger, LedgerEntry, Project
+
+from .models import Badge, Department, Employee, Ledger, LedgerEntry, Project
 
 site = admin.AdminSite(name="admin")
 
