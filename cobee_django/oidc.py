@@ -37,7 +37,9 @@ from django.utils import timezone
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from .conf import get_settings
+from .exceptions import SignInRefused
 from .models import Company, Corporation, GrantSource, StaffGrant, StaffIdentity
+from .uuids import parse_uuid
 
 logger = logging.getLogger("cobee_django.oidc")
 
@@ -52,15 +54,6 @@ _MAX_SUBJECT = 255
 #: sets no ``OIDC_TIMEOUT`` (or sets it to ``None``): a provider that stops answering must not hold
 #: a worker, and the person signing in, forever.
 DEFAULT_OIDC_TIMEOUT = 10.0
-
-
-class SignInRefused(Exception):
-    """The provider's answer cannot sign anyone in; ``message`` is safe to show."""
-
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(reason)
-        self.message = message
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -83,13 +76,11 @@ def _uuid_claim(metadata: Mapping[str, Any], name: str) -> uuid.UUID | None:
     value = metadata[name]
     if not isinstance(value, str):
         raise SignInRefused(REFUSED_CLAIMS, f"{name} is not a string")
-    try:
-        parsed = uuid.UUID(value)
-    except ValueError:
-        raise SignInRefused(REFUSED_CLAIMS, f"{name} is not a UUID") from None
-    if str(parsed) != value.lower():
-        # Braces, urn: prefixes and missing dashes are not how Cobee writes ids.
-        raise SignInRefused(REFUSED_CLAIMS, f"{name} is not a canonical UUID")
+    # The one UUID rule, as in access tokens: braces, urn: prefixes, upper case and missing dashes
+    # are other spellings of an id, and ids compared as strings must compare the same.
+    parsed = parse_uuid(value)
+    if parsed is None:
+        raise SignInRefused(REFUSED_CLAIMS, f"{name} is not a UUID in canonical form")
     return parsed
 
 
