@@ -185,7 +185,8 @@ def check_tenant_managers(app_configs: Sequence[Any] | None = None, **kwargs: An
 
 def tenant_manager_errors(models: Iterable[type[Model]]) -> list[CheckMessage]:
     """E012 for each manager of a tenant model whose querysets are not ``TenantQuerySet``s."""
-    from .managers import TenantQuerySet, is_tenant_model
+    from .company_field import is_tenant_model
+    from .managers import TenantQuerySet
 
     errors: list[CheckMessage] = []
     for model in models:

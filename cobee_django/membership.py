@@ -38,6 +38,17 @@ from .state import Tenant
 if TYPE_CHECKING:
     from .principal import ClientPrincipal
 
+__all__ = [
+    "AUTHORITATIVE_SOURCES",
+    "RECORDED_CACHE_SIZE",
+    "Resolver",
+    "companies_from_database",
+    "companies_of",
+    "get_resolver",
+    "record_token",
+    "tenant_for_principal",
+]
+
 Resolver = Callable[[uuid.UUID], Iterable[Any]]
 
 logger = logging.getLogger("cobee_django.membership")

@@ -17,6 +17,8 @@ from django.views.decorators.http import require_POST
 
 from . import staff
 
+__all__ = ["FIELD", "switch_tenant"]
+
 #: The form field holding the chosen key (``company:<uuid>`` or ``corporation:<uuid>``).
 FIELD = "tenant"
 

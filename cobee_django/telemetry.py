@@ -51,6 +51,8 @@ from django.dispatch import receiver
 from . import __version__, signals
 from .conf import is_reloading, user_settings
 
+__all__ = ["PREFIX", "available", "configure", "enabled"]
+
 try:  # the optional extra: without it every hook is a no-op
     from opentelemetry import metrics as otel_metrics
     from opentelemetry import trace as otel_trace

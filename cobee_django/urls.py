@@ -6,6 +6,8 @@ from django.urls import path
 
 from .switcher import switch_tenant
 
+__all__ = ["app_name", "urlpatterns"]
+
 app_name = "cobee_django"
 
 urlpatterns = [

@@ -10,6 +10,8 @@ from django.urls import NoReverseMatch, reverse
 from .. import staff
 from ..switcher import FIELD
 
+__all__ = ["oidc_login_url", "tenant_switcher"]
+
 register = template.Library()
 
 
