@@ -87,7 +87,7 @@ class KeySetUnavailable(CobeeDjangoError):
 class SignInRefused(CobeeDjangoError):
     """The OpenID provider's answer cannot sign anyone in to the admin; ``message`` is safe to show.
 
-    ``reason`` (also the ``str()``) is for logs. Importable from :mod:`cobee_django.oidc` too.
+    ``reason`` (also the ``str()``) is for logs. Importable from :mod:`cobee_django.staff.oidc` too.
     """
 
     def __init__(self, message: str, reason: str) -> None:
