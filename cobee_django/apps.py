@@ -4,6 +4,8 @@ from importlib.util import find_spec
 
 from django.apps import AppConfig
 
+__all__ = ["CobeeDjangoConfig"]
+
 
 class CobeeDjangoConfig(AppConfig):
     name = "cobee_django"

@@ -32,6 +32,19 @@ from . import signals
 from .principal import ClientPrincipal
 from .reasons import Reason
 
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "WARNING_DENIALS",
+    "WARNING_REASONS",
+    "Denial",
+    "access_denied",
+    "deny",
+    "request_id",
+    "tenant_bound",
+    "token_accepted",
+    "token_rejected",
+]
+
 logger = logging.getLogger("cobee_django")
 
 #: Reasons that suggest an attack or a broken configuration rather than an expired or misused token.

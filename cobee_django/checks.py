@@ -13,8 +13,10 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db.models import Model
 
 from .conf import raw_setting, validate
+from .throttling import RATE_FORMAT, parse_throttle_rate
 
 __all__ = [
+    "E_THROTTLE_RATE",
     "JWT_AUTHENTICATION",
     "MIDDLEWARE_BEFORE_TENANT",
     "TENANT_MIDDLEWARE",
@@ -25,9 +27,12 @@ __all__ = [
     "check_middleware",
     "check_settings",
     "check_tenant_managers",
+    "check_throttle_rates",
     "tenant_manager_errors",
+    "throttle_rate_errors",
 ]
 
+E_THROTTLE_RATE = "cobee_django.E051"
 TENANT_MIDDLEWARE = "cobee_django.middleware.TenantMiddleware"
 JWT_AUTHENTICATION = "cobee_django.authentication.JWTAuthentication"
 #: The tenant of an admin request comes from the session's user, so these must run first.
@@ -41,6 +46,30 @@ MIDDLEWARE_BEFORE_TENANT = (
 def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
     """Report every problem of ``COBEE_DJANGO`` (ids E001 to E009)."""
     return [Error(p.msg, hint=p.hint, id=p.id) for p in validate(raw_setting())]
+
+
+@register(Tags.security)
+def check_throttle_rates(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """Report every malformed entry of ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` (E051)."""
+    rest_framework = getattr(settings, "REST_FRAMEWORK", None)
+    rates = rest_framework.get("DEFAULT_THROTTLE_RATES", {}) if isinstance(rest_framework, dict) else {}
+    return throttle_rate_errors(rates)
+
+
+def throttle_rate_errors(rates: object) -> list[CheckMessage]:
+    """E051 for each rate the throttles could not read (a 500, or a surprise, at request time)."""
+    hint = f"In REST_FRAMEWORK['DEFAULT_THROTTLE_RATES'], {RATE_FORMAT}."
+    if not isinstance(rates, dict):
+        return [Error("DEFAULT_THROTTLE_RATES is not a dict of scope names to rates.", hint=hint, id=E_THROTTLE_RATE)]
+    errors: list[CheckMessage] = []
+    for scope, rate in rates.items():
+        try:
+            parse_throttle_rate(rate)
+        except ValueError:
+            errors.append(
+                Error(f"The throttle rate of scope {scope!r} is malformed: {rate!r}.", hint=hint, id=E_THROTTLE_RATE)
+            )
+    return errors
 
 
 @register(Tags.security)
@@ -156,7 +185,8 @@ def check_tenant_managers(app_configs: Sequence[Any] | None = None, **kwargs: An
 
 def tenant_manager_errors(models: Iterable[type[Model]]) -> list[CheckMessage]:
     """E012 for each manager of a tenant model whose querysets are not ``TenantQuerySet``s."""
-    from .managers import TenantQuerySet, is_tenant_model
+    from .company_field import is_tenant_model
+    from .managers import TenantQuerySet
 
     errors: list[CheckMessage] = []
     for model in models:

@@ -37,6 +37,7 @@ __all__ = [
     "InvalidToken",
     "KeySetUnavailable",
     "NoTenantBound",
+    "SignInRefused",
     "TenantError",
     "TenantViolation",
     "TokenRejected",
@@ -78,6 +79,21 @@ class KeySetUnavailable(CobeeDjangoError):
     def __init__(self, issuer: str) -> None:
         super().__init__(f"no key set available for {issuer}")
         self.issuer = issuer
+
+
+# --- staff sign-in ----------------------------------------------------------------------------------
+
+
+class SignInRefused(CobeeDjangoError):
+    """The OpenID provider's answer cannot sign anyone in to the admin; ``message`` is safe to show.
+
+    ``reason`` (also the ``str()``) is for logs. Importable from :mod:`cobee_django.staff.oidc` too.
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(reason)
+        self.message = message
+        self.reason = reason
 
 
 # --- HTTP answers ------------------------------------------------------------------------------------

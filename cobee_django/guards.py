@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from .managers import TenantQuerySet
     from .state import Tenant
 
+__all__ = ["check_any_save"]
+
 _bulk_update_checked: ContextVar[bool] = ContextVar("cobee_django_bulk_update_checked", default=False)
 
 

@@ -25,8 +25,10 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
 from django.db import transaction
 from django.db.models import Q
+from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from . import conf, state
@@ -35,6 +37,17 @@ from .state import Tenant
 
 if TYPE_CHECKING:
     from .principal import ClientPrincipal
+
+__all__ = [
+    "AUTHORITATIVE_SOURCES",
+    "RECORDED_CACHE_SIZE",
+    "Resolver",
+    "companies_from_database",
+    "companies_of",
+    "get_resolver",
+    "record_token",
+    "tenant_for_principal",
+]
 
 Resolver = Callable[[uuid.UUID], Iterable[Any]]
 
@@ -58,7 +71,11 @@ def _reset() -> None:
         _resolver.clear()
 
 
-conf.reload_hooks.append(_reset)
+@receiver(setting_changed)
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    # The resolver and the links recorded under the old settings may not hold under the new ones.
+    if conf.is_reloading(setting):
+        _reset()
 
 
 def companies_from_database(corporation_id: uuid.UUID) -> frozenset[uuid.UUID]:

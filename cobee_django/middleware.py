@@ -15,16 +15,22 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.cache import patch_cache_control, patch_vary_headers
+from django.utils.log import log_response
 
 from . import audit, bearer, state, telemetry
 from .authentication import JWTAuthentication
+from .exceptions import NoTenantBound, TenantViolation
 from .membership import tenant_for_principal
 from .principal import ClientPrincipal
 from .state import Tenant
 
-__all__ = ["RequestTenant", "TenantMiddleware", "is_token_authenticated_view"]
+__all__ = ["NO_TENANT_PAGE_MESSAGE", "RequestTenant", "TenantMiddleware", "is_token_authenticated_view"]
+
+#: What a plain Django view (the admin, a form view) answers when it reads a tenant model with no
+#: tenant bound: a 403 with this constant text (the developer's message goes to the log only).
+NO_TENANT_PAGE_MESSAGE = "No company is selected for this page, so its data cannot be shown."
 
 #: Deprecated: the attribute is private to :mod:`cobee_django.bearer` now.
 INSUFFICIENT_SCOPE_ATTR = "cobee_insufficient_scope"
@@ -119,6 +125,34 @@ class TenantMiddleware:
         from .staff import tenant_for_request
 
         return tenant_for_request(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        """Answer a tenancy error that escaped a plain Django view (the admin, a form view) with a 4xx.
+
+        DRF views answer these errors themselves (they are ``APIException`` subclasses); anything
+        else reaching Django's handler would be a 500 that also tells an attacker where the wall is.
+        ``NoTenantBound`` is a 403 here (a session has no Bearer challenge to offer), a
+        ``TenantViolation`` its own status (403; 400 for ``CompanyNotNamed``). The body is constant;
+        the message, which may name ids, is logged. Other exceptions (the programming errors of
+        ``TenantError`` among them) go on to Django's handling.
+        """
+        if isinstance(exception, NoTenantBound):
+            status, text = 403, NO_TENANT_PAGE_MESSAGE
+        elif isinstance(exception, TenantViolation):
+            status, text = exception.status_code, str(exception.default_detail)
+        else:
+            return None
+        response = HttpResponse(text, status=status, content_type="text/plain; charset=utf-8")
+        log_response(
+            "%s on %s: %s",
+            type(exception).__name__,
+            request.path,
+            exception,
+            response=response,
+            request=request,
+            exception=exception,
+        )
+        return response
 
     def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         """Finish an API answer: the RFC 6750 challenge of a 403 for a missing scope (``HasScopes``),

@@ -23,6 +23,8 @@ from .db.citus import save_update
 from .exceptions import TenantViolation
 from .managers import TenantManager
 
+__all__ = ["Company", "Corporation", "GrantSource", "MembershipSource", "StaffGrant", "StaffIdentity", "TenantModel"]
+
 
 class MembershipSource(models.TextChoices):
     """Where the link between a company and its corporation was learnt."""

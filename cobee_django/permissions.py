@@ -25,8 +25,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from . import audit, bearer, conf, state
-from .guards import COMPANY_ATTNAME
-from .managers import is_tenant_model
+from .company_field import COMPANY_ATTNAME, is_tenant_model
 from .state import Tenant
 from .uuids import parse_uuid
 

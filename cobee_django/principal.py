@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+__all__ = ["ClientPrincipal"]
+
 
 @dataclass(frozen=True, eq=False)
 class ClientPrincipal:

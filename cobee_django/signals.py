@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from django.dispatch import Signal
 
+__all__ = ["access_denied", "tenant_bound", "token_accepted", "token_rejected"]
+
 token_accepted = Signal()
 token_rejected = Signal()
 tenant_bound = Signal()

@@ -27,6 +27,28 @@ from typing import Any, Final
 
 from .exceptions import NoTenantBound
 
+__all__ = [
+    "HOW_TO_BIND",
+    "NO_TENANT_MESSAGE",
+    "UNSCOPED",
+    "CorporationLookup",
+    "Tenant",
+    "TenantResolver",
+    "current_scope",
+    "deferred",
+    "for_company",
+    "for_corporation",
+    "for_tenant",
+    "get_tenant",
+    "is_unscoped",
+    "require_scope",
+    "require_tenant",
+    "set_corporation_lookup",
+    "tenant_for_companies",
+    "tenant_or_none",
+    "unscoped",
+]
+
 
 @dataclass(frozen=True)
 class Tenant:
@@ -99,22 +121,27 @@ def _current() -> Tenant | _Unscoped | None:
     return value()
 
 
-def get_tenant() -> Tenant | None:
-    """The bound tenant; ``None`` when nothing is bound or inside :func:`unscoped`."""
+def tenant_or_none() -> Tenant | None:
+    """Never raises: the bound tenant, or ``None`` when nothing is bound or inside :func:`unscoped`.
+
+    ``None`` means "no tenant to name", never "every company": to limit a query, use
+    :func:`require_scope`, which fails closed. (A per-request resolver's own errors, such as a
+    database that cannot be reached, still propagate.)
+    """
     value = _current()
     return value if isinstance(value, Tenant) else None
 
 
 def is_unscoped() -> bool:
-    """True inside :func:`unscoped` (and no tenant bound more recently)."""
+    """Never raises: True inside :func:`unscoped` (and no tenant bound more recently)."""
     return _current() is UNSCOPED
 
 
-def current_scope() -> Tenant | None:
-    """The tenant that queries must be limited to, or ``None`` inside :func:`unscoped`.
+def require_scope() -> Tenant | None:
+    """Raises NoTenantBound when nothing is bound; else the tenant to limit queries to, ``None`` if unscoped.
 
-    Raises :class:`NoTenantBound` when nothing is bound: this is the fail-closed check every
-    read and write of a tenant model goes through.
+    This is the fail-closed check every read and write of a tenant model goes through: inside
+    :func:`unscoped` it answers ``None`` (every row), with nothing bound it raises.
     """
     value = _current()
     if isinstance(value, Tenant):
@@ -125,11 +152,17 @@ def current_scope() -> Tenant | None:
 
 
 def require_tenant() -> Tenant:
-    """The bound tenant; raises :class:`NoTenantBound` when none is (including inside ``unscoped()``)."""
-    tenant = get_tenant()
+    """Raises NoTenantBound when no tenant is bound, inside :func:`unscoped` too; else the bound tenant."""
+    tenant = tenant_or_none()
     if tenant is None:
         raise NoTenantBound(f"This operation needs a bound tenant (unscoped() is not one). {HOW_TO_BIND}")
     return tenant
+
+
+#: The earlier names, kept working: :func:`tenant_or_none` (never raises) and :func:`require_scope`
+#: (raises NoTenantBound when nothing is bound).
+get_tenant = tenant_or_none
+current_scope = require_scope
 
 
 @contextmanager

@@ -45,8 +45,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
 from . import __version__, signals
-from .conf import reload_hooks, user_settings
+from .conf import is_reloading, user_settings
+
+__all__ = ["PREFIX", "available", "configure", "enabled"]
 
 try:  # the optional extra: without it every hook is a no-op
     from opentelemetry import metrics as otel_metrics
@@ -282,4 +287,7 @@ def throttle_backend_failed(scope: str, per: str) -> None:
     on.throttle_backend_errors.add(1, {"scope": scope, "per": per})
 
 
-reload_hooks.append(configure)
+@receiver(setting_changed)
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if is_reloading(setting):
+        configure()

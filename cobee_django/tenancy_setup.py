@@ -7,6 +7,8 @@ from django.db.models.signals import m2m_changed, pre_save
 from . import guards, membership  # noqa: F401  (membership installs state.for_corporation's lookup)
 from .managers import install_relation_scoping
 
+__all__ = ["install"]
+
 
 def install() -> None:
     """Scope relation accessors and connect the write guards (idempotent)."""

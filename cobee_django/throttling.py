@@ -21,7 +21,9 @@ Redis in production) admits at most the rate per window between them. DRF's own
 workers overwrite each other's requests and admit more than the rate.
 
 When the cache cannot be reached the request is refused with 503 and ``Retry-After``
-(``THROTTLE_FAIL_OPEN = False``, the default), or admitted unthrottled (``True``), never a 500.
+(``THROTTLE_FAIL_OPEN = False``, the default), or admitted unthrottled (``True``), never a 500. A
+malformed rate (check ``cobee_django.E051``, see :func:`parse_throttle_rate`) is answered the same way,
+with an error in the log naming the scope.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import re
 import time
 from typing import Any, ClassVar, Literal
 
@@ -53,6 +56,35 @@ EXPIRY_MARGIN = 60
 UNAVAILABLE_DESCRIPTION = "Rate limiting is temporarily unavailable; retry later."
 
 Per = Literal["client", "company", "corporation"]
+
+#: The periods a rate may name, in seconds. DRF reads only a period's first letter (so ``"5/month"``
+#: would mean five a minute); these are the spellings whose meaning is not in doubt.
+PERIODS: dict[str, int] = {
+    **dict.fromkeys(("s", "sec", "second", "seconds"), 1),
+    **dict.fromkeys(("m", "min", "minute", "minutes"), 60),
+    **dict.fromkeys(("h", "hour", "hours"), 3600),
+    **dict.fromkeys(("d", "day", "days"), 86400),
+}
+_RATE = re.compile(r"(?P<requests>[0-9]+)/(?P<period>[a-z]+)")
+RATE_FORMAT = (
+    'a rate is "N/period": a whole number of requests per second, minute, hour or day (for example '
+    '"100/minute"), or None for no limit'
+)
+
+
+def parse_throttle_rate(rate: object) -> tuple[int, int] | None:
+    """Raises ValueError when ``rate`` is malformed; else ``(requests, seconds)``, ``None`` for no limit.
+
+    The rule of check ``cobee_django.E051``: ``None``, or ``"N/period"`` with ``N`` a whole number and
+    ``period`` one of :data:`PERIODS`. DRF's own parser answers anything else with a crash at request
+    time (``"abc"``) or a surprise (``"5/month"`` is five a minute).
+    """
+    if rate is None:
+        return None
+    match = _RATE.fullmatch(rate) if isinstance(rate, str) else None
+    if match is None or match["period"] not in PERIODS:
+        raise ValueError(f"{rate!r} is not a rate: {RATE_FORMAT}.")
+    return int(match["requests"]), PERIODS[match["period"]]
 
 
 class ThrottleUnavailable(APIException):
@@ -127,12 +159,21 @@ class PrincipalRateThrottle(SimpleRateThrottle):
         digest = hashlib.sha256(ident.encode()).hexdigest()[:32]
         return f"{KEY_PREFIX}:{self.scope}:{self.per}:{digest}"
 
+    def parse_rate(self, rate: str | None) -> tuple[int | None, int | None]:
+        """``rate`` as ``(requests, seconds)`` by :func:`parse_throttle_rate` (ValueError if malformed)."""
+        return parse_throttle_rate(rate) or (None, None)
+
     def allow_request(self, request: Request, view: Any) -> bool:
-        self.rate = self.get_rate()
-        if self.rate is None:
+        rate: object = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope) if self.scope else None
+        try:
+            parsed = parse_throttle_rate(rate)
+        except ValueError:  # check E051 says so at startup; at run time answer, never a 500
+            return self._rate_malformed(rate)
+        if parsed is None:
             return True
-        self.num_requests, self.duration = self.parse_rate(self.rate)
-        if self.num_requests is None or not self.duration:
+        self.rate = str(rate)
+        self.num_requests, self.duration = parsed
+        if not self.duration:
             return True
         key = self.get_cache_key(request, view)
         if key is None:
@@ -161,6 +202,19 @@ class PrincipalRateThrottle(SimpleRateThrottle):
             # its increment: give it the expiry it lacks.
             cache.touch(key, timeout)
         return count
+
+    def _rate_malformed(self, rate: object) -> bool:
+        settings = get_settings()
+        logger.error(
+            "The throttle rate of scope %r is malformed (%r; cobee_django.E051): %s; %s.",
+            self.scope,
+            rate,
+            RATE_FORMAT,
+            "admitting the request unthrottled" if settings.throttle_fail_open else "refusing the request",
+        )
+        if settings.throttle_fail_open:
+            return True
+        raise ThrottleUnavailable(settings.unavailable_retry_after)
 
     def _backend_failed(self, exc: Exception) -> bool:
         settings = get_settings()
@@ -215,12 +269,15 @@ class CompanyScopedRateThrottle(PrincipalRateThrottle):
 
 
 __all__ = [
+    "PERIODS",
+    "RATE_FORMAT",
     "ClientRateThrottle",
     "CompanyRateThrottle",
     "CompanyScopedRateThrottle",
     "CorporationRateThrottle",
     "PrincipalRateThrottle",
     "ThrottleUnavailable",
+    "parse_throttle_rate",
     "verified_principal",
     "window",
 ]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from django.urls import path
 
-from .switcher import switch_tenant
+from .staff.switcher import switch_tenant
+
+__all__ = ["app_name", "urlpatterns"]
 
 app_name = "cobee_django"
 

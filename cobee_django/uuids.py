@@ -4,7 +4,7 @@ Canonical is lower-case, hyphenated, 36 characters (``str(uuid.UUID(...))``). ``
 also accepts upper case, braces, ``urn:uuid:`` and missing hyphens; refusing those gives every id one
 spelling, so ids compared as strings (in logs, caches, SQL written by others) compare the same as UUIDs.
 Tokens (``companyId``, ``corporationId``) and URLs (``COMPANY_URL_KWARG``, ``CORPORATION_URL_KWARG``)
-follow it; the admin's OIDC claims should too.
+follow it, and so do the claims of staff signing in to the admin (:mod:`cobee_django.staff.oidc`).
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ from . import conf
 from .guards import COMPANY_ATTNAME
 from .permissions import parse_url_id
 
+__all__ = ["CompanyFromURLMixin", "as_drf_validation_error"]
+
 
 def as_drf_validation_error(exc: DjangoValidationError) -> ValidationError:
     """A model's ``ValidationError`` (e.g. a per-company duplicate) as DRF's 400."""

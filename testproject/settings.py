@@ -170,7 +170,7 @@ OIDC_ISSUER = os.environ.get("COBEE_OIDC_ISSUER") or (ISSUER if COBEE_DEV_ISSUER
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 if OIDC_ISSUER:
     _oidc_base = OIDC_ISSUER.rstrip("/")
-    AUTHENTICATION_BACKENDS.insert(0, "cobee_django.oidc.StaffOIDCBackend")
+    AUTHENTICATION_BACKENDS.insert(0, "cobee_django.staff.oidc.StaffOIDCBackend")
     COBEE_DJANGO["ADMIN_OIDC_ISSUER"] = OIDC_ISSUER
     # Staff signed in through OIDC get the Operators group's permissions (manage.py demo creates it).
     COBEE_DJANGO["ADMIN_OIDC_GROUPS"] = ["Operators"]

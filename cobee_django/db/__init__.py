@@ -6,3 +6,5 @@
 - :mod:`cobee_django.db.rls`: the per-statement path that hands the bound companies to PostgreSQL;
 - :mod:`cobee_django.db.checks`: system checks that refuse unsafe setups.
 """
+
+__all__: list[str] = []

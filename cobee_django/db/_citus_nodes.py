@@ -8,6 +8,8 @@ from typing import Any, NamedTuple
 from django.db import OperationalError
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+__all__ = ["Node", "coordinator_and_workers"]
+
 
 class Node(NamedTuple):
     host: str

@@ -18,6 +18,8 @@ from django.db import connections
 from ..conf import user_settings
 from .policy import forced_tables, foreign_key_problems, role_problems, shard_problems, table_problems, tenant_models
 
+__all__ = ["check_backend", "check_citus", "check_database"]
+
 
 def _enabled() -> bool:
     return user_settings().get("ROW_LEVEL_SECURITY") is True

@@ -26,6 +26,8 @@ from django.db.models import ForeignKey, Model
 
 from . import policy
 
+__all__ = ["AddSameCompanyConstraint", "EnableRowLevelSecurity"]
+
 logger = logging.getLogger("cobee_django.rls")
 #: Vendors already told that these operations do nothing there (once per process is enough).
 _skipped_vendors: set[str] = set()

@@ -7,3 +7,5 @@ signed with :class:`cobee_django.testing.TokenIssuer` and a key kept in a git-ig
 API accepts them exactly as it accepts Auth0's. Never for production: with ``DEBUG`` off it is a
 system-check error (and a startup error) unless ``COBEE_DEV_ISSUER["ALLOW_WITHOUT_DEBUG"]`` is set.
 """
+
+__all__: list[str] = []

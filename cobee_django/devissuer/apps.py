@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.apps import AppConfig
 from django.core.exceptions import ImproperlyConfigured
 
+__all__ = ["DevIssuerConfig"]
+
 _startup_checked = False
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from django.contrib.auth.hashers import PBKDF2PasswordHasher, check_password, make_password
 
+__all__ = ["ClientSecretHasher", "hash_secret", "secret_matches"]
+
 
 class ClientSecretHasher(PBKDF2PasswordHasher):
     """PBKDF2-SHA256 with few rounds, for high-entropy machine secrets only."""

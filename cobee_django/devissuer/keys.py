@@ -22,6 +22,8 @@ from cobee_django.testing import TokenIssuer
 
 from . import conf
 
+__all__ = ["get_issuer", "load_or_create_key"]
+
 _lock = threading.Lock()
 _issuers: dict[tuple[Path, str, str], TokenIssuer] = {}
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from django.db import models
 
+__all__ = ["DevPerson"]
+
 
 class DevPerson(models.Model):
     subject = models.CharField(max_length=255, unique=True)

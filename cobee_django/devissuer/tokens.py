@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from . import conf, keys
 from .models import DevClient
 
+__all__ = ["IssuedToken", "issue_token"]
+
 
 @dataclass(frozen=True)
 class IssuedToken:

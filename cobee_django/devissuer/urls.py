@@ -4,6 +4,8 @@ from django.urls import path
 
 from . import oidc_provider, views
 
+__all__ = ["app_name", "urlpatterns"]
+
 app_name = "cobee_devissuer"
 
 urlpatterns = [

@@ -22,6 +22,8 @@ from . import conf, keys, oidc_provider
 from .models import DevClient
 from .tokens import issue_token
 
+__all__ = ["GRANT_TYPE", "cobee_token", "jwks", "oauth_token", "openid_configuration"]
+
 GRANT_TYPE = "client_credentials"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 

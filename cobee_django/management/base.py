@@ -11,6 +11,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from .. import state
 
+__all__ = ["TenantCommand", "add_tenant_arguments", "tenant_context"]
+
 
 def _uuid(value: str) -> uuid.UUID:
     try:

@@ -8,7 +8,9 @@ from django import template
 from django.urls import NoReverseMatch, reverse
 
 from .. import staff
-from ..switcher import FIELD
+from ..staff.switcher import FIELD
+
+__all__ = ["oidc_login_url", "tenant_switcher"]
 
 register = template.Library()
 

@@ -12,6 +12,8 @@ from ..exceptions import CobeeDjangoError
 from .issuer import TokenIssuer
 from .keys import configured_issuer, trust
 
+__all__ = ["TenantAPIClient"]
+
 
 class TenantAPIClient(APIClient):
     """An ``APIClient`` whose requests carry a real access token for a company or a corporation.

@@ -12,6 +12,8 @@ from typing import Any
 
 from .issuer import TokenIssuer
 
+__all__ = ["FAULTS", "JWKS_PATH", "OPENID_PATH", "JWKSServer"]
+
 JWKS_PATH = "/.well-known/jwks.json"
 OPENID_PATH = "/.well-known/openid-configuration"
 

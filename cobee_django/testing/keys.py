@@ -13,6 +13,8 @@ from ..exceptions import CobeeDjangoError
 from .issuer import TokenIssuer
 from .keysets import install_key_set, installed_key_set, uninstall_key_set
 
+__all__ = ["configured_issuer", "trust"]
+
 _lock = threading.Lock()
 _key: rsa.RSAPrivateKey | None = None
 _issuers: dict[tuple[str, str, str], TokenIssuer] = {}

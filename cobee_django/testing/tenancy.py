@@ -12,6 +12,8 @@ from ..principal import ClientPrincipal
 from ..state import Tenant, for_tenant
 from ..state import tenant_for_companies as _tenant_for_companies
 
+__all__ = ["make_principal", "tenant"]
+
 
 def make_principal(
     company_id: uuid.UUID | str,

@@ -1,1 +1,3 @@
 """Database backends (``ENGINE`` values) that cobee_django provides."""
+
+__all__: list[str] = []

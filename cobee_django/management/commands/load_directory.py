@@ -27,6 +27,8 @@ from django.utils import timezone
 
 from ...models import Company, Corporation, MembershipSource
 
+__all__ = ["Command", "DirectoryError"]
+
 CSV_COLUMNS = ("companyId", "companyName", "corporationId", "corporationName")
 MAX_REPORTED_ERRORS = 20
 

@@ -10,6 +10,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ..base import add_tenant_arguments, tenant_context
 
+__all__ = ["Command"]
+
 
 class Command(BaseCommand):
     help = (

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from cobee_django.admin import TenantModelAdmin
+from cobee_django.staff.admin import TenantModelAdmin
 
 from .models import Department, Employee
 

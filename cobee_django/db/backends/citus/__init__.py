@@ -1,1 +1,3 @@
 """``ENGINE: "cobee_django.db.backends.citus"``: Django's PostgreSQL backend with Citus-aware test databases."""
+
+__all__: list[str] = []

@@ -16,6 +16,8 @@ from ...citus import on_citus
 from .creation import DatabaseCreation
 from .features import DatabaseFeatures
 
+__all__ = ["DatabaseWrapper"]
+
 
 class DatabaseWrapper(base.DatabaseWrapper):
     creation_class = DatabaseCreation

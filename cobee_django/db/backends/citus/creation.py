@@ -17,6 +17,8 @@ from django.db.backends.postgresql import creation
 
 from ..._citus_nodes import Node, coordinator_and_workers
 
+__all__ = ["DatabaseCreation"]
+
 
 class DatabaseCreation(creation.DatabaseCreation):
     _nodes: tuple[Node | None, list[Node]] | None = None

@@ -8,6 +8,8 @@ from django.db.backends.postgresql import features
 
 from ...citus import on_citus
 
+__all__ = ["DatabaseFeatures"]
+
 
 class DatabaseFeatures(features.DatabaseFeatures):
     def allows_group_by_selected_pks_on_model(self, model: Any) -> bool:

@@ -10,6 +10,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cobee_django.devissuer.models import DEFAULT_SCOPES, DevClient
 
+__all__ = ["Command"]
+
 
 def _uuid(value: str) -> uuid.UUID:
     try:

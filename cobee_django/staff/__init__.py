@@ -8,6 +8,18 @@ company, or one whole corporation. The choice is kept in the session under
 ``corporation:<uuid>``) and is checked against the current grants on every request, so a
 tampered session or a revoked grant never widens access: an unknown key is replaced by the
 default choice.
+
+The staff's side of the package, grouped like :mod:`cobee_django.db`:
+
+- this package: grants, the active choice and the tenant of an admin request;
+- :mod:`cobee_django.staff.admin`: the tenant-aware ``ModelAdmin`` and inline classes, and the admin
+  of the tenant registry (registered when Django autodiscovers ``cobee_django.admin``);
+- :mod:`cobee_django.staff.oidc`: staff sign-in through an OpenID provider;
+- :mod:`cobee_django.staff.switcher`: the view that changes the active choice.
+
+The admin's template tags stay in ``cobee_django.templatetags``, where Django looks for them.
+``cobee_django.admin``, ``cobee_django.oidc`` and ``cobee_django.switcher`` are the same modules
+under their earlier paths (deprecated, kept for one release).
 """
 
 from __future__ import annotations
@@ -20,10 +32,23 @@ from typing import Any, Literal
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.http import HttpRequest
 
-from . import membership
-from .conf import get_settings
-from .models import Company, Corporation, StaffGrant, StaffIdentity
-from .state import Tenant
+from .. import membership
+from ..conf import get_settings
+from ..models import Company, Corporation, StaffGrant, StaffIdentity
+from ..state import Tenant
+
+__all__ = [
+    "TenantChoice",
+    "active_choice",
+    "choices_for",
+    "choices_for_request",
+    "find_choice",
+    "is_staff_user",
+    "reaches_every_company",
+    "switch",
+    "tenant_for_choice",
+    "tenant_for_request",
+]
 
 #: Where the resolved choice and the choices are cached on the request (computed once per request).
 _REQUEST_ATTR = "_cobee_admin_choice"
