@@ -30,7 +30,29 @@ from django.db.models import ForeignKey, Model
 from ..conf import Problem
 from .citus import is_citus
 
-__all__ = ["is_citus"]  # re-exported: whether a database is a Citus coordinator (the policies' form)
+__all__ = [
+    "BYPASS_POLICY",
+    "BYPASS_SETTING",
+    "COMPANY_IDS_SETTING",
+    "POLICIES",
+    "TENANT_POLICY",
+    "citus_policy_sql",
+    "company_column",
+    "disable_sql",
+    "drop_same_company_sql",
+    "enable_sql",
+    "forced_tables",
+    "foreign_key_problems",
+    "has_constraint",
+    "is_citus",  # re-exported: whether a database is a Citus coordinator (the policies' form)
+    "role_problems",
+    "same_company_names",
+    "same_company_sql",
+    "shard_problems",
+    "table_problems",
+    "tenant_foreign_keys",
+    "tenant_models",
+]
 
 #: The transaction-local settings the policies read.
 COMPANY_IDS_SETTING = "cobee.company_ids"

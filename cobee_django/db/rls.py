@@ -35,13 +35,14 @@ from functools import lru_cache
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
 from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 
 from .. import state
-from ..conf import Problem, get_settings, reload_hooks, user_settings
+from ..conf import Problem, get_settings, is_reloading, user_settings
 from ..exceptions import CobeeDjangoError
 from .policy import BYPASS_SETTING, COMPANY_IDS_SETTING, is_citus, role_problems
 
@@ -76,7 +77,13 @@ def _reset() -> None:
     _citus.clear()
 
 
-reload_hooks.append(_reset)
+@receiver(setting_changed)
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if is_reloading(setting):
+        _reset()
+
+
+__all__ = ["RowLevelSecurityError", "execute_wrapper", "install", "verify_role"]
 
 
 def _enabled() -> bool:
