@@ -93,7 +93,9 @@ def check_citus(
     from .citus import distribution_problems, is_citus, undistributed_tables
 
     messages: list[CheckMessage] = []
-    for alias in _tenant_aliases(databases or []):
+    if not databases:
+        return messages  # a database check: only for the databases named (check --database, migrate)
+    for alias in _tenant_aliases(databases):
         connection = connections[alias]
         if connection.vendor != "postgresql" or not is_citus(connection):
             continue
