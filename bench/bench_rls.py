@@ -131,9 +131,9 @@ def main(argv: list[str] | None = None) -> None:
                     report(f"rls {label}, {mode} / no wall", result, unit="us per statement", scale=1e6)
     finally:
         runtime.close()
-        with unscoped():
+        with unscoped():  # deleting companies looks for their tenant rows: a cascade needs a scope
             Team.objects.filter(company_id__in=companies).delete()
-        Company.objects.filter(id__in=companies).delete()
+            Company.objects.filter(id__in=companies).delete()
         with connection.cursor() as cursor:
             cursor.execute(f'DROP OWNED BY "{role}"')
             cursor.execute(f'DROP ROLE "{role}"')
