@@ -1,19 +1,20 @@
 """Cobee's Partner API security model for Django REST framework services.
 
-The package in layers; a module imports only from layers above it in this list (and from its own
-layer's earlier modules), which ``tests/test_layers.py`` holds to no import cycle:
+The package in layers: a module imports only from the layers above it in this list, and from the
+modules listed before it in its own layer. ``tests/test_layers.py`` holds the code to this list and
+to no import cycle.
 
 1. Foundations: ``conf`` (the one settings table), ``uuids``, ``company_field``, ``principal``,
    ``signals``, ``bearer`` (RFC 6750), ``exceptions``, ``reasons``, ``telemetry``.
-2. The tenant: ``state`` (a ContextVar; imports only ``exceptions``).
-3. Tokens: ``jose`` < ``jwks`` < ``tokens`` < ``authentication``; ``audit``.
+2. The tenant: ``state`` (a ContextVar; it imports only the exceptions module).
+3. Tokens: ``jose`` < ``jwks`` < ``tokens`` < ``audit`` < ``authentication``.
 4. Tenancy in the ORM: ``db.citus`` < ``guards`` < ``managers`` < ``models`` < ``membership``;
    background work: ``tasks``, ``celery``.
-5. Requests: ``permissions``, ``throttling``, ``views``, ``middleware``, ``openapi``.
-6. The database walls: ``db.policy``, ``db.rls``, ``db.operations``, ``db.checks``, ``db.backends.citus``.
-7. Staff and the admin: ``staff`` (grants) < ``staff.oidc``, ``staff.admin``, ``staff.switcher``.
+5. The database walls: ``db.policy``, ``db.rls``, ``db.operations``, ``db.checks``, ``db.backends.citus``.
+6. Staff and the admin: ``staff`` (grants) < ``staff.oidc``, ``staff.admin``, ``staff.switcher``.
+7. Requests: ``permissions``, ``throttling``, ``views``, ``middleware``, ``openapi``.
 8. Wiring: ``checks``, ``tenancy_setup``, ``apps``, ``urls``.
-9. Optional apps and helpers: ``devissuer`` (development token issuer), ``testing``.
+9. Optional helpers and apps: ``testing`` < ``devissuer`` (the development token issuer).
 
 Nothing is imported here, so settings can import the package without loading models.
 """

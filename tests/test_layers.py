@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -92,3 +93,32 @@ def test_the_tenancy_layers_point_down():
     }
     for module, above in below.items():
         assert not graph[f"{PACKAGE}.{module}"] & {f"{PACKAGE}.{name}" for name in above}, module
+
+
+def documented_layers() -> dict[str, tuple[int, int]]:
+    """The package docstring's numbered list: module -> (its layer, its place in the layer)."""
+    ranks: dict[str, tuple[int, int]] = {}
+    for line_number, line in enumerate(re.findall(r"^\d+\. [^:]+: (.*(?:\n   .*)*)", cobee_django.__doc__ or "", re.M)):
+        for place, name in enumerate(re.findall(r"``([\w.]+)``", line)):
+            ranks.setdefault(f"{PACKAGE}.{name}", (line_number, place))
+    return ranks
+
+
+def _listed(module: str, ranks: dict[str, tuple[int, int]]) -> str | None:
+    while module and module not in ranks:
+        module = module.rpartition(".")[0]
+    return module or None
+
+
+def test_every_import_points_up_the_documented_layers():
+    """The layers a reviewer reads in ``cobee_django/__init__.py`` are the ones the code has."""
+    ranks = documented_layers()
+    assert len(ranks) > 30 and f"{PACKAGE}.state" in ranks
+    wrong = []
+    for module, targets in import_graph().items():
+        own = _listed(module, ranks)
+        for target in targets:
+            other = _listed(target, ranks)
+            if own and other and other != own and ranks[other] > ranks[own]:
+                wrong.append(f"{module} imports {target}, listed after it")
+    assert wrong == []
