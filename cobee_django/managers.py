@@ -154,9 +154,10 @@ class TenantQuerySet(QuerySet[_M]):
 
     update.alters_data = True  # type: ignore[attr-defined]
 
-    def _update(self, values: Any) -> Any:
-        # Used by Django internals (e.g. bulk_update's fallbacks); same filter as update().
-        return super(TenantQuerySet, self._scoped())._update(values)  # type: ignore[misc]
+    def _update(self, values: Any, *args: Any, **kwargs: Any) -> Any:
+        # Used by Django internals (save() through the base manager, bulk_update's fallbacks); same
+        # filter as update(). Django 6 passes returning_fields too: whatever it passes goes through.
+        return super(TenantQuerySet, self._scoped())._update(values, *args, **kwargs)  # type: ignore[misc]
 
     _update.alters_data = True  # type: ignore[attr-defined]
 
