@@ -228,32 +228,23 @@ def _issuers(key: str, value: Any) -> list[Problem]:
     return _problem(key, "a list of dicts or None", "Each entry holds ISSUER, AUDIENCE and optionally JWKS_URL, ...")
 
 
-def _cache_alias(key: str, value: Any) -> list[Problem]:
-    problems = _text(optional=True)(key, value)
-    caches = getattr(django_settings, "CACHES", None)
-    if not problems and value is not None and isinstance(caches, Mapping) and value not in caches:
-        problems.append(
-            Problem(
-                E_CACHE_ALIAS,
-                f"COBEE_DJANGO['{key}'] names the cache {value!r}, which CACHES does not define.",
-                "Name a cache from CACHES, or set it to None to keep key sets in process only.",
-            )
-        )
-    return problems
+def _cache_alias(*, optional: bool, hint: str) -> Check:
+    """A key naming one of ``CACHES`` (or ``None`` when ``optional``)."""
 
-
-def _throttle_cache_alias(key: str, value: Any) -> list[Problem]:
-    problems = _text()(key, value)
-    caches = getattr(django_settings, "CACHES", None)
-    if not problems and isinstance(caches, Mapping) and value not in caches:
-        problems.append(
-            Problem(
-                E_CACHE_ALIAS,
-                f"COBEE_DJANGO['{key}'] names the cache {value!r}, which CACHES does not define.",
-                "Name a cache from CACHES (Redis, so that every worker shares the counts).",
+    def check(key: str, value: Any) -> list[Problem]:
+        problems = _text(optional=optional)(key, value)
+        caches = getattr(django_settings, "CACHES", None)
+        if not problems and value is not None and isinstance(caches, Mapping) and value not in caches:
+            problems.append(
+                Problem(
+                    E_CACHE_ALIAS,
+                    f"COBEE_DJANGO['{key}'] names the cache {value!r}, which CACHES does not define.",
+                    hint,
+                )
             )
-        )
-    return problems
+        return problems
+
+    return check
 
 
 def _telemetry(key: str, value: Any) -> list[Problem]:
@@ -382,7 +373,15 @@ SETTINGS: tuple[Setting, ...] = (
         Setting(
             "JWKS_REFRESH_COOLDOWN", 30, "seconds", "Unknown-kid refresh period.", _number(0, integer=False), float
         ),
-        Setting("JWKS_CACHE_ALIAS", "default", "`str` or `None`", "The shared key-set cache.", _cache_alias),
+        Setting(
+            "JWKS_CACHE_ALIAS",
+            "default",
+            "`str` or `None`",
+            "The shared key-set cache.",
+            _cache_alias(
+                optional=True, hint="Name a cache from CACHES, or set it to None to keep key sets in process only."
+            ),
+        ),
         Setting("UNAVAILABLE_RETRY_AFTER", 30, "`int` seconds", "Retry-After of the 503.", _number(1, integer=True)),
         Setting("TOKEN_CACHE_SIZE", 10_000, "`int`", "Verified tokens kept in process.", _number(0, integer=True)),
     ),
@@ -420,7 +419,15 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     *_settings(
         "Throttling and telemetry",
-        Setting("THROTTLE_CACHE_ALIAS", "default", "`str`", "The cache that holds rate counts.", _throttle_cache_alias),
+        Setting(
+            "THROTTLE_CACHE_ALIAS",
+            "default",
+            "`str`",
+            "The cache that holds rate counts.",
+            _cache_alias(
+                optional=False, hint="Name a cache from CACHES (Redis, so that every worker shares the counts)."
+            ),
+        ),
         Setting("THROTTLE_FAIL_OPEN", False, "`bool`", "Admit requests when that cache is down.", _boolean),
         Setting("TELEMETRY", False, "`bool`", "OpenTelemetry spans and metrics.", _telemetry),
     ),
