@@ -26,7 +26,10 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
+import dj_database_url
+
 from bench.common import database_url, figure, interleave, print_environment, ratio, report
+from bench.data import ensure_database
 
 
 def python_calls(run: Callable[[], Any]) -> int:
@@ -46,17 +49,6 @@ def python_calls(run: Callable[[], Any]) -> int:
     return calls
 
 
-def _create_database(url: str) -> None:
-    if not url.startswith("postgres"):
-        return
-    import psycopg
-
-    base, _, name = url.rpartition("/")
-    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--operations", type=int, default=200, help="operations per measure and round")
@@ -67,7 +59,8 @@ def main(argv: list[str] | None = None) -> None:
         print_environment()
 
     url = database_url()
-    _create_database(url)
+    if url.startswith("postgres"):
+        ensure_database(dj_database_url.parse(url))
     os.environ["DATABASE_URL"] = url
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     import django

@@ -23,20 +23,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
+import dj_database_url
+
 from bench.common import database_url, interleave, print_environment, ratio, report
+from bench.data import ensure_database
 
 COMPANIES = 20
 TEAMS_PER_COMPANY = 500
 BOUND = uuid.uuid4()
-
-
-def _create_database(url: str) -> None:
-    import psycopg
-
-    base, _, name = url.rpartition("/")
-    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         print_environment()
 
     url = database_url()
-    _create_database(url)
+    ensure_database(dj_database_url.parse(url))
     os.environ["DATABASE_URL"] = url
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"  # the test app's protected tenant tables
     import django
