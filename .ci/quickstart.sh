@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The quick start as a new user runs it (docs/quickstart.md): build the wheel and the sdist, install
-# the wheel (not editable) into a clean virtual environment, create the page's project from the files
-# it includes, run its commands and tests, serve it with runserver, and call it over HTTP with tokens
+# the wheel (not editable) into a clean virtual environment, create the page's project from its
+# own code blocks, run its commands and tests, serve it with runserver, and call it over HTTP with tokens
 # from the packaged dev issuer. Run alone: `bash .ci/quickstart.sh` (PYTHON defaults to .venv/bin/python,
 # which needs the "release" extra: pip install -e '.[dev]').
 set -euo pipefail
@@ -13,9 +13,12 @@ step() { printf -- '--- quickstart: %s (%ss)\n' "$*" "$(($(date +%s) - started))
 
 work=$(mktemp -d)
 server_pid=
+index_pid=
 cleanup() {
   step "clean up"
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  for pid in "$server_pid" "$index_pid"; do
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -23,10 +26,9 @@ trap cleanup EXIT
 unset PYTHONPATH DJANGO_SETTINGS_MODULE DATABASE_URL REDIS_URL VIRTUAL_ENV
 while IFS= read -r name; do unset "$name"; done < <(env | grep -o '^COBEE_[A-Z0-9_]*' || true)
 
-# The shell lines of a marked block of the page: <!-- quickstart: NAME --> ... <!-- /quickstart -->.
-block() {
-  awk -v name="$1" '$0 == "<!-- quickstart: " name " -->" {on = 1; next} /^<!-- \/quickstart -->/ {on = 0} on && !/^```/' "$page"
-}
+# The page is the one copy of the project: its shell blocks and its files (fenced blocks with a title).
+page_tool="$root/tests/testapp/quickstart_page.py"
+block() { "$python" "$page_tool" block "$page" "$1"; }
 
 step "build the wheel and the sdist"
 "$python" -m build --outdir "$work/dist" "$root" >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
@@ -72,10 +74,59 @@ PY
 diff <("$python" -m zipfile -l "$wheel" | awk '{print $1}' | grep -v RECORD | sort) \
      <("$python" -m zipfile -l "$work"/from-sdist/*.whl | awk '{print $1}' | grep -v RECORD | sort)
 
-step "a clean virtual environment with the wheel (not editable), pytest and pytest-django"
+step "release checks: twine check --strict, the version from one place"
+"$python" -m twine check --strict "$wheel" "$sdist"
+version=$("$python" -c 'import sys; sys.path.insert(0, sys.argv[1]); import cobee_django; print(cobee_django.__version__)' "$root")
+case "$(basename "$wheel")" in "cobee_django-$version-py3-none-any.whl") ;; *) echo "the wheel is not version $version"; exit 1;; esac
+grep -q "^## $version ([0-9]\{4\}-[0-9]\{2\}-[0-9]\{2\})" "$root/docs/changelog.md" || { echo "docs/changelog.md has no dated $version entry"; exit 1; }
+# Every extra a user may ask for (the project's own development extras left out).
+extras=$("$python" - "$root/pyproject.toml" <<'PY'
+import sys, tomllib
+optional = tomllib.load(open(sys.argv[1], "rb"))["project"]["optional-dependencies"]
+print(",".join(sorted(set(optional) - {"demo", "test", "lint", "docs", "release", "dev", "mutation"})))
+PY
+)
+echo "version $version; extras: $extras"
+
+step "a package index (PEP 503) on 127.0.0.1 serving dist/"
+# The wheel reaches the clean environment as a release would: from an index, by name, with its extras.
+mkdir -p "$work/index/simple/cobee-django" "$work/index/files"
+cp "$wheel" "$sdist" "$work/index/files/"
+{
+  echo '<!DOCTYPE html><html><body>'
+  for file in "$wheel" "$sdist"; do
+    name=$(basename "$file")
+    echo "<a href=\"../../files/$name#sha256=$(sha256sum "$file" | cut -d' ' -f1)\">$name</a>"
+  done
+  echo '</body></html>'
+} >"$work/index/simple/cobee-django/index.html"
+echo '<!DOCTYPE html><html><body><a href="cobee-django/">cobee-django</a></body></html>' >"$work/index/simple/index.html"
+index_port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$python" -m http.server --bind 127.0.0.1 --directory "$work/index" "$index_port" >"$work/index.log" 2>&1 &
+index_pid=$!
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$index_port/simple/cobee-django/" >/dev/null && break; sleep 0.1; done
+
+step "a clean virtual environment: cobee-django[$extras]==$version from that index, pytest and pytest-django"
 python3 -m venv "$work/venv"
-"$work/venv/bin/pip" install -q --disable-pip-version-check "$wheel" pytest pytest-django >"$work/install.log" 2>&1 ||
+"$work/venv/bin/pip" install -q --disable-pip-version-check --report "$work/report.json" \
+  --extra-index-url "http://127.0.0.1:$index_port/simple/" \
+  "cobee-django[$extras]==$version" pytest pytest-django >"$work/install.log" 2>&1 ||
   { cat "$work/install.log"; exit 1; }
+kill "$index_pid" 2>/dev/null || true
+# The package came from the local index (not from another index that might know the name), and the
+# version the code reports is the one its metadata carries.
+"$work/venv/bin/python" - "$work/report.json" "http://127.0.0.1:$index_port/" "$version" <<'PY'
+import importlib.metadata, json, sys
+
+report, index, version = sys.argv[1:]
+ours = [item for item in json.load(open(report))["install"] if item["metadata"]["name"] == "cobee-django"]
+assert len(ours) == 1 and ours[0]["download_info"]["url"].startswith(index), ours
+assert ours[0]["download_info"]["url"].endswith(".whl"), ours[0]["download_info"]["url"]
+import cobee_django
+
+assert cobee_django.__version__ == importlib.metadata.version("cobee-django") == version
+print(f"cobee-django {version} from {ours[0]['download_info']['url']}")
+PY
 export PATH="$work/venv/bin:$PATH" VIRTUAL_ENV="$work/venv"
 mkdir "$work/project" && cd "$work/project"
 python -c 'import cobee_django, sys; assert cobee_django.__file__.startswith(sys.prefix), cobee_django.__file__'
@@ -83,10 +134,8 @@ python -c 'import cobee_django, sys; assert cobee_django.__file__.startswith(sys
 step "create the project as the page does"
 block create >"$work/create.sh" && cat "$work/create.sh"
 bash -euo pipefail "$work/create.sh"
-# Every file the page shows, from the files it includes (mkdocs' snippets: --8<-- "PATH").
-grep -o -- '--8<-- "[^"]*"' "$page" | sed 's/--8<-- "\(.*\)"/\1/' | while IFS= read -r path; do
-  mkdir -p "$(dirname "$path")" && cp "$root/examples/quickstart/$path" "$path"
-done
+# Every file the page shows, written from the page's own code blocks.
+python "$page_tool" files "$page" .
 # The page serves on runserver's default 127.0.0.1:8000; here a free port stands in for it.
 port=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 sed -i "s#127\.0\.0\.1:8000#127.0.0.1:$port#" mysite/settings.py

@@ -101,7 +101,7 @@ def test_example_runs(mode, code, request, myapp, db):
 
 def test_the_required_examples_are_marked():
     ids = {param.id.rsplit("-", 1)[0] for param in EXAMPLES}
-    # The quick start is a project of real files (examples/quickstart), run by tests/test_quickstart.py.
+    # The quick start's project is the page's own code blocks, run by tests/test_quickstart.py.
     assert {"testing", "settings"} <= ids
     three_lines = (DOCS / "testing.md").read_text()
     assert "cobee_api_client(company=company.pk" in MARKED.search(three_lines).group(2)
@@ -130,6 +130,33 @@ def test_every_page_is_in_the_navigation():
     listed = set(re.findall(r":\s*([\w./-]+\.md)\s*$", nav, flags=re.MULTILINE))
     pages = {path.relative_to(DOCS).as_posix() for path in DOCS.rglob("*.md")}
     assert sorted(pages - listed) == []
+
+
+def test_the_install_page_lists_every_extra():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    optional = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    # The project's own development extras are the README's business, not a user's.
+    users = set(optional) - {"demo", "test", "lint", "docs", "release", "dev", "mutation"}
+    listed = set(re.findall(r"^\| `([a-z0-9-]+)` \|", (DOCS / "install.md").read_text(), flags=re.MULTILINE))
+    assert sorted(users ^ listed) == []
+
+
+def test_the_index_reaches_every_page():
+    linked = set(re.findall(r"\]\(([\w./-]+\.md)(?:#[\w-]+)?\)", (DOCS / "index.md").read_text()))
+    pages = {path.relative_to(DOCS).as_posix() for path in DOCS.rglob("*.md")} - {"index.md"}
+    assert sorted(pages - linked) == []
+
+
+def test_the_navigation_is_in_sections():
+    nav = (ROOT / "mkdocs.yml").read_text().split("\nnav:\n", 1)[1]
+    sections = re.findall(r"^  - ([\w -]+):\s*$", nav, flags=re.MULTILINE)
+    assert sections == ["Tutorial", "How-to guides", "Reference", "Explanation", "Contributing"]
+
+
+def test_pages_read_the_same_on_github():
+    """No snippet includes or other build-time text: a page's code is written in the page."""
+    for page in DOCS.rglob("*.md"):
+        assert "--8<--" not in page.read_text(), page.name
 
 
 def test_the_changelog_names_the_current_version():

@@ -1,7 +1,8 @@
 """The quick start runs as written, and the package a user installs is one they can trust.
 
-``docs/quickstart.md`` includes the files of ``examples/quickstart/`` (mkdocs' snippets), so the page
-cannot drift from them; here the project is created from them and its own commands and tests run.
+``docs/quickstart.md`` is the one copy of the project (its code blocks, read by
+``tests/testapp/quickstart_page.py``), so the page cannot drift from what runs; here the project is
+created from the page's blocks and its own commands and tests run.
 ``.ci/quickstart.sh`` does the same against the built wheel in a clean virtual environment, then
 serves it and calls it over HTTP.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,37 +20,45 @@ import pytest
 from cobee_django import __version__, conf
 from cobee_django.checks import admin_template_warnings
 
+from .testapp import quickstart_page
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "quickstart.md"
-EXAMPLE = ROOT / "examples" / "quickstart"
 REPOSITORY = "https://github.com/cobee-io/cobee-django"
 
 
-def included_files() -> list[str]:
-    return re.findall(r'^--8<-- "([^"]+)"$', PAGE.read_text(), flags=re.MULTILINE)
+def page_files() -> dict[str, str]:
+    return quickstart_page.files(PAGE.read_text())
 
 
 def block(name: str) -> str:
-    match = re.search(
-        rf"<!-- quickstart: {name} -->\n```\n(.*?)\n```\n<!-- /quickstart -->", PAGE.read_text(), re.DOTALL
-    )
-    assert match, f"docs/quickstart.md has no block {name!r}"
-    return match.group(1)
+    return quickstart_page.block(PAGE.read_text(), name)
 
 
 def example_settings() -> dict:
-    namespace: dict = {"__file__": str(EXAMPLE / "mysite" / "settings.py")}
-    exec(compile((EXAMPLE / "mysite" / "settings.py").read_text(), "settings.py", "exec"), namespace)
+    namespace: dict = {"__file__": "mysite/settings.py"}
+    exec(compile(page_files()["mysite/settings.py"], "settings.py", "exec"), namespace)
     return namespace
 
 
-def test_the_page_shows_every_file_of_the_example_and_only_those():
-    files = {
-        path.relative_to(EXAMPLE).as_posix()
-        for path in EXAMPLE.rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts
-    }
-    assert sorted(included_files()) == sorted(files)
+def test_the_page_holds_the_whole_project_as_code_it_shows():
+    """Code is written in the page (it reads the same on GitHub), never included from elsewhere."""
+    text = PAGE.read_text()
+    assert "--8<--" not in text
+    assert sorted(page_files()) == [
+        "conftest.py",
+        "mysite/settings.py",
+        "mysite/urls.py",
+        "payroll/admin.py",
+        "payroll/models.py",
+        "payroll/serializers.py",
+        "payroll/tests.py",
+        "payroll/views.py",
+        "pytest.ini",
+    ]
+    for path, source in page_files().items():
+        if path.endswith(".py"):
+            compile(source, path, "exec")
 
 
 def test_the_example_settings_are_clean_for_the_package():
@@ -67,7 +75,7 @@ def test_the_example_settings_are_clean_for_the_package():
 
 
 def test_the_serializers_never_take_the_company_from_the_body():
-    source = (EXAMPLE / "payroll" / "serializers.py").read_text()
+    source = page_files()["payroll/serializers.py"]
     assert source.count('read_only_fields = ["company"]') == 2
 
 
@@ -99,9 +107,7 @@ def test_the_quickstart_project_passes_its_own_checks_and_tests(tmp_path):
         return result.stdout
 
     run(block("create"))
-    for path in included_files():
-        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(EXAMPLE / path, tmp_path / path)
+    quickstart_page.write_files(PAGE.read_text(), tmp_path)
     output = run(block("test").replace("\npytest", "\npytest -p no:cacheprovider"))
     assert "System check identified no issues (0 silenced)." in output
     assert re.search(r" 8 passed", output), output

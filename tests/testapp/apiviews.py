@@ -89,6 +89,8 @@ class Health(APIView):
 
 urlpatterns = [
     path("api/v3/companies/<str:companyId>/employees", CompanyEmployees.as_view()),
+    # The path a reader's own project has (the quick start's shape), for the manual's examples.
+    path("api/companies/<str:companyId>/employees/", CompanyEmployees.as_view()),
     path("api/v3/companies/<str:companyId>/employees/<int:pk>", CompanyEmployee.as_view()),
     path("api/v3/corporations/<str:corporationId>/departments", CorporationDepartments.as_view()),
     path("api/v3/employees/<int:pk>", AnyEmployee.as_view()),
