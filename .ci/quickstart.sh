@@ -8,6 +8,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 page="$root/docs/quickstart.md"
 python=${PYTHON:-$root/.venv/bin/python}
+case "$python" in /*) ;; *) python="$PWD/$python" ;; esac  # the script changes folders
 started=$(date +%s)
 step() { printf -- '--- quickstart: %s (%ss)\n' "$*" "$(($(date +%s) - started))"; }
 
