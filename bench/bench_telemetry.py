@@ -14,8 +14,8 @@ in-memory exporter (a simple processor) and every measurement into a metric read
 of what a configured pipeline costs in the request thread (a batch processor exports elsewhere).
 
 Timed with the thread's CPU clock, so that other processes on a busy machine count against neither
-side. Off is also what a project without the extra runs: no receiver is connected, and each hook is one
-global lookup.
+side. Off is also what a project without the extra runs: the integration is not loaded, no receiver is
+connected, and each hook is one global read.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     from django.test.utils import override_settings
     from django.urls import path
 
-    from cobee_django import telemetry
+    from cobee_django import instrumentation
     from cobee_django.testing import TokenIssuer, install_key_set
 
     urlpatterns.append(path("me", _view()))
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def measure(config: dict[str, object]) -> float:
         with override_settings(COBEE_DJANGO=config):
-            assert telemetry.enabled() is config["TELEMETRY"]
+            assert (instrumentation.installed() is not None) is config["TELEMETRY"]
             assert client.get("/me").status_code == 200  # the token is verified before the clock starts
             started = time.thread_time()
             for _ in range(args.requests):

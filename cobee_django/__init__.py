@@ -5,16 +5,18 @@ modules listed before it in its own layer. ``tests/test_layers.py`` holds the co
 to no import cycle.
 
 1. Foundations: ``conf`` (the one settings table), ``uuids``, ``company_field``, ``principal``,
-   ``signals``, ``bearer`` (RFC 6750), ``exceptions``, ``reasons``, ``telemetry``.
+   ``signals``, ``bearer`` (RFC 6750), ``exceptions``, ``reasons``, ``instrumentation`` (no-op hooks).
 2. The tenant: ``state`` (a ContextVar; it imports only the exceptions module).
 3. Tokens: ``jose`` < ``jwks`` < ``tokens`` < ``audit`` < ``authentication``.
-4. Tenancy in the ORM: ``db.citus`` < ``guards`` < ``managers`` < ``models`` < ``membership``;
-   background work: ``tasks``, ``celery``.
-5. The database walls: ``db.policy``, ``db.rls``, ``db.operations``, ``db.checks``, ``db.backends.citus``.
+4. Tenancy in the ORM: ``guards`` < ``managers`` < ``models`` < ``membership``; background work: ``tasks``.
+5. The database walls: ``db._catalog``, ``db.policy``, ``db.rls``, ``db.operations``, ``db.citus``,
+   ``db.checks``, ``db.backends.citus``. The core above asks the backend's features, never these.
 6. Staff and the admin: ``staff`` (grants) < ``staff.oidc``, ``staff.admin``, ``staff.switcher``.
-7. Requests: ``permissions``, ``throttling``, ``views``, ``middleware``, ``openapi``.
-8. Wiring: ``checks``, ``tenancy_setup``, ``apps``, ``urls``.
-9. Optional helpers and apps: ``testing`` < ``devissuer`` (the development token issuer).
+7. Requests: ``permissions``, ``throttling``, ``views``, ``middleware``.
+8. Optional integrations, loaded by the app config only when the project turns them on:
+   ``contrib.celery``, ``contrib.opentelemetry``, ``contrib.drf_spectacular``.
+9. Wiring: ``checks``, ``tenancy_setup``, ``apps``, ``urls``.
+10. Optional helpers and apps: ``testing`` < ``devissuer`` (the development token issuer).
 
 Nothing is imported here, so settings can import the package without loading models.
 """

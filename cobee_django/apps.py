@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import sys
 from importlib.util import find_spec
+from typing import Any
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
+from django.core.signals import setting_changed
 
 __all__ = ["CobeeDjangoConfig"]
+
+_OPENTELEMETRY = "cobee_django.contrib.opentelemetry"
 
 
 class CobeeDjangoConfig(AppConfig):
@@ -20,9 +25,29 @@ class CobeeDjangoConfig(AppConfig):
         from .tenancy_setup import install
 
         install()
-        from . import telemetry
-
-        telemetry.configure()  # OpenTelemetry receivers, when COBEE_DJANGO["TELEMETRY"] is on
-        if find_spec("drf_spectacular") is not None:
+        _configure_telemetry()
+        setting_changed.connect(_on_setting_changed, dispatch_uid="cobee_django.apps.integrations")
+        if apps.is_installed("drf_spectacular"):
             # Registers the OpenAPI extension of JWTAuthentication (the optional extra "openapi").
-            from . import openapi  # noqa: F401
+            from .contrib import drf_spectacular  # noqa: F401
+
+
+def _configure_telemetry() -> None:
+    """Load the OpenTelemetry integration when ``TELEMETRY`` is on (or turn a loaded one off).
+
+    With telemetry off and never on, neither the integration nor the OpenTelemetry API is imported.
+    """
+    from .conf import user_settings
+
+    wanted = user_settings().get("TELEMETRY") is True and find_spec("opentelemetry") is not None
+    if wanted or _OPENTELEMETRY in sys.modules:
+        from .contrib import opentelemetry
+
+        opentelemetry.configure()
+
+
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    from .conf import is_reloading
+
+    if is_reloading(setting):
+        _configure_telemetry()

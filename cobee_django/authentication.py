@@ -29,7 +29,7 @@ from typing import NoReturn
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from . import audit, bearer, telemetry
+from . import audit, bearer, instrumentation
 
 # The errors and the challenge moved to ``exceptions`` and ``bearer``; importable from here (deprecated).
 from .bearer import INSUFFICIENT_SCOPE_DESCRIPTION as INSUFFICIENT_SCOPE_DESCRIPTION
@@ -68,7 +68,7 @@ class JWTAuthentication(BaseAuthentication):
     keyword = "bearer"
     www_authenticate_realm: str | None = None
 
-    @telemetry.traced("cobee_django.authenticate")
+    @instrumentation.traced("cobee_django.authenticate")
     def authenticate(self, request: Request) -> tuple[ClientPrincipal, ValidatedToken] | None:
         meta = request.META
         header = meta.get("HTTP_AUTHORIZATION")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from django.db.models import Model, QuerySet
+from django.db.models import ForeignKey, Model, QuerySet
 
 _M = TypeVar("_M", bound=Model)
 
@@ -28,6 +28,13 @@ def is_tenant_model(model: Any) -> bool:
     return isinstance(model, type) and getattr(model, "_cobee_tenant_model", False) is True
 
 
+def company_column(model: type[Model]) -> str:
+    """The database column of a (historical) tenant model's ``company`` foreign key."""
+    field = model._meta.get_field(COMPANY_FIELD)
+    assert isinstance(field, ForeignKey), f"{model._meta.label}.{COMPANY_FIELD} is not a foreign key"
+    return str(field.column)
+
+
 def unscoped_rows(model: type[_M], using: str | None = None) -> QuerySet[_M]:
     """A plain queryset over ``model`` that ignores the tenant: every company's rows.
 
@@ -39,4 +46,4 @@ def unscoped_rows(model: type[_M], using: str | None = None) -> QuerySet[_M]:
     return QuerySet(model=model, using=using)
 
 
-__all__ = ["COMPANY_ATTNAME", "COMPANY_FIELD", "SAVED_COMPANY", "is_tenant_model", "unscoped_rows"]
+__all__ = ["COMPANY_ATTNAME", "COMPANY_FIELD", "SAVED_COMPANY", "company_column", "is_tenant_model", "unscoped_rows"]

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AuthenticationUnavailable",
+    "CitusError",
     "CobeeAPIException",
     "CobeeDjangoError",
     "CompanyNotNamed",
@@ -210,3 +211,10 @@ class CompanyNotNamed(TenantViolation):
         "(a view under companies/{companyId}/ with CompanyFromURLMixin) or in its company field."
     )
     default_code = "company_required"
+
+
+# --- databases ---------------------------------------------------------------------------------------
+
+
+class CitusError(CobeeDjangoError):
+    """The database is Citus, and it cannot do what was asked: distribute a table, move a row between companies."""

@@ -37,7 +37,7 @@ from django.core.signals import setting_changed
 from django.core.signing import BadSignature, Signer
 from django.dispatch import receiver
 
-from . import __version__, telemetry
+from . import __version__, instrumentation
 from .conf import IssuerSettings, Settings, get_settings, is_reloading, is_secure_url
 from .exceptions import CobeeDjangoError, TokenRejected, UnusableKey
 from .exceptions import FetchError as FetchError
@@ -254,7 +254,7 @@ class IssuerKeys:
             raise KeySetUnavailable(self.issuer)
         return key_set
 
-    @telemetry.traced("cobee_django.jwks.fetch")
+    @instrumentation.traced("cobee_django.jwks.fetch")
     def _fetch(self) -> None:
         self._attempts += 1
         self._last_attempt = time.time()
@@ -263,12 +263,12 @@ class IssuerKeys:
             document = fetch_jwks(self.url, timeout=self.timeout, max_bytes=self.max_bytes)
             key_set, skipped = build_key_set(document, self.algorithms, fetched_at=time.time())
         except FetchError as exc:
-            telemetry.key_set_fetched(self.issuer, "failure", time.perf_counter() - started)
+            instrumentation.key_set_fetched(self.issuer, "failure", time.perf_counter() - started)
             self._last_failed = True
             state = "keeping the last good set" if self._set is not None else "no key set yet"
             logger.warning("Could not fetch the key set of %s: %s; %s.", self.issuer, exc, state)
             return
-        telemetry.key_set_fetched(self.issuer, "success", time.perf_counter() - started)
+        instrumentation.key_set_fetched(self.issuer, "success", time.perf_counter() - started)
         self._last_failed = False
         if skipped:
             logger.warning("Skipped unusable entries in the key set of %s: %s.", self.issuer, "; ".join(skipped))

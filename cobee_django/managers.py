@@ -43,7 +43,6 @@ from django.utils.functional import cached_property
 
 from . import guards, state
 from .company_field import COMPANY_ATTNAME, COMPANY_FIELD, is_tenant_model, unscoped_rows
-from .db.citus import CitusJoinCondition
 from .exceptions import NoTenantBound, TenantViolation
 
 if TYPE_CHECKING:
@@ -82,10 +81,30 @@ def tenant_condition(model: type[Model], alias: str, tenant: Tenant) -> ExtraWhe
     return In(column, tenant.sorted_company_ids)
 
 
+def on_citus(connection: BaseDatabaseWrapper) -> bool:
+    """What the database backend says: ``cobee_django.db.backends.citus`` on a Citus server."""
+    return getattr(connection.features, "is_citus", False) is True
+
+
+class SameCompanyJoin(Exact):
+    """``lhs = rhs`` between two company columns, written only on Citus (elsewhere it compiles to nothing).
+
+    Joins between tenant tables carry ``a.company_id = b.company_id`` so that Citus runs them on
+    each shard (co-located). PostgreSQL does not need it, and its planner would treat it as
+    independent of the foreign key's own condition and underestimate the join's rows (a corporation
+    report measured 1.4x slower with it), so there the join is left as it was.
+    """
+
+    def as_sql(self, compiler: Any, connection: BaseDatabaseWrapper) -> Any:
+        if not on_citus(connection):
+            return "", ()
+        return super().as_sql(compiler, connection)
+
+
 def same_company_condition(model: type[Model], alias: str, other: type[Model], other_alias: str) -> Lookup[Any]:
-    """``alias.company_id = other_alias.company_id`` on Citus: the join is co-located (``CitusJoinCondition``)."""
+    """``alias.company_id = other_alias.company_id`` on Citus: the join is co-located (:class:`SameCompanyJoin`)."""
     column = model._meta.get_field(COMPANY_FIELD).get_col(alias)  # type: ignore[union-attr]
-    return CitusJoinCondition(column, other._meta.get_field(COMPANY_FIELD).get_col(other_alias))  # type: ignore[union-attr]
+    return SameCompanyJoin(column, other._meta.get_field(COMPANY_FIELD).get_col(other_alias))  # type: ignore[union-attr]
 
 
 def add_tenant_condition(query: Query, tenant: Tenant) -> None:

@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.log import log_response
 
-from . import audit, bearer, state, telemetry
+from . import audit, bearer, instrumentation, state
 from .authentication import JWTAuthentication
 from .exceptions import NoTenantBound, TenantViolation
 from .membership import tenant_for_principal
@@ -104,7 +104,7 @@ class TenantMiddleware:
         audit.access_denied(type(self), request, response.status_code, resolver.tenant)
         return self.process_response(request, response)
 
-    @telemetry.traced_tenant
+    @instrumentation.traced("cobee_django.bind_tenant")
     def get_tenant(self, request: HttpRequest, user: Any) -> Tenant | None:
         """The tenant of ``user``; ``None`` binds nothing (tenant models then refuse to run)."""
         if isinstance(user, ClientPrincipal):

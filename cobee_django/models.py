@@ -7,11 +7,12 @@ The registry rows are not tenant-scoped themselves; they are what scoping is com
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import django
 from django.conf import settings
-from django.db import models, router
+from django.db import connections, models, router
 from django.db.models import Q, QuerySet
 from django.db.models.options import Options
 from django.db.models.signals import class_prepared
@@ -19,9 +20,8 @@ from django.utils.functional import cached_property
 
 from . import guards, state
 from .company_field import COMPANY_ATTNAME, SAVED_COMPANY, is_tenant_model, unscoped_rows
-from .db.citus import save_update
-from .exceptions import TenantViolation
-from .managers import TenantManager
+from .exceptions import CitusError, TenantViolation
+from .managers import TenantManager, on_citus
 
 __all__ = ["Company", "Corporation", "GrantSource", "MembershipSource", "StaffGrant", "StaffIdentity", "TenantModel"]
 
@@ -210,12 +210,11 @@ class TenantModel(models.Model):
 
     def _do_update(self, base_qs: QuerySet[Any], *args: Any, **kwargs: Any) -> Any:
         # save() updates by primary key through the scoped base manager, pinned to the row's company
-        # so that Citus can route it (see save_update's docstring). When that finds nothing, Django
+        # so that Citus can route it (see _pinned_update). When that finds nothing, Django
         # would INSERT: a row of another company holding the same primary key must be a
         # TenantViolation, not an IntegrityError (nor, without a unique key, a second row).
         using, pk_val, values, *rest = args
-        updated = save_update(
-            self,
+        updated = self._pinned_update(
             base_qs,
             values,
             lambda qs, vals: super(TenantModel, self)._do_update(qs, using, pk_val, vals, *rest, **kwargs),
@@ -227,3 +226,38 @@ class TenantModel(models.Model):
         ):
             raise TenantViolation(f"This {self._meta.label} row belongs to a company the bound tenant does not reach.")
         return updated
+
+    def _pinned_update(
+        self,
+        base_qs: QuerySet[Any],
+        values: list[tuple[Any, Any, Any]],
+        update: Callable[[QuerySet[Any], list[tuple[Any, Any, Any]]], Any],
+    ) -> Any:
+        """Run ``save()``'s UPDATE pinned to the row's company.
+
+        Django's UPDATE sets every field, the company included, and finds the row by primary key
+        (plus the tenant filter: ``company_id IN (...)`` for a corporation). Citus refuses to set the
+        distribution column unless the statement pins one shard. So the UPDATE first runs with
+        ``company_id = <the instance's company>`` in its ``WHERE`` and the company left out of its
+        ``SET`` (unchanged, by that very filter): one shard, on every database. Only when no row
+        matched (the row is in another company: a move, which the write guards have allowed) does
+        the full UPDATE run; Citus cannot move a row between shards, so there (the backend's
+        ``is_citus`` flag) that is a :class:`~cobee_django.exceptions.CitusError`.
+        """
+        company = getattr(self, COMPANY_ATTNAME, None)
+        rest = [v for v in values if getattr(v[0], "attname", None) != COMPANY_ATTNAME]
+        if company is None or len(rest) == len(values):
+            return update(base_qs, values)  # the company is not being written: nothing to pin
+        pinned = base_qs.filter(**{COMPANY_ATTNAME: company})
+        if rest or pinned.filter(pk=self.pk).exists():
+            updated = update(pinned, rest)
+            if updated:
+                return updated
+        if not base_qs.filter(pk=self.pk).exists():
+            return update(base_qs, values)  # no such row here: Django's own answer (save() inserts, or raises)
+        if on_citus(connections[base_qs.db]):
+            raise CitusError(
+                f"This {self._meta.label} row belongs to another company: Citus cannot move a row between "
+                "companies (shards). Delete it and create it again in the new company."
+            )
+        return update(base_qs, values)  # a move the write guards allowed

@@ -16,7 +16,7 @@ The snapshot holds the company ids themselves (what the request could reach when
 work), not the principal. A task queued with nothing bound, or inside ``unscoped()``, cannot
 capture a tenant: that raises, so unscoped work stays explicit in the task's own code.
 
-Celery users need none of this: :mod:`cobee_django.celery` carries the same snapshot in the task
+Celery users need none of this: :mod:`cobee_django.contrib.celery` carries the same snapshot in the task
 message's headers, so the task's arguments stay the caller's own.
 
 A snapshot comes back from a queue, which is input: :func:`tenant_from_snapshot` parses it

@@ -42,7 +42,7 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
-from . import telemetry
+from . import instrumentation
 from .conf import get_settings
 from .principal import ClientPrincipal
 from .tokens import ValidatedToken
@@ -185,7 +185,7 @@ class PrincipalRateThrottle(SimpleRateThrottle):
             return self._backend_failed(exc)
         if count <= self.num_requests:
             return True
-        telemetry.throttled(self.scope or "", self.per)
+        instrumentation.throttled(self.scope or "", self.per)
         return False
 
     def _count(self, key: str, timeout: int) -> int:
@@ -224,7 +224,7 @@ class PrincipalRateThrottle(SimpleRateThrottle):
             type(exc).__name__,
             "admitting the request unthrottled" if settings.throttle_fail_open else "refusing the request",
         )
-        telemetry.throttle_backend_failed(self.scope or "", self.per)
+        instrumentation.throttle_backend_failed(self.scope or "", self.per)
         if settings.throttle_fail_open:
             return True
         raise ThrottleUnavailable(settings.unavailable_retry_after)

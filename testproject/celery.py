@@ -10,12 +10,12 @@ import os
 
 from celery import Celery
 
-import cobee_django.celery
+from cobee_django.contrib.celery import install
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "testproject.settings")
 
 app = Celery("testproject")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # The one line that makes every task of this app carry and bind the tenant.
-cobee_django.celery.install(app)
+install(app)
 app.autodiscover_tasks()

@@ -1,4 +1,4 @@
-"""cobee_django.celery without a worker: the header's format, install(), eager mode, the fan-out.
+"""cobee_django.contrib.celery without a worker: the header's format, install(), eager mode, the fan-out.
 
 The same behaviour against a real worker and Redis is in test_celery_worker.py.
 """
@@ -15,8 +15,8 @@ from celery.exceptions import Reject
 from celery.signals import before_task_publish
 from django.core.exceptions import ImproperlyConfigured
 
-from cobee_django import celery as cobee_celery
 from cobee_django import state, tasks
+from cobee_django.contrib import celery as cobee_celery
 from cobee_django.exceptions import NoTenantBound, TenantError
 from testproject.api import tasks as api_tasks
 from testproject.celery import app

@@ -1,4 +1,4 @@
-"""cobee_django.celery against a real Celery worker and the Redis broker: solo, prefork and threads pools.
+"""cobee_django.contrib.celery against a real Celery worker and the Redis broker: solo, prefork and threads pools.
 
 Each worker is a subprocess (``celery -A testproject worker``) with one process or thread
 (``-c 1``), so "the next task on the same process" really is the same one: the tests compare
@@ -27,8 +27,8 @@ import pytest
 from celery import chain, chord, group
 from celery.signals import before_task_publish
 
-from cobee_django import celery as cobee_celery
 from cobee_django import state
+from cobee_django.contrib import celery as cobee_celery
 from cobee_django.state import Tenant
 from testproject.api import tasks as api_tasks
 from testproject.api.seed import seed_id

@@ -21,6 +21,7 @@ from django.db.migrations.executor import MigrationExecutor
 from cobee_django import state
 from cobee_django.db import citus
 from cobee_django.db.policy import tenant_models
+from cobee_django.exceptions import CitusError
 from cobee_django.models import Company, Corporation
 from testproject.api.models import Consumption, Employee
 
@@ -156,7 +157,7 @@ def test_corporation_saves_its_employees(on_citus, corp):
         employee = Employee.objects.get(company=companies[1])
         Consumption.objects.filter(employee=employee).delete()  # else the write guards refuse the move first
         employee.company_id = companies[2].pk  # a move: Citus cannot do it, and says so
-        with pytest.raises(citus.CitusError, match="cannot move a row"):
+        with pytest.raises(CitusError, match="cannot move a row"):
             employee.save()
 
 
@@ -171,7 +172,7 @@ def test_a_citus_database_without_workers_fails_to_migrate(on_citus):
     connections["citus_noworkers"] = lone  # the executor opens its transaction by alias
     try:
         assert citus.is_citus(lone) and citus.worker_count(lone) == 0
-        with pytest.raises(citus.CitusError, match="has no worker node"):
+        with pytest.raises(CitusError, match="has no worker node"):
             MigrationExecutor(lone).migrate([("api", "0002_distribute_by_company")])
     finally:
         lone.close()
@@ -278,7 +279,7 @@ def test_a_move_saved_with_update_fields_moves_the_row_or_says_why(corp):
         Consumption.objects.filter(employee=employee).delete()
         employee.company_id = companies[1].pk
         if citus.is_citus(connection):
-            with pytest.raises(citus.CitusError, match="cannot move a row"):
+            with pytest.raises(CitusError, match="cannot move a row"):
                 employee.save(update_fields=["company"])
             return
         employee.save(update_fields=["company"])

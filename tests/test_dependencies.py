@@ -13,7 +13,12 @@ import pytest
 ROOT = Path(__file__).parents[1]
 PACKAGE = ROOT / "cobee_django"
 #: Modules loaded only with an extra installed, and the extra.
-OPTIONAL = {"openapi.py": "openapi", "testing": "test", "celery.py": "celery", "telemetry.py": "otel"}
+OPTIONAL = {
+    "contrib/drf_spectacular.py": "openapi",
+    "testing": "test",
+    "contrib/celery.py": "celery",
+    "contrib/opentelemetry.py": "otel",
+}
 
 
 def _name(requirement: str) -> str:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
+import sys
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -72,6 +75,7 @@ def test_the_graph_sees_function_local_imports_and_skips_type_checking_blocks():
     # apps.ready() imports checks inside a function; managers imports state only under TYPE_CHECKING too.
     assert "cobee_django.checks" in graph["cobee_django.apps"]
     assert "cobee_django.tenancy_setup" in graph["cobee_django.apps"]
+    assert "cobee_django.contrib.opentelemetry" in graph["cobee_django.apps"]
 
 
 def test_there_is_no_import_cycle_inside_the_package():
@@ -122,3 +126,55 @@ def test_every_import_points_up_the_documented_layers():
             if own and other and other != own and ranks[other] > ranks[own]:
                 wrong.append(f"{module} imports {target}, listed after it")
     assert wrong == []
+
+
+def test_only_the_app_config_loads_the_optional_integrations():
+    """``cobee_django.contrib`` is the edge: the core never imports it, the app config does when configured."""
+    importers = sorted(
+        module
+        for module, targets in import_graph().items()
+        if not module.startswith(f"{PACKAGE}.contrib")
+        and any(target.startswith(f"{PACKAGE}.contrib") for target in targets)
+    )
+    assert importers == [f"{PACKAGE}.apps"]
+
+
+def test_the_core_asks_the_backend_not_the_citus_module():
+    graph = import_graph()
+    citus = {f"{PACKAGE}.db.citus", f"{PACKAGE}.db.backends.citus"}
+    reaching = sorted(module for module, targets in graph.items() if targets & citus)
+    # Only the database walls and the Citus backend itself reach the Citus module.
+    assert all(module.startswith(f"{PACKAGE}.db.") for module in reaching), reaching
+
+
+_LOADED = """
+import sys
+
+import django
+from django.conf import settings
+
+import tests.settings
+
+tests.settings.COBEE_DJANGO["TELEMETRY"] = False
+tests.settings.ALLOWED_HOSTS = ["testserver"]
+tests.settings.DATABASES["default"] = {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+django.setup()
+from django.test import Client
+
+Client().get("/")  # a request through the middleware and the URLs too
+print(" ".join(sorted(name for name in sys.modules if name.startswith(("cobee_django", "opentelemetry", "celery")))))
+"""
+
+
+def test_a_project_without_citus_or_telemetry_loads_neither():
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    env.pop("DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-c", _LOADED], cwd=ROOT.parent, env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split())
+    assert f"{PACKAGE}.models" in loaded and f"{PACKAGE}.db.rls" in loaded  # the probe sees the app loaded
+    assert not {name for name in loaded if name.startswith(("opentelemetry", f"{PACKAGE}.contrib.opentelemetry"))}
+    assert not {name for name in loaded if name.startswith((f"{PACKAGE}.db.citus", f"{PACKAGE}.db.backends"))}
+    assert not {name for name in loaded if name.startswith(("celery", f"{PACKAGE}.contrib.celery"))}

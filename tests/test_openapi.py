@@ -6,7 +6,7 @@ import pytest
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.validation import validate_schema
 
-from cobee_django.openapi import JWTAuthenticationScheme, required_scopes
+from cobee_django.contrib.drf_spectacular import JWTAuthenticationScheme, required_scopes
 from tests.testapp import apiviews
 
 

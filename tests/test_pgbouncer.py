@@ -27,7 +27,7 @@ import pytest
 from django.db import connection, connections, transaction
 from django.test import Client
 
-from cobee_django.db import policy
+from cobee_django.db.citus import is_citus
 from cobee_django.state import for_company, for_corporation
 from tests import test_rls
 from tests.test_rls import CORP, A, B, C, as_caller, raw_names
@@ -233,7 +233,7 @@ def test_the_probe_sees_a_session_value_left_behind(start_pgbouncer, test_rls_ru
             cursor.execute(f"SET cobee.company_ids = '{{{A}}}'")
     # On Citus the session value stays on the coordinator (only SET LOCAL is sent to the workers),
     # so the shards see nothing; on one PostgreSQL server it leaks.
-    leaked = [] if policy.is_citus(connection) else ["a1", "a2"]
+    leaked = [] if is_citus(connection) else ["a1", "a2"]
     with through(bouncer, test_rls_runtime) as client:
         assert raw_names() == leaked  # another client, nothing bound
         with client.connection.cursor() as cursor:

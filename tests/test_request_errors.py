@@ -292,7 +292,7 @@ OWN_MODULES = [
     "jose",
     "jwks",
     "middleware",
-    "openapi",
+    "contrib.drf_spectacular",
     "permissions",
     "tokens",
     "uuids",

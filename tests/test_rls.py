@@ -25,6 +25,7 @@ from django.db.models import QuerySet
 from django.test import Client
 
 from cobee_django.db import policy
+from cobee_django.db.citus import is_citus
 from cobee_django.db.operations import AddSameCompanyConstraint, EnableRowLevelSecurity
 from cobee_django.db.rls import RowLevelSecurityError
 from cobee_django.models import Company, Corporation
@@ -46,7 +47,7 @@ def _create_role(cursor, *attributes: str) -> str:
     cursor.execute(f'CREATE ROLE "{name}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE {" ".join(attributes)}')
     try:
         cursor.execute(f'GRANT USAGE ON SCHEMA public TO "{name}"')
-        citus = policy.is_citus(connection)
+        citus = is_citus(connection)
         if citus:  # one GRANT over distributed and reference tables: Citus wants it one shard at a time
             cursor.execute("SET citus.multi_shard_modify_mode TO 'sequential'")
         cursor.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{name}"')

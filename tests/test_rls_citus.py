@@ -23,6 +23,7 @@ from django.db import DatabaseError, connection, connections, transaction
 from django.db.migrations.state import ProjectState
 
 from cobee_django.db import policy, rls
+from cobee_django.db.citus import is_citus
 from cobee_django.db.operations import AddSameCompanyConstraint, EnableRowLevelSecurity
 from cobee_django.state import for_company, for_corporation, unscoped
 from tests import test_rls
@@ -51,7 +52,7 @@ def _fetch(sql: str, params=()) -> list[tuple]:
 def _why_not_citus() -> str | None:
     if connection.vendor != "postgresql":
         return "needs DATABASE_URL=postgres://... on a Citus coordinator"
-    if not policy.is_citus(connection):
+    if not is_citus(connection):
         return "the test database has no Citus extension (DATABASE_URL is not a Citus coordinator)"
     if not _fetch("SELECT 1 FROM pg_dist_node WHERE noderole = 'primary' AND groupid <> 0"):
         return "the Citus test database has no workers (it must be created on every node)"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from rest_framework.test import APIClient
 
-from cobee_django import signals, telemetry
+from cobee_django import instrumentation, signals
 
 otel_sdk = pytest.importorskip("opentelemetry.sdk")
 
@@ -25,6 +25,8 @@ from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 from opentelemetry.trace import StatusCode  # noqa: E402
+
+from cobee_django.contrib import opentelemetry as telemetry  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.urls("tests.testapp.apiviews")
@@ -190,6 +192,7 @@ def test_off_means_no_receivers_and_no_spans(settings, auth_settings, token_issu
     settings.COBEE_DJANGO = {**auth_settings, "TELEMETRY": False}
     exporter.clear()
     assert not telemetry.enabled()
+    assert instrumentation.installed() is None
     for signal in (signals.token_accepted, signals.token_rejected, signals.tenant_bound, signals.access_denied):
         assert not any("telemetry" in str(receiver[0]) for receiver in signal.receivers)
     token = token_issuer.make_token(tenants.c, scopes=["read:employees"])
@@ -205,17 +208,18 @@ sys.modules["opentelemetry"] = None  # as if the extra were not installed
 import django
 from django.conf import settings
 django.setup()
-from cobee_django import conf, telemetry
-assert not telemetry.available() and not telemetry.enabled()
+from cobee_django import conf, instrumentation
+assert instrumentation.installed() is None
+assert "cobee_django.contrib.opentelemetry" not in sys.modules
 assert settings.COBEE_DJANGO["TELEMETRY"] is False, settings.COBEE_DJANGO
 problems = conf.validate({**settings.COBEE_DJANGO, "TELEMETRY": True})
 assert [p.id for p in problems] == ["cobee_django.E050"], problems
-@telemetry.traced("x")
+@instrumentation.traced("x")
 def f(a):
     return a + 1
 assert f(1) == 2
-telemetry.key_set_fetched("i", "success", 0.1)
-telemetry.throttled("s", "company")
+instrumentation.key_set_fetched("i", "success", 0.1)
+instrumentation.throttled("s", "company")
 print("OK")
 """
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT)}

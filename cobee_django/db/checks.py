@@ -16,6 +16,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import connections
 
 from ..conf import user_settings
+from ._catalog import is_citus
 from .policy import forced_tables, foreign_key_problems, role_problems, shard_problems, table_problems, tenant_models
 
 __all__ = ["check_backend", "check_citus", "check_database"]
@@ -90,7 +91,7 @@ def check_citus(
     app_configs: Sequence[Any] | None = None, databases: Sequence[str] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
     """E040, W040, W041 and E041 on a Citus database (``migrate`` runs these for its database)."""
-    from .citus import distribution_problems, is_citus, undistributed_tables
+    from .citus import distribution_problems, undistributed_tables
 
     messages: list[CheckMessage] = []
     if not databases:

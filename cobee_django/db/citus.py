@@ -3,9 +3,9 @@
 Citus spreads a table over worker nodes by one column. cobee_django distributes every tenant table
 by its company column, all in one co-location group, so one company's rows of every table live on
 the same shard: a one-company query goes to one node, and joins between tenant tables that match
-their company columns (see :func:`cobee_django.managers.tenant_condition`'s join restriction) run
-on each node without moving rows. The registry (``Company``, ``Corporation``) is copied to every
-node as reference tables.
+their company columns (the join restriction adds that condition when the database backend is
+``cobee_django.db.backends.citus`` on a Citus server) run on each node without moving rows. The
+registry (``Company``, ``Corporation``) is copied to every node as reference tables.
 
 Citus needs keys that include the distribution column, so distributing a tenant table also:
 
@@ -25,22 +25,22 @@ local table.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.apps import apps as global_apps
-from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.backends.utils import truncate_name
 from django.db.migrations.operations.base import Operation
 from django.db.migrations.state import ProjectState
-from django.db.models import ForeignKey, Model, QuerySet, UniqueConstraint
-from django.db.models.lookups import Exact
+from django.db.models import ForeignKey, Model, UniqueConstraint
 
+from ..company_field import company_column
 from ..conf import Problem
-from ..exceptions import CobeeDjangoError
+from ..exceptions import CitusError
+from ._catalog import fetch as _fetch
+from ._catalog import is_citus
 
 logger = logging.getLogger("cobee_django.citus")
 
@@ -51,41 +51,6 @@ _told: set[str] = set()
 HASH, NONE = "h", "n"
 
 
-class CitusError(CobeeDjangoError):
-    """The database is Citus, but a tenant table cannot be distributed as asked."""
-
-
-def is_citus(connection: BaseDatabaseWrapper) -> bool:
-    """True when ``connection`` is PostgreSQL with the ``citus`` extension installed."""
-    if connection.vendor != "postgresql":
-        return False
-    return bool(_fetch(connection, "SELECT 1 FROM pg_extension WHERE extname = 'citus'"))
-
-
-def on_citus(connection: BaseDatabaseWrapper) -> bool:
-    """:func:`is_citus`, asked once per connection object (the server does not change under it)."""
-    known: bool | None = getattr(connection, "_cobee_is_citus", None)
-    if known is None:
-        known = is_citus(connection)
-        connection._cobee_is_citus = known  # type: ignore[attr-defined]
-    return known
-
-
-class CitusJoinCondition(Exact):
-    """``lhs = rhs``, written only on a Citus database (elsewhere it compiles to nothing).
-
-    Joins between tenant tables carry ``a.company_id = b.company_id`` so that Citus runs them on
-    each shard (co-located). PostgreSQL does not need it, and its planner would treat it as
-    independent of the foreign key's own condition and underestimate the join's rows (a corporation
-    report measured 1.4x slower with it), so there the join is left as it was.
-    """
-
-    def as_sql(self, compiler: Any, connection: BaseDatabaseWrapper) -> Any:
-        if not on_citus(connection):
-            return "", ()
-        return super().as_sql(compiler, connection)
-
-
 def worker_count(connection: BaseDatabaseWrapper) -> int:
     """Active primary nodes of this database that may hold shards (Citus keeps them per database)."""
     rows = _fetch(
@@ -93,14 +58,6 @@ def worker_count(connection: BaseDatabaseWrapper) -> int:
         "SELECT count(*) FROM pg_dist_node WHERE isactive AND noderole = 'primary' AND shouldhaveshards",
     )
     return int(rows[0][0])
-
-
-def _fetch(connection: BaseDatabaseWrapper, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    # The raw cursor: catalog reads are not the application's statements (no row-level security wrapper).
-    connection.ensure_connection()
-    with connection.connection.cursor() as cursor:
-        cursor.execute(sql, params or [])
-        return list(cursor.fetchall())
 
 
 @dataclass(frozen=True)
@@ -131,7 +88,7 @@ def tenant_tables() -> set[str]:
     return {
         m._meta.db_table
         for m in global_apps.get_models()
-        # TenantModel's marker (read here rather than imported: the tenancy core imports this module).
+        # TenantModel's marker (read here rather than imported: this module stays below the models).
         if getattr(m, "_cobee_tenant_model", False) is True and not m._meta.proxy and m._meta.managed
     }
 
@@ -140,13 +97,6 @@ def _say_once(reason: str, message: str, *args: Any) -> None:
     if reason not in _told:
         _told.add(reason)
         logger.info(message, *args)
-
-
-def company_column(model: type[Model]) -> str:
-    """The column of a (historical) tenant model's ``company`` field."""
-    field = model._meta.get_field("company")
-    assert isinstance(field, ForeignKey), f"{model._meta.label}.company is not a foreign key"
-    return str(field.column)
 
 
 def _foreign_keys(model: type[Model]) -> list[ForeignKey[Any, Any]]:
@@ -688,42 +638,6 @@ def undistributed_tables(connection: BaseDatabaseWrapper, models: list[type[Mode
     return problems
 
 
-def save_update(
-    instance: Model,
-    base_qs: QuerySet[Any],
-    values: list[tuple[Any, Any, Any]],
-    update: Callable[[QuerySet[Any], list[tuple[Any, Any, Any]]], Any],
-) -> Any:
-    """Run ``save()``'s UPDATE pinned to the row's company: ``TenantModel._do_update`` calls this.
-
-    Django's UPDATE sets every field, the company included, and finds the row by primary key (plus
-    the tenant filter: ``company_id IN (...)`` for a corporation). Citus refuses to set the
-    distribution column unless the statement pins one shard. So the UPDATE first runs with
-    ``company_id = <the instance's company>`` in its ``WHERE`` and the company left out of its
-    ``SET`` (unchanged, by that very filter): one shard, on every database. Only when no row
-    matched (the row is in another company: a move, which the write guards have allowed) does the
-    full UPDATE run; Citus cannot move a row between shards, so there that is a clear error.
-    """
-    company_attname = "company_id"
-    company = getattr(instance, company_attname, None)
-    rest = [v for v in values if getattr(v[0], "attname", None) != company_attname]
-    if company is None or len(rest) == len(values):
-        return update(base_qs, values)  # the company is not being written: nothing to pin
-    pinned = base_qs.filter(**{company_attname: company})
-    if rest or pinned.filter(pk=instance.pk).exists():
-        updated = update(pinned, rest)
-        if updated:
-            return updated
-    if not base_qs.filter(pk=instance.pk).exists():
-        return update(base_qs, values)  # no such row here: Django's own answer (save() inserts, or raises)
-    if is_citus(connections[base_qs.db]):
-        raise CitusError(
-            f"This {instance._meta.label} row belongs to another company: Citus cannot move a row between "
-            "companies (shards). Delete it and create it again in the new company."
-        )
-    return update(base_qs, values)  # a move the write guards allowed
-
-
 __all__ = [
     "CitusError",
     "CreateReferenceTable",
@@ -731,6 +645,5 @@ __all__ = [
     "distribution_problems",
     "is_citus",
     "placement",
-    "save_update",
     "worker_count",
 ]

@@ -24,7 +24,9 @@ from django.db.migrations.operations.base import Operation
 from django.db.migrations.state import ProjectState
 from django.db.models import ForeignKey, Model
 
+from ..company_field import company_column
 from . import policy
+from ._catalog import is_citus
 
 __all__ = ["AddSameCompanyConstraint", "EnableRowLevelSecurity"]
 
@@ -84,8 +86,8 @@ class EnableRowLevelSecurity(_PostgreSQLOperation):
         model = self._model(app_label, schema_editor, to_state)
         if model is not None:
             quote = schema_editor.quote_name
-            citus = policy.is_citus(schema_editor.connection)
-            table, column = model._meta.db_table, policy.company_column(model)
+            citus = is_citus(schema_editor.connection)
+            table, column = model._meta.db_table, company_column(model)
             self._run(schema_editor, policy.enable_sql(table, column, quote, citus=citus))
 
     def database_backwards(

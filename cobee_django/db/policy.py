@@ -27,8 +27,9 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import truncate_name
 from django.db.models import ForeignKey, Model
 
+from ..company_field import company_column
 from ..conf import Problem
-from .citus import is_citus
+from ._catalog import fetch, is_citus
 
 __all__ = [
     "BYPASS_POLICY",
@@ -37,14 +38,12 @@ __all__ = [
     "POLICIES",
     "TENANT_POLICY",
     "citus_policy_sql",
-    "company_column",
     "disable_sql",
     "drop_same_company_sql",
     "enable_sql",
     "forced_tables",
     "foreign_key_problems",
     "has_constraint",
-    "is_citus",  # re-exported: whether a database is a Citus coordinator (the policies' form)
     "role_problems",
     "same_company_names",
     "same_company_sql",
@@ -88,13 +87,6 @@ def tenant_models(alias: str | None = None) -> list[type[Model]]:
         if alias is None or router.allow_migrate_model(alias, model):
             found.append(model)
     return found
-
-
-def company_column(model: type[Model]) -> str:
-    """The column holding a tenant row's company."""
-    field = model._meta.get_field("company")
-    assert isinstance(field, ForeignKey)
-    return str(field.column)
 
 
 def tenant_foreign_keys(model: type[Model]) -> list[ForeignKey[Any, Any]]:
@@ -143,7 +135,7 @@ def citus_policy_sql(connection: BaseDatabaseWrapper, table: str, column: str) -
     created later): ``create_distributed_table`` refuses the subquery form, so run these first.
     """
     quote = connection.ops.quote_name
-    found = _fetchall(
+    found = fetch(
         connection,
         "SELECT count(*) FROM pg_policy WHERE polrelid = to_regclass(%s) AND polname = ANY (%s)",
         [quote(table), list(POLICIES)],
@@ -192,7 +184,7 @@ def same_company_sql(model: type[Model], field: ForeignKey[Any, Any], quote: Quo
 
 def has_constraint(connection: BaseDatabaseWrapper, table: str, name: str) -> bool:
     """Whether ``table`` has a constraint called ``name``."""
-    rows = _fetchall(
+    rows = fetch(
         connection,
         "SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(%s) AND conname = %s",
         [connection.ops.quote_name(table), name],
@@ -206,14 +198,6 @@ def drop_same_company_sql(model: type[Model], field: ForeignKey[Any, Any], quote
     return [f"ALTER TABLE {quote(model._meta.db_table)} DROP CONSTRAINT IF EXISTS {quote(constraint)}"]
 
 
-def _fetchall(connection: BaseDatabaseWrapper, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-    # The raw DB-API cursor: these catalog reads must not go through the row-level security wrapper.
-    connection.ensure_connection()
-    with connection.connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return list(cursor.fetchall())
-
-
 def _tables(connection: BaseDatabaseWrapper) -> list[str]:
     return [connection.ops.quote_name(m._meta.db_table) for m in tenant_models(connection.alias)]
 
@@ -221,13 +205,13 @@ def _tables(connection: BaseDatabaseWrapper) -> list[str]:
 def role_problems(connection: BaseDatabaseWrapper) -> list[Problem]:
     """Why the connected role cannot be held by row-level security, if it cannot (E021, E022)."""
     # The role itself, or one it may SET ROLE to: either way row-level security is one statement away.
-    rows = _fetchall(
+    rows = fetch(
         connection,
         "SELECT r.rolname, r.rolsuper FROM pg_roles r WHERE (r.rolsuper OR r.rolbypassrls) "
         "AND pg_has_role(current_user, r.oid, 'MEMBER') ORDER BY r.rolname <> current_user, r.rolname",
         [],
     )
-    user = _fetchall(connection, "SELECT current_user", [])[0][0]
+    user = fetch(connection, "SELECT current_user", [])[0][0]
     problems = []
     if rows:
         role, superuser = rows[0]
@@ -241,7 +225,7 @@ def role_problems(connection: BaseDatabaseWrapper) -> list[Problem]:
                 "(a dedicated runtime role); see the row-level security docs.",
             )
         )
-    owned = _fetchall(
+    owned = fetch(
         connection,
         "SELECT c.relname FROM pg_class c WHERE c.oid = ANY (SELECT to_regclass(t) FROM unnest(%s::text[]) t) "
         "AND pg_has_role(current_user, c.relowner, 'MEMBER') ORDER BY c.relname",
@@ -263,7 +247,7 @@ def role_problems(connection: BaseDatabaseWrapper) -> list[Problem]:
 
 def forced_tables(connection: BaseDatabaseWrapper) -> list[str]:
     """Tenant tables on which row-level security is enabled and forced."""
-    rows = _fetchall(
+    rows = fetch(
         connection,
         "SELECT c.relname FROM pg_class c WHERE c.oid = ANY (SELECT to_regclass(t) FROM unnest(%s::text[]) t) "
         "AND c.relrowsecurity AND c.relforcerowsecurity ORDER BY c.relname",
@@ -277,7 +261,7 @@ def table_problems(connection: BaseDatabaseWrapper) -> list[Problem]:
     problems = []
     for model in tenant_models(connection.alias):
         table = model._meta.db_table
-        rows = _fetchall(
+        rows = fetch(
             connection,
             "SELECT c.relrowsecurity, c.relforcerowsecurity, "
             "coalesce(array_agg(p.polname) FILTER (WHERE p.polname IS NOT NULL), '{}'), "
@@ -315,7 +299,7 @@ def foreign_key_problems(connection: BaseDatabaseWrapper) -> list[Problem]:
     for model in tenant_models(connection.alias):
         for field in tenant_foreign_keys(model):
             target: type[Model] = field.related_model
-            found = _fetchall(
+            found = fetch(
                 connection,
                 "SELECT 1 FROM pg_constraint con WHERE con.contype = 'f' "
                 "AND con.conrelid = to_regclass(%s) AND con.confrelid = to_regclass(%s) "
@@ -365,8 +349,8 @@ def shard_problems(connection: BaseDatabaseWrapper) -> list[Problem]:
         table = connection.ops.quote_name(model._meta.db_table)
         if f"{model._meta.label} " in reported:
             continue
-        if _fetchall(connection, "SELECT 1 FROM pg_dist_partition WHERE logicalrelid = to_regclass(%s)", [table]):
-            rows = _fetchall(
+        if fetch(connection, "SELECT 1 FROM pg_dist_partition WHERE logicalrelid = to_regclass(%s)", [table]):
+            rows = fetch(
                 connection,
                 "SELECT shardid FROM run_command_on_shards(%s, %s) WHERE NOT success OR result <> 't' ORDER BY 1",
                 [table, _SHARD_PROTECTED],

@@ -44,7 +44,8 @@ from django.dispatch import receiver
 from .. import state
 from ..conf import Problem, get_settings, is_reloading, user_settings
 from ..exceptions import CobeeDjangoError
-from .policy import BYPASS_SETTING, COMPANY_IDS_SETTING, is_citus, role_problems
+from ._catalog import is_citus
+from .policy import BYPASS_SETTING, COMPANY_IDS_SETTING, role_problems
 
 logger = logging.getLogger("cobee_django.rls")
 

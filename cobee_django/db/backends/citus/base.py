@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from django.db.backends.postgresql import base
 
-from ...citus import on_citus
+from ..._catalog import on_citus
 from .creation import DatabaseCreation
 from .features import DatabaseFeatures
 

@@ -1,6 +1,6 @@
 """OpenAPI for drf-spectacular: the security schemes of ``JWTAuthentication`` and each view's scopes.
 
-Imported by the app when drf-spectacular is installed (``pip install cobee-django[openapi]``);
+Imported by the app when ``drf_spectacular`` is in ``INSTALLED_APPS`` (``pip install cobee-django[openapi]``);
 subclassing drf-spectacular's ``OpenApiAuthenticationExtension`` registers it. The schema then
 declares two schemes for ``JWTAuthentication``:
 
@@ -27,8 +27,8 @@ from drf_spectacular.openapi import AutoSchema
 from rest_framework.permissions import AND, NOT, OR
 from rest_framework.views import APIView
 
-from .conf import get_settings
-from .permissions import HasScopes
+from ..conf import get_settings
+from ..permissions import HasScopes
 
 __all__ = [
     "BEARER_DESCRIPTION",

@@ -3,7 +3,7 @@
 Wire a Celery app once, where it is created (the ``celery`` extra installs Celery)::
 
     app = Celery("proj")
-    cobee_django.celery.install(app)
+    cobee_django.contrib.celery.install(app)
 
 Then, for every task of that app:
 
@@ -42,9 +42,9 @@ from celery.utils.imports import symbol_by_name
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
-from . import state, tasks
-from .exceptions import TenantError
-from .state import Tenant
+from .. import state, tasks
+from ..exceptions import TenantError
+from ..state import Tenant
 
 __all__ = [
     "HEADER",
@@ -173,7 +173,7 @@ task_postrun.connect(unbind_after_task, weak=False, dispatch_uid="cobee_django.c
 class TenantTask(celery.Task):  # type: ignore[misc]  # Celery ships no type information
     """The base task class :func:`install` gives an app: binds the message's tenant around ``run``.
 
-    Use it directly as ``Celery(..., task_cls="cobee_django.celery:TenantTask")``, or as a mixin
+    Use it directly as ``Celery(..., task_cls="cobee_django.contrib.celery:TenantTask")``, or as a mixin
     of your own base class (``class MyTask(TenantTask): ...``).
     """
 
@@ -228,7 +228,9 @@ def install(app: celery.Celery) -> celery.Celery:
     if isinstance(current, type) and issubclass(current, TenantTask):
         return app
     if "Task" in app.__dict__:
-        raise ImproperlyConfigured("cobee_django.celery.install(app) must run before the app's first task is defined.")
+        raise ImproperlyConfigured(
+            "cobee_django.contrib.celery.install(app) must run before the app's first task is defined."
+        )
     if current is celery.Task:
         app.task_cls = TenantTask
     else:
@@ -281,7 +283,7 @@ def fan_out_to_companies(
     (``cobee_django.membership.companies_of``). Called while a tenant is bound, every company
     must be one that tenant reaches (a request cannot fan out to another corporation).
     """
-    from .membership import companies_of
+    from ..membership import companies_of
 
     corporation = uuid.UUID(str(corporation_id)) if not isinstance(corporation_id, uuid.UUID) else corporation_id
     companies = sorted(companies_of(corporation))
@@ -302,7 +304,7 @@ def fan_out_to_every_company_unscoped(
     For periodic jobs of the whole service; it reads the company list unscoped, says so in a
     warning, and refuses to run while a tenant is bound (a request never reaches every company).
     """
-    from .models import Company
+    from ..models import Company
 
     if state.get_tenant() is not None:
         raise TenantError("fan_out_to_every_company_unscoped() cannot run while a tenant is bound.")
