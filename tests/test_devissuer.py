@@ -31,6 +31,7 @@ AUDIENCE = "https://api.cobee.io"
 @pytest.fixture(autouse=True)
 def dev_issuer_settings(settings, tmp_path):
     settings.COBEE_DEV_ISSUER = {**settings.COBEE_DEV_ISSUER, "KEY_DIR": tmp_path, "ENABLED": True}
+    settings.DEBUG = True  # as in development (pytest-django turns DEBUG off; the issuer then refuses)
     return settings.COBEE_DEV_ISSUER
 
 
@@ -468,6 +469,76 @@ def test_system_check_refuses_the_issuer_without_debug(settings, debug, enabled,
     with override_settings(DEBUG=debug):
         errors = checks.check_debug()
     assert [e.id for e in errors] == (["cobee_devissuer.E001"] if refused else [])
+
+
+def _endpoint_requests(client, dev_client) -> dict:
+    """One request per dev issuer endpoint (by URL name), each one the endpoint answers when it runs."""
+    model, secret = dev_client
+    credentials = form(grant_type="client_credentials", client_id=model.client_id, client_secret=secret)
+    code_grant = form(grant_type="authorization_code", client_id="admin", client_secret="s", code="c")
+    return {
+        "jwks": lambda: client.get("/.well-known/jwks.json"),
+        "openid-configuration": lambda: client.get("/.well-known/openid-configuration"),
+        "token": lambda: post_form(client, "/oauth/token", credentials),
+        "token (authorization code)": lambda: post_form(client, "/oauth/token", code_grant),
+        "cobee-token": lambda: client.post(
+            "/api/v3/oauth/token",
+            {"clientId": model.client_id, "clientSecret": secret},
+            content_type="application/json",
+        ),
+        "authorize": lambda: client.get("/authorize", {"client_id": "admin", "response_type": "code"}),
+        "authorize (POST)": lambda: post_form(client, "/authorize", form(client_id="admin", person="dev|x")),
+        "userinfo": lambda: client.get("/userinfo", HTTP_AUTHORIZATION="Bearer unknown"),
+    }
+
+
+def test_every_endpoint_is_in_the_refusal_test(client, dev_client):
+    from cobee_django.devissuer.urls import urlpatterns
+
+    names = {name.split(" (")[0] for name in _endpoint_requests(client, dev_client)}
+    assert names == {pattern.name for pattern in urlpatterns}
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "jwks",
+        "openid-configuration",
+        "token",
+        "token (authorization code)",
+        "cobee-token",
+        "authorize",
+        "authorize (POST)",
+        "userinfo",
+    ],
+)
+@pytest.mark.parametrize("turn_off", ["override_settings", "settings"])
+def test_every_endpoint_refuses_once_debug_is_off_after_start_up(client, dev_client, settings, endpoint, turn_off):
+    send = _endpoint_requests(client, dev_client)[endpoint]
+    answered = send()
+    assert answered.status_code != 404, answered.content  # it runs with DEBUG on
+    if turn_off == "settings":
+        settings.DEBUG = False
+        refused = send()
+    else:
+        with override_settings(DEBUG=False):
+            refused = send()
+    # Checked on this request, not at start-up: nothing answers, no token is minted.
+    assert refused.status_code == 404
+    assert b"access_token" not in refused.content and b"accessToken" not in refused.content
+    settings.COBEE_DEV_ISSUER = {**settings.COBEE_DEV_ISSUER, "ALLOW_WITHOUT_DEBUG": True}
+    with override_settings(DEBUG=False):
+        assert send().status_code == answered.status_code  # explicitly allowed: it answers again
+
+
+def test_issue_token_itself_refuses_without_debug(dev_client):
+    from django.http import Http404
+
+    from cobee_django.devissuer.tokens import issue_token
+
+    model, _ = dev_client
+    with override_settings(DEBUG=False), pytest.raises(Http404):
+        issue_token(model, audience=AUDIENCE, scopes=["read:employees"])
 
 
 @pytest.mark.slow  # the test project started in a subprocess

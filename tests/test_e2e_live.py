@@ -44,6 +44,7 @@ def server(live, transactional_db, settings):
     url = f"{live_server.url}/"
     settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "ISSUER": url, "JWKS_URL": None}
     settings.COBEE_DEV_ISSUER = {**settings.COBEE_DEV_ISSUER, "ENABLED": True, "KEY_DIR": key_dir}
+    settings.DEBUG = True  # as in development (pytest-django turns DEBUG off; the issuer then refuses)
     return url
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.http import Http404
 
 from cobee_django.conf import IssuerSettings, get_settings
 
@@ -33,6 +34,7 @@ __all__ = [
     "key_dir_or_none",
     "key_file",
     "refuses_to_run",
+    "require_serving",
     "served_issuer",
     "token_lifetime",
 ]
@@ -81,6 +83,19 @@ REFUSAL_HINT = (
 def refuses_to_run() -> bool:
     """True when the issuer is on with DEBUG off and nobody explicitly allowed that."""
     return enabled() and not settings.DEBUG and not _raw().get("ALLOW_WITHOUT_DEBUG", False)
+
+
+def require_serving() -> None:
+    """Raise ``Http404`` unless the issuer may answer now: on, and DEBUG on or explicitly not needed.
+
+    Every endpoint calls it on every request, with the settings of that moment: ``ready()`` and the
+    system check only see the settings at start-up, and DEBUG can be turned off afterwards.
+    """
+    # A token minted with DEBUG off would reach production clients: refuse whatever ran at start-up.
+    if not enabled():
+        raise Http404("The development token issuer is off.")
+    if refuses_to_run():
+        raise Http404(f"{REFUSAL} It answers nothing until DEBUG is on again.")
 
 
 def served_issuer() -> IssuerSettings:

@@ -25,7 +25,7 @@ from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -118,8 +118,7 @@ def _error_redirect(params: dict[str, str], error: str, description: str) -> Htt
 @require_http_methods(["GET", "POST"])
 def authorize(request: HttpRequest) -> HttpResponse:
     """The sign-in page: pick a dev person, go back to the admin with a code."""
-    if not conf.enabled():
-        raise Http404("The development token issuer is off.")
+    conf.require_serving()
     source = request.GET if request.method == "GET" else request.POST
     params = {name: source.get(name, "") for name in _AUTHORIZE_PARAMS}
     try:
@@ -210,6 +209,7 @@ def person_claims(person: DevPerson) -> dict[str, Any]:
 
 def exchange_code(request: HttpRequest) -> HttpResponse:
     """``POST /oauth/token`` with ``grant_type=authorization_code`` (RFC 6749 4.1.3, OIDC Core 3.1.3)."""
+    conf.require_serving()
     client_id, secret = _client_credentials(request)
     expected_secret = getattr(settings, "OIDC_RP_CLIENT_SECRET", None) or ""
     if (
@@ -263,8 +263,7 @@ def exchange_code(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def userinfo(request: HttpRequest) -> HttpResponse:
     """The claims about the person an access token from :func:`exchange_code` was issued to."""
-    if not conf.enabled():
-        raise Http404("The development token issuer is off.")
+    conf.require_serving()
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     subject = cache.get(f"{_ACCESS_PREFIX}{token}") if scheme.lower() == "bearer" and token else None
     person = DevPerson.objects.filter(subject=subject).first() if subject else None

@@ -19,7 +19,11 @@ class IssuedToken:
 
 
 def issue_token(client: DevClient, *, audience: str, scopes: Sequence[str]) -> IssuedToken:
-    """A token carrying exactly Auth0's M2M claims and the metadata claim for ``client``."""
+    """A token carrying exactly Auth0's M2M claims and the metadata claim for ``client``.
+
+    Raises ``Http404`` when the issuer may not run now (see :func:`conf.require_serving`).
+    """
+    conf.require_serving()
     lifetime = conf.token_lifetime()
     access_token = keys.get_issuer().make_token(
         company_id=client.company_id,

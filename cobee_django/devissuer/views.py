@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote_plus
 
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -138,8 +138,7 @@ def _authenticate(request: HttpRequest, client_id: str | None, secret: str | Non
 
 def _served(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not conf.enabled():
-            raise Http404("The development token issuer is off.")
+        conf.require_serving()
         return view(request, *args, **kwargs)
 
     wrapped.__name__ = view.__name__

@@ -59,3 +59,4 @@ def point_oidc_at(settings, base: str) -> None:
     settings.OIDC_OP_USER_ENDPOINT = f"{base}/userinfo"
     settings.OIDC_OP_JWKS_ENDPOINT = f"{base}/.well-known/jwks.json"
     settings.COBEE_DEV_ISSUER = {**getattr(settings, "COBEE_DEV_ISSUER", {}), "ENABLED": True}
+    settings.DEBUG = True  # as in development (pytest-django turns DEBUG off; the issuer then refuses)
