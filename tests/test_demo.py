@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def demo_settings(settings, tmp_path):
     settings.VAR_DIR = tmp_path
     settings.COBEE_DEV_ISSUER = {**settings.COBEE_DEV_ISSUER, "ENABLED": True, "KEY_DIR": tmp_path}
+    settings.DEBUG = True  # as in development (pytest-django turns DEBUG off; the issuer then refuses)
     return settings
 
 
