@@ -7,18 +7,20 @@ when present and well formed), plus ``method`` and ``path`` (never the query str
 decisions. Records never hold the token, key material or a traceback: a bad token or a refused
 request is an ordinary event.
 
-==================  =========================================================  =====================
-event               when                                                       level
-==================  =========================================================  =====================
-``token_rejected``  a credential is refused (exactly one record per request)   WARNING for forgery or
-                                                                               misconfiguration
-                                                                               reasons, else INFO
-``access_denied``   an authenticated request is answered 403, or 404 for       WARNING for another
-                    another tenant's object                                    tenant's data, else
-                                                                               INFO
-``token_accepted``  a token is verified                                        DEBUG
-``tenant_bound``    a request's tenant is resolved                             DEBUG
-==================  =========================================================  =====================
+========================  =========================================================  =====================
+event                     when                                                       level
+========================  =========================================================  =====================
+``token_rejected``        a credential is refused (exactly one record per request)   WARNING for forgery or
+                                                                                     misconfiguration
+                                                                                     reasons, else INFO
+``access_denied``         an authenticated request is answered 403, or 404 for       WARNING for another
+                          another tenant's object                                    tenant's data, else
+                                                                                     INFO
+``database_unavailable``  a request is answered 503: the database could not be       WARNING
+                          reached in time (see :mod:`cobee_django.db.faults`)
+``token_accepted``        a token is verified                                        DEBUG
+``tenant_bound``          a request's tenant is resolved                             DEBUG
+========================  =========================================================  =====================
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ __all__ = [
     "WARNING_REASONS",
     "Denial",
     "access_denied",
+    "database_unavailable",
     "deny",
     "request_id",
     "tenant_bound",
@@ -231,5 +234,46 @@ def access_denied(sender: Any, request: Any, status: int, tenant: Any) -> None:
             status=status,
             principal=user,
             tenant=tenant,
+            request_id=rid,
+        )
+
+
+def _error_line(error: BaseException) -> str:
+    """The first line of a database error's message, for operators (it names a node, never data)."""
+    lines = str(error).strip().splitlines()
+    return _printable(lines[0] if lines else type(error).__name__)
+
+
+def database_unavailable(sender: Any, request: Any, reason: Any, error: BaseException) -> None:
+    """Send ``database_unavailable`` and log one WARNING record for a request answered 503.
+
+    The record names the error's type, SQLSTATE and first line (e.g. which Citus worker failed);
+    the client's answer names none of it.
+    """
+    user = getattr(request, "user", None)
+    rid = request_id(request)
+    if logger.isEnabledFor(logging.WARNING):
+        cause = error.__cause__ if error.__cause__ is not None else error
+        state = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+        _log(
+            logging.WARNING,
+            "database_unavailable",
+            reason.value,
+            _who(user),
+            request_id=rid,
+            method=_printable(request.method or ""),
+            path=_printable(request.path),
+            error_type=type(cause).__name__,
+            sqlstate=state if isinstance(state, str) else None,
+            error=_error_line(cause),
+        )
+    if signals.database_unavailable.receivers:
+        _send(
+            signals.database_unavailable,
+            sender=sender,
+            request=request,
+            reason=reason.value,
+            error=error,
+            principal=user,
             request_id=rid,
         )

@@ -32,6 +32,7 @@ __all__ = [
     "CobeeAPIException",
     "CobeeDjangoError",
     "CompanyNotNamed",
+    "DatabaseUnavailable",
     "FetchError",
     "InsufficientScope",
     "InvalidRequest",
@@ -159,6 +160,23 @@ class AuthenticationUnavailable(CobeeAPIException):
     def __init__(self, retry_after: int) -> None:
         super().__init__()
         self.wait = retry_after
+
+
+class DatabaseUnavailable(CobeeAPIException):
+    """503: the database could not be reached in time (down, restarting, hung, a shard moving).
+
+    ``fault`` is the :class:`~cobee_django.db.faults.DatabaseFault` code, for logs and metrics
+    only; the client gets the constant ``detail`` and ``Retry-After``.
+    """
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The service is temporarily unavailable; retry later."
+    default_code = "temporarily_unavailable"
+
+    def __init__(self, retry_after: int, fault: str = "") -> None:
+        super().__init__()
+        self.wait = retry_after
+        self.fault = fault
 
 
 # --- tenancy -----------------------------------------------------------------------------------------

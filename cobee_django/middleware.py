@@ -7,6 +7,10 @@ tenant from ``request.user`` as it is *then* (DRF stores the user it verified on
 ``HttpRequest``), and caches the answer for that user object. API clients (a
 :class:`~cobee_django.principal.ClientPrincipal`) get the companies their token grants; other
 users go through :meth:`TenantMiddleware.get_session_tenant`, the hook for staff sessions.
+
+A database that cannot be reached in time (down, restarting, hung, a Citus shard moving: see
+:mod:`cobee_django.db.faults`) is answered 503 with ``Retry-After`` and a constant body, JSON for API
+requests, instead of Django's 500 page; the reason is logged and sent as ``database_unavailable``.
 """
 
 from __future__ import annotations
@@ -15,22 +19,36 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.db import connections
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.log import log_response
+from rest_framework.views import APIView
 
 from . import audit, bearer, instrumentation, state
 from .authentication import JWTAuthentication
-from .exceptions import NoTenantBound, TenantViolation
+from .conf import get_settings
+from .db.faults import DatabaseFault, classify
+from .exceptions import DatabaseUnavailable, NoTenantBound, TenantViolation
 from .membership import tenant_for_principal
 from .principal import ClientPrincipal
 from .state import Tenant
 
-__all__ = ["NO_TENANT_PAGE_MESSAGE", "RequestTenant", "TenantMiddleware", "is_token_authenticated_view"]
+__all__ = [
+    "DATABASE_UNAVAILABLE_MESSAGE",
+    "NO_TENANT_PAGE_MESSAGE",
+    "RequestTenant",
+    "TenantMiddleware",
+    "is_token_authenticated_view",
+]
 
 #: What a plain Django view (the admin, a form view) answers when it reads a tenant model with no
 #: tenant bound: a 403 with this constant text (the developer's message goes to the log only).
 NO_TENANT_PAGE_MESSAGE = "No company is selected for this page, so its data cannot be shown."
+
+#: The constant body of the 503 answered when the database cannot be reached in time (as JSON
+#: ``{"detail": ...}`` for API requests, as text otherwise).
+DATABASE_UNAVAILABLE_MESSAGE = str(DatabaseUnavailable.default_detail)
 
 #: Deprecated: the attribute is private to :mod:`cobee_django.bearer` now.
 INSUFFICIENT_SCOPE_ATTR = "cobee_insufficient_scope"
@@ -135,7 +153,13 @@ class TenantMiddleware:
         ``TenantViolation`` its own status (403; 400 for ``CompanyNotNamed``). The body is constant;
         the message, which may name ids, is logged. Other exceptions (the programming errors of
         ``TenantError`` among them) go on to Django's handling.
+
+        A database fault (:func:`cobee_django.db.faults.classify`), from a DRF view or a plain one,
+        is answered by :meth:`database_unavailable`.
         """
+        fault = classify(exception)
+        if fault is not None:
+            return self.database_unavailable(request, exception, fault)
         if isinstance(exception, NoTenantBound):
             status, text = 403, NO_TENANT_PAGE_MESSAGE
         elif isinstance(exception, TenantViolation):
@@ -154,6 +178,29 @@ class TenantMiddleware:
         )
         return response
 
+    def database_unavailable(self, request: HttpRequest, exception: Exception, fault: DatabaseFault) -> HttpResponse:
+        """503 with ``Retry-After`` (``UNAVAILABLE_RETRY_AFTER``) for a request the database failed.
+
+        The body is constant: ``{"detail": ...}`` for an API request (a DRF view, or any request
+        with an ``Authorization`` header), the same text otherwise. The error (which may name a
+        node) goes to the log and the ``database_unavailable`` signal only. The tenant is unbound
+        on the way out as for every answer, and a connection the fault broke (a killed pooler, a
+        restarted server) is closed now, so that the next request reconnects as soon as the
+        database is back; Django would close it at the end of the request too, but not every
+        handler (its test client, for one) runs that step.
+        """
+        audit.database_unavailable(type(self), request, fault, exception)
+        _close_broken_connections()
+        response: HttpResponse
+        if _is_api_request(request):
+            response = JsonResponse({"detail": DATABASE_UNAVAILABLE_MESSAGE}, status=503)
+        else:
+            response = HttpResponse(DATABASE_UNAVAILABLE_MESSAGE, status=503, content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = str(get_settings().unavailable_retry_after)
+        # An outage answer must not be cached by a proxy and served after the database is back.
+        patch_cache_control(response, no_store=True)
+        return response
+
     def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         """Finish an API answer: the RFC 6750 challenge of a 403 for a missing scope (``HasScopes``),
         and, for views that authenticate with access tokens, headers that keep shared caches out."""
@@ -163,6 +210,25 @@ class TenantMiddleware:
             patch_cache_control(response, private=True)
             patch_vary_headers(response, ["Authorization"])
         return response
+
+
+def _close_broken_connections() -> None:
+    """Close each open connection a database error left unusable (Django's end-of-request step).
+
+    Connections inside a transaction are left to whoever opened it.
+    """
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is not None and connection.errors_occurred and not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
+
+
+def _is_api_request(request: HttpRequest) -> bool:
+    """A request to a DRF view, or one carrying credentials in ``Authorization`` (a plain API view)."""
+    if request.META.get("HTTP_AUTHORIZATION"):
+        return True
+    match = getattr(request, "resolver_match", None)
+    view_class = getattr(getattr(match, "func", None), "cls", None)
+    return isinstance(view_class, type) and issubclass(view_class, APIView)
 
 
 def is_token_authenticated_view(response: HttpResponseBase) -> bool:

@@ -25,15 +25,23 @@ Each event also writes one structured record on the ``cobee_django`` logger (see
     ``tenant``: the tenant bound then, or ``None``; ``request_id``. Sent once per refused request,
     after the response is built, so permissions composed with ``|`` that end up allowing the request
     send nothing.
+
+``database_unavailable``
+    ``sender``: the middleware class; ``request``: the ``HttpRequest``; ``reason``: a stable code
+    (see :class:`~cobee_django.db.faults.DatabaseFault`: ``database_unreachable``,
+    ``database_timeout``, ``shard_moved``); ``error``: the database error (for logs: never send
+    it to a client); ``principal``: the user, if any; ``request_id``. Sent once per request answered
+    503 because the database could not be reached in time.
 """
 
 from __future__ import annotations
 
 from django.dispatch import Signal
 
-__all__ = ["access_denied", "tenant_bound", "token_accepted", "token_rejected"]
+__all__ = ["access_denied", "database_unavailable", "tenant_bound", "token_accepted", "token_rejected"]
 
 token_accepted = Signal()
 token_rejected = Signal()
 tenant_bound = Signal()
 access_denied = Signal()
+database_unavailable = Signal()

@@ -56,8 +56,10 @@ def free_port() -> int:
 class PgBouncer:
     """One pgbouncer process in transaction mode in front of the test database."""
 
-    def __init__(self, binary: str, directory: Path, settings: dict, users: list[str], pool_size: int) -> None:
-        self.port = free_port()
+    def __init__(
+        self, binary: str, directory: Path, settings: dict, users: list[str], pool_size: int, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
         self.database = settings["NAME"]
         config = directory / "pgbouncer.ini"
         auth_file = directory / "users.txt"

@@ -187,13 +187,33 @@ def test_throttled_requests_count(otel, settings, token_issuer, tenants):
     assert added == statuses.count(429)
 
 
+def test_an_unreachable_database_counts_and_marks_the_request_span(otel, token_issuer, tenants):
+    from tests.test_database_faults import dead_wrapper, default_connection
+
+    exporter, meter = otel
+    token = token_issuer.make_token(tenants.c, scopes=["read:employees"])
+    with trace.get_tracer("test").start_as_current_span("request"), default_connection(dead_wrapper()):
+        assert get(f"/api/v3/companies/{tenants.c}/employees", token).status_code == 503
+    (request,) = spans(exporter, "request")
+    assert request.attributes["cobee_django.database.fault"] == "database_unreachable"
+    assert "cobee_django.database_unavailable" in [e.name for e in request.events]
+    assert request.status.status_code is trace.StatusCode.ERROR
+    assert meter.added("cobee_django.database.unavailable", reason="database_unreachable") == 1
+
+
 def test_off_means_no_receivers_and_no_spans(settings, auth_settings, token_issuer, tenants):
     exporter, _ = sdk()
     settings.COBEE_DJANGO = {**auth_settings, "TELEMETRY": False}
     exporter.clear()
     assert not telemetry.enabled()
     assert instrumentation.installed() is None
-    for signal in (signals.token_accepted, signals.token_rejected, signals.tenant_bound, signals.access_denied):
+    for signal in (
+        signals.token_accepted,
+        signals.token_rejected,
+        signals.tenant_bound,
+        signals.access_denied,
+        signals.database_unavailable,
+    ):
         assert not any("telemetry" in str(receiver[0]) for receiver in signal.receivers)
     token = token_issuer.make_token(tenants.c, scopes=["read:employees"])
     assert get(f"/api/v3/companies/{tenants.c}/employees", token).status_code == 200

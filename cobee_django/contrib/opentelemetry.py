@@ -19,8 +19,9 @@ Spans (kind internal):
 - ``cobee_django.jwks.fetch``: one key-set download, with ``cobee_django.issuer`` and
   ``cobee_django.jwks.outcome`` (``success``/``failure``).
 
-Refusals (``access_denied``) and throttled requests add an event and attributes to the current span
-(the request's server span when the project instruments Django).
+Refusals (``access_denied``), throttled requests and database faults (``database_unavailable``, which
+also marks the span as an error) add an event and attributes to the current span (the request's
+server span when the project instruments Django).
 
 Metrics:
 
@@ -34,6 +35,7 @@ instrument                                  kind       attributes
 ``cobee_django.access.denied``              counter    ``reason``, ``status``
 ``cobee_django.throttle.throttled``         counter    ``scope``, ``per``
 ``cobee_django.throttle.backend_errors``    counter    ``scope``, ``per``
+``cobee_django.database.unavailable``       counter    ``reason`` (requests answered 503)
 ==========================================  =========  ======================================
 
 Client and company ids are span attributes only: as metric attributes they would make one time
@@ -101,6 +103,11 @@ class _Instruments:
         self.throttle_backend_errors = meter.create_counter(
             f"{PREFIX}.throttle.backend_errors", unit="{request}", description="Throttle cache failures."
         )
+        self.database_unavailable = meter.create_counter(
+            f"{PREFIX}.database.unavailable",
+            unit="{request}",
+            description="Requests answered 503 because the database could not be reached, by reason.",
+        )
 
     def span(self, name: str, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Run ``function`` in a span ``name``.
@@ -162,7 +169,13 @@ def configure() -> None:
     if user_settings().get("TELEMETRY") is not True:
         _on = None
         instrumentation.install(None)
-        for signal in (signals.token_accepted, signals.token_rejected, signals.tenant_bound, signals.access_denied):
+        for signal in (
+            signals.token_accepted,
+            signals.token_rejected,
+            signals.tenant_bound,
+            signals.access_denied,
+            signals.database_unavailable,
+        ):
             signal.disconnect(dispatch_uid=_DISPATCH_UID)
         return
     if _built is None:
@@ -173,6 +186,7 @@ def configure() -> None:
     signals.token_rejected.connect(_on_token_rejected, dispatch_uid=_DISPATCH_UID)
     signals.tenant_bound.connect(_on_tenant_bound, dispatch_uid=_DISPATCH_UID)
     signals.access_denied.connect(_on_access_denied, dispatch_uid=_DISPATCH_UID)
+    signals.database_unavailable.connect(_on_database_unavailable, dispatch_uid=_DISPATCH_UID)
 
 
 # --- signal receivers -------------------------------------------------------------------------------
@@ -230,3 +244,15 @@ def _on_access_denied(sender: Any, reason: str, status: int, **kwargs: Any) -> N
     if span.is_recording():
         span.add_event(f"{PREFIX}.access_denied", {"reason": reason, "status": status})
         span.set_attribute(f"{PREFIX}.denial.reason", reason)
+
+
+def _on_database_unavailable(sender: Any, reason: str, **kwargs: Any) -> None:
+    on = _on
+    if on is None:
+        return
+    on.database_unavailable.add(1, {"reason": reason})
+    span = otel_trace.get_current_span()
+    if span.is_recording():
+        span.add_event(f"{PREFIX}.database_unavailable", {"reason": reason})
+        span.set_attribute(f"{PREFIX}.database.fault", reason)
+        span.set_status(otel_trace.Status(otel_trace.StatusCode.ERROR, reason))
