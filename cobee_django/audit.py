@@ -137,12 +137,16 @@ def _log(level: int, event: str, reason: str | None, fields: dict[str, Any], **e
 
 def token_rejected(sender: Any, request: Any, reason: Reason, client_id: str | None = None) -> None:
     """Send ``token_rejected`` and log one record for a refused credential."""
-    rid = request_id(request)
     level = logging.WARNING if reason in WARNING_REASONS else logging.INFO
-    if logger.isEnabledFor(level):
+    logged = logger.isEnabledFor(level)
+    sent = bool(signals.token_rejected.receivers)
+    if not (logged or sent):
+        return  # nobody reads it: not even the request id is computed
+    rid = request_id(request)
+    if logged:
         fields = {"client_id": client_id, "user_id": None, "company_id": None, "corporation_id": None}
         _log(level, "token_rejected", reason.value, fields, request_id=rid)
-    if signals.token_rejected.receivers:
+    if sent:
         _send(
             signals.token_rejected,
             sender=sender,
@@ -155,16 +159,21 @@ def token_rejected(sender: Any, request: Any, reason: Reason, client_id: str | N
 
 def token_accepted(sender: Any, request: Any, token: Any) -> None:
     """Send ``token_accepted``; a DEBUG record (accepted tokens are the normal case)."""
-    if logger.isEnabledFor(logging.DEBUG):
-        _log(logging.DEBUG, "token_accepted", None, _who(token.principal), request_id=request_id(request))
-    if signals.token_accepted.receivers:
+    logged = logger.isEnabledFor(logging.DEBUG)
+    sent = bool(signals.token_accepted.receivers)
+    if not (logged or sent):
+        return  # the path of every authenticated request: nothing more to pay
+    rid = request_id(request)
+    if logged:
+        _log(logging.DEBUG, "token_accepted", None, _who(token.principal), request_id=rid)
+    if sent:
         _send(
             signals.token_accepted,
             sender=sender,
             request=request,
             token=token,
             principal=token.principal,
-            request_id=request_id(request),
+            request_id=rid,
         )
 
 
@@ -212,8 +221,12 @@ def access_denied(sender: Any, request: Any, status: int, tenant: Any) -> None:
     elif status != 403 and not (status == 404 and reason is Denial.OBJECT_NOT_REACHABLE):
         return  # noted, but the request went on (a permission composed with |) and ended otherwise
     level = logging.WARNING if reason in WARNING_DENIALS else logging.INFO
+    logged = logger.isEnabledFor(level)
+    sent = bool(signals.access_denied.receivers)
+    if not (logged or sent):
+        return
     rid = request_id(request)
-    if logger.isEnabledFor(level):
+    if logged:
         fields = _who(user)
         _log(
             level,
@@ -225,7 +238,7 @@ def access_denied(sender: Any, request: Any, status: int, tenant: Any) -> None:
             method=_printable(request.method or ""),
             path=_printable(request.path),
         )
-    if signals.access_denied.receivers:
+    if sent:
         _send(
             signals.access_denied,
             sender=sender,
