@@ -111,6 +111,53 @@ def test_strict_json_accepts_and_counts_depth_outside_strings():
     assert loads_json(b'{"a":' + b"[" * 15 + b"]" * 15 + b"}")
 
 
+def _objects(levels: int) -> bytes:
+    """A JSON object nested ``levels`` deep (the top-level object counts as one)."""
+    return b'{"a":' * (levels - 1) + b"{}" + b"}" * (levels - 1)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _objects(17),
+        b'{"a":' + b'{"b":[' * 8 + b"1" + b"]}" * 8 + b"}",  # objects and arrays together: 17 levels
+        _objects(17) + b" " * 10,
+    ],
+)
+def test_objects_nested_past_the_limit_are_refused(data):
+    # Without the bound, deep documents cost the parser's recursion (and a RecursionError further down).
+    assert reason(loads_json, data) == Reason.BAD_JSON.value
+
+
+def test_exactly_the_depth_limit_passes():
+    assert loads_json(_objects(16))
+    assert loads_json(b'{"a":' + b"[" * 15 + b"]" * 15 + b"}")
+    assert loads_json(b'{"a":' + b'{"b":[' * 7 + b"{}" + b"]}" * 7 + b"}")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"a":[' + b"[]," * 100 + b"[]]}",
+        b'{"a":[' + b"{}," * 100 + b"{}]}",
+        b'{"a":[' + b'{"b":[1]},' * 40 + b"{}]," + b'"c":{"d":{}}}',
+        # Brackets and escaped quotes inside strings are not structure.
+        b'{"a":"\\\\","b":"\\"' + b"[[[[{{{{" * 3 + b'\\"","c":"]]]]}}}}' + b"[" * 20 + b'"}',
+    ],
+)
+def test_wide_but_shallow_documents_pass(data):
+    # Many brackets side by side are not depth: only the exact count decides past the cheap pre-check.
+    assert type(loads_json(data)) is dict
+
+
+def test_the_depth_limit_is_a_parameter():
+    assert loads_json(_objects(3), max_depth=3)
+    assert reason(lambda: loads_json(_objects(4), max_depth=3)) == Reason.BAD_JSON.value
+    with pytest.raises(TokenRejected) as info:
+        loads_json(_objects(17), reason=Reason.BAD_ENCODING)
+    assert info.value.reason is Reason.BAD_ENCODING
+
+
 # --- header rules -----------------------------------------------------------------------------------
 
 
@@ -140,6 +187,10 @@ def test_strict_json_accepts_and_counts_depth_outside_strings():
 )
 def test_header_rules(header, expected):
     assert reason(check_header, header, RS256) == expected
+
+
+def test_a_kid_of_exactly_the_longest_length_is_accepted():
+    assert check_header({"alg": "RS256", "kid": "k" * 256}, RS256).kid == "k" * 256
 
 
 @pytest.mark.parametrize("typ", ["JWT", "jwt", "at+jwt", "AT+JWT", "application/at+jwt"])
@@ -225,6 +276,38 @@ def test_unusable_entries(rsa_key, change, message):
     issuer = TokenIssuer(issuer="https://t.example/", audience="a", key=rsa_key)
     with pytest.raises(UnusableKey, match=message):
         key_from_jwk({**issuer.public_jwk, **change}, RS256)
+
+
+@pytest.mark.parametrize("e", ["BA", "AQAC", "AQAA"])
+def test_an_even_public_exponent_is_refused(rsa_key, e):
+    # An even e is no RSA key (e must be a unit modulo lambda(n)); refused here, before any library sees it.
+    issuer = TokenIssuer(issuer="https://t.example/", audience="a", key=rsa_key)
+    with pytest.raises(UnusableKey, match="bad public exponent") as info:
+        key_from_jwk({**issuer.public_jwk, "e": e}, RS256)
+    assert info.value.__cause__ is None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"e": "Aw"},  # e = 3, the smallest exponent allowed
+        {"key_ops": ["verify"]},
+        {"key_ops": ["sign", "verify"]},
+        {"use": "sig"},
+        {"kid": "k" * 256},
+    ],
+)
+def test_usable_entries_at_the_edges(rsa_key, change):
+    issuer = TokenIssuer(issuer="https://t.example/", audience="a", key=rsa_key)
+    key = key_from_jwk({**issuer.public_jwk, **change}, RS256)
+    assert key.kid == change.get("kid", issuer.kid) and key.bits == 2048
+    assert key.public_key.public_numbers().e == (3 if change.get("e") == "Aw" else 65537)
+
+
+def test_a_kid_one_past_the_longest_length_is_refused(rsa_key):
+    issuer = TokenIssuer(issuer="https://t.example/", audience="a", key=rsa_key)
+    with pytest.raises(UnusableKey, match="kid"):
+        key_from_jwk({**issuer.public_jwk, "kid": "k" * 257}, RS256)
 
 
 def test_non_object_entry():

@@ -11,7 +11,7 @@ import pytest
 from cobee_django import tokens
 from cobee_django.exceptions import CobeeDjangoError
 from cobee_django.principal import ClientPrincipal
-from cobee_django.reasons import TokenRejected
+from cobee_django.reasons import Reason, TokenRejected
 from cobee_django.testing import MISSING, TokenIssuer, install_key_set, uninstall_key_set
 from cobee_django.tokens import ValidatedToken, verify_token
 
@@ -192,3 +192,139 @@ def test_install_key_set_refuses_a_set_without_usable_keys(settings):
     settings.COBEE_DJANGO = {"ISSUER": ISSUER, "AUDIENCE": AUDIENCE}
     with pytest.raises(CobeeDjangoError):
         install_key_set(ISSUER, {"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "x"}]})
+
+
+# --- edges of the claim rules (each test fails when its check is removed or moved by one) -----------
+
+
+class FrozenClock:
+    """``time`` for the verifier, stopped at ``now``."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def frozen(issuer, settings, monkeypatch):
+    """The verifier's clock stopped at a whole second, with no leeway unless a test sets one."""
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "LEEWAY": 0, "TOKEN_CACHE_SIZE": 0}
+    clock = FrozenClock(float(int(time.time())))
+    monkeypatch.setattr(tokens, "time", clock)
+    return clock
+
+
+def reason_of(token: str) -> Reason:
+    with pytest.raises(TokenRejected) as info:
+        verify_token(token)
+    return info.value.reason
+
+
+@pytest.mark.parametrize("leeway", [0, 30])
+def test_exp_boundary_with_a_frozen_clock(issuer, settings, frozen, leeway):
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "LEEWAY": leeway}
+    now = frozen.now
+    # Expired from the instant now reaches exp + leeway (RFC 7519 section 4.1.4: "on or after").
+    assert reason_of(issuer.make_token(COMPANY, exp=int(now) - leeway)) is Reason.EXPIRED
+    assert verify_token(issuer.make_token(COMPANY, exp=int(now) - leeway + 1)).expires_at == now - leeway + 1
+    assert verify_token(issuer.make_token(COMPANY, exp=now - leeway + 0.5))
+
+
+@pytest.mark.parametrize(("claim", "refusal"), [("nbf", Reason.NOT_YET_VALID), ("iat", Reason.ISSUED_IN_FUTURE)])
+@pytest.mark.parametrize("leeway", [0, 30])
+def test_nbf_and_iat_boundaries_with_a_frozen_clock(issuer, settings, frozen, claim, refusal, leeway):
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "LEEWAY": leeway}
+    now = int(frozen.now)
+
+    def token(at: float) -> str:
+        return issuer.make_token(COMPANY, **{"iat": now - 60, claim: at})
+
+    # Accepted up to and including now + leeway; refused one second (or half of one) after.
+    assert verify_token(token(now + leeway))
+    assert reason_of(token(now + leeway + 1)) is refusal
+    assert reason_of(token(now + leeway + 0.5)) is refusal
+
+
+def test_fractional_numeric_dates_are_accepted(issuer, frozen):
+    now = frozen.now
+    validated = verify_token(issuer.make_token(COMPANY, nbf=now - 10.5, iat=now - 10.25, exp=now + 60.75))
+    assert validated.expires_at == now + 60.75
+    assert (validated.claims["nbf"], validated.claims["iat"]) == (now - 10.5, now - 10.25)
+
+
+@pytest.mark.parametrize("value", [True, "1700000000", None, [1], {"t": 1}])
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+def test_nbf_and_iat_must_be_numeric_dates(issuer, claim, value):
+    assert reason_of(issuer.make_token(COMPANY, **{claim: value})) is Reason.BAD_TIME_CLAIM
+
+
+def test_a_token_without_scope_has_no_scopes(issuer):
+    validated = verify_token(issuer.make_token(COMPANY, scope=MISSING))
+    assert "scope" not in validated.claims
+    assert validated.scopes == frozenset() and validated.principal.scopes == frozenset()
+
+
+def test_an_empty_scope_is_the_empty_set(issuer):
+    assert verify_token(issuer.make_token(COMPANY, scope="")).scopes == frozenset()
+    assert verify_token(issuer.make_token(COMPANY, scope="", permissions=["read:x"])).scopes == {"read:x"}
+    assert verify_token(issuer.make_token(COMPANY, scope="a b", permissions=[])).scopes == {"a", "b"}
+
+
+@pytest.mark.parametrize("scope", [" a", "a ", "a  b", "a\tb", 'a"b', "a\\b", 5, None, ["a"]])
+def test_malformed_scope_is_refused(issuer, scope):
+    assert reason_of(issuer.make_token(COMPANY, scope=scope)) is Reason.BAD_SCOPE
+
+
+@pytest.mark.parametrize("permissions", ["a", [1], ["a b"], [""], {"a": 1}])
+def test_malformed_permissions_are_refused(issuer, permissions):
+    assert reason_of(issuer.make_token(COMPANY, permissions=permissions)) is Reason.BAD_SCOPE
+
+
+def test_the_principal_carries_the_signed_claims(issuer):
+    # Membership ordering reads iat from principal.claims: it is the token's claims, never None.
+    validated = verify_token(issuer.make_token(COMPANY, client_id="client-c"))
+    claims = validated.principal.claims
+    assert claims is not None and dict(claims) == dict(validated.claims)
+    assert claims["iat"] == validated.claims["iat"] and claims["azp"] == "client-c"
+
+
+def test_auth0_mode_requires_the_subject_of_the_client(issuer):
+    assert reason_of(issuer.make_token(COMPANY, client_id="client-a", sub="client-b@clients")) is Reason.BAD_SUBJECT
+    assert reason_of(issuer.make_token(COMPANY, client_id="client-a", sub="client-a")) is Reason.BAD_SUBJECT
+    assert reason_of(issuer.make_token(COMPANY, client_id="client-a", sub=MISSING)) is Reason.BAD_SUBJECT
+    assert reason_of(issuer.make_token(COMPANY, azp=5)) is Reason.BAD_CLIENT
+    assert reason_of(issuer.make_token(COMPANY, azp=MISSING, client_id="x")) is Reason.BAD_CLIENT
+
+
+@pytest.mark.parametrize("sub", [5, None, ["client-x"], {"id": "client-x"}, True])
+def test_rfc9068_mode_refuses_a_subject_that_is_not_a_string(issuer, settings, sub):
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "AUTH0_CLAIMS": False}
+    claims = issuer.claims(COMPANY, azp=MISSING, sub=sub)
+    assert reason_of(issuer.sign({**claims, "client_id": "client-x"})) is Reason.BAD_SUBJECT
+    without_sub = issuer.claims(COMPANY, azp=MISSING, sub=MISSING)
+    assert verify_token(issuer.sign({**without_sub, "client_id": "client-x"})).client_id == "client-x"
+
+
+def test_rfc9068_mode_takes_azp_when_there_is_no_client_id(issuer, settings):
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "AUTH0_CLAIMS": False}
+    assert verify_token(issuer.make_token(COMPANY, client_id="client-z", sub="s")).client_id == "client-z"
+    claims = issuer.claims(COMPANY, sub="s", azp="client-z")
+    assert verify_token(issuer.sign({**claims, "client_id": "client-z"})).client_id == "client-z"
+    assert reason_of(issuer.sign({**claims, "client_id": 7})) is Reason.BAD_CLIENT
+
+
+def test_allowed_clients(issuer, settings):
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "ALLOWED_CLIENTS": ["client-a"]}
+    assert verify_token(issuer.make_token(COMPANY, client_id="client-a")).client_id == "client-a"
+    with pytest.raises(TokenRejected) as info:
+        verify_token(issuer.make_token(COMPANY, client_id="client-b"))
+    assert info.value.reason is Reason.CLIENT_NOT_ALLOWED
+
+
+def test_client_id_length_limit(issuer):
+    longest = "c" * 256
+    assert verify_token(issuer.make_token(COMPANY, client_id=longest)).client_id == longest
+    assert reason_of(issuer.make_token(COMPANY, client_id="c" * 257)) is Reason.BAD_CLIENT
+    assert reason_of(issuer.make_token(COMPANY, client_id="client\n")) is Reason.BAD_CLIENT
