@@ -28,7 +28,7 @@ __all__ = [
     "check_settings",
     "check_tenant_managers",
     "check_throttle_rates",
-    "tenant_manager_errors",
+    "tenant_manager_warnings",
     "throttle_rate_errors",
 ]
 
@@ -177,45 +177,57 @@ def admin_template_warnings(apps: Sequence[str]) -> list[CheckMessage]:
 
 @register(Tags.models, Tags.security)
 def check_tenant_managers(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
-    """Every manager of a tenant model is scoped (id E012)."""
+    """Name each manager of a tenant model that was not declared scoped (id W004)."""
     from django.apps import apps
 
-    return tenant_manager_errors(apps.get_models())
+    return tenant_manager_warnings(apps.get_models())
 
 
-def tenant_manager_errors(models: Iterable[type[Model]]) -> list[CheckMessage]:
-    """E012 for each manager of a tenant model whose querysets are not ``TenantQuerySet``s."""
+def tenant_manager_warnings(models: Iterable[type[Model]]) -> list[CheckMessage]:
+    """W004 for each manager (or base manager) of a tenant model declared without ``TenantQuerySet``s.
+
+    Such a manager is scoped at run time anyway (:mod:`cobee_django._django`): the warning is for
+    code that meant it to read every company's rows, which it no longer does.
+    """
+    from ._django import declared_queryset
     from .company_field import is_tenant_model
-    from .managers import TenantQuerySet
+    from .managers import TenantQuery, TenantQuerySet
 
-    errors: list[CheckMessage] = []
+    def declared_scoped(manager: Any) -> bool:
+        queryset = declared_queryset(manager)
+        return isinstance(queryset, TenantQuerySet) and isinstance(queryset.query, TenantQuery)
+
+    hint = (
+        "It reads only the bound tenant's rows: cobee_django scopes every manager of a tenant model at run "
+        "time. Derive it from cobee_django.managers.TenantManager (or TenantManager.from_queryset(...) with a "
+        "TenantQuerySet subclass) to say so, and read every company's rows inside cobee_django.state.unscoped()."
+    )
+    warnings: list[CheckMessage] = []
     for model in models:
         if not is_tenant_model(model):
             continue
         for manager in model._meta.managers:
-            # A plain manager on a tenant model reads every company's rows.
-            if not isinstance(manager.get_queryset(), TenantQuerySet):
-                errors.append(
-                    Error(
-                        f"{model._meta.label}.{manager.name} is not scoped to the tenant.",
-                        hint="Derive the manager from cobee_django.managers.TenantManager (or build it with "
-                        "TenantManager.from_queryset(...) from a TenantQuerySet subclass).",
+            if not declared_scoped(manager):
+                warnings.append(
+                    Warning(
+                        f"{model._meta.label}.{manager.name} is not declared scoped; it is scoped to the tenant "
+                        "at run time.",
+                        hint=hint,
                         obj=model,
-                        id="cobee_django.E012",
+                        id="cobee_django.W004",
                     )
                 )
-        # Django rebuilds querysets through the base manager (combinators, relations, cascades).
         base = model._base_manager
         if any(base is manager for manager in model._meta.managers):
-            continue  # reported above when it is not scoped
-        if not isinstance(base.get_queryset(), TenantQuerySet):
-            errors.append(
-                Error(
-                    f"The base manager of {model._meta.label} is not scoped to the tenant.",
-                    hint="Remove Meta.base_manager_name (tenant models get a scoped base manager), or name "
-                    "a manager derived from cobee_django.managers.TenantManager.",
+            continue  # Meta.base_manager_name: named above when it is not declared scoped
+        if not declared_scoped(base):
+            warnings.append(
+                Warning(
+                    f"The base manager of {model._meta.label} is not declared scoped; it is scoped to the tenant "
+                    "at run time.",
+                    hint=hint,
                     obj=model,
-                    id="cobee_django.E012",
+                    id="cobee_django.W004",
                 )
             )
-    return errors
+    return warnings

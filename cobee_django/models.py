@@ -14,12 +14,9 @@ import django
 from django.conf import settings
 from django.db import connections, models, router
 from django.db.models import Q, QuerySet
-from django.db.models.options import Options
-from django.db.models.signals import class_prepared
-from django.utils.functional import cached_property
 
-from . import guards, state
-from .company_field import COMPANY_ATTNAME, SAVED_COMPANY, is_tenant_model, unscoped_rows
+from . import _django, guards, state  # noqa: F401  (_django scopes every manager of tenant models)
+from .company_field import COMPANY_ATTNAME, SAVED_COMPANY, unscoped_rows
 from .exceptions import CitusError, TenantViolation
 from .managers import TenantManager, on_citus
 
@@ -130,42 +127,6 @@ class StaffIdentity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} at {self.issuer}"
-
-
-class _TenantOptions(Options):  # type: ignore[type-arg]
-    """The ``_meta`` of a tenant model: its base manager is scoped, like its default manager.
-
-    Django builds querysets through ``Model._base_manager`` in many places (a sliced operand of
-    ``|`` or ``^`` rebuilt as ``_base_manager.filter(pk__in=...)``, related descriptors,
-    the deletion collector, ``refresh_from_db()``, ``contenttypes``). An unscoped base manager
-    would let each of them read, update or delete every company's rows.
-    """
-
-    @cached_property
-    def base_manager(self) -> models.Manager[Any]:
-        manager: models.Manager[Any] = Options.base_manager.func(self)  # type: ignore[attr-defined]
-        if not manager.auto_created:
-            return manager  # Meta.base_manager_name: the system check E012 requires it to be scoped
-        # Like Django's own: auto-created, never listed in _meta.managers, so never in migrations.
-        scoped = TenantManager()
-        scoped.name = "_base_manager"
-        scoped.model = self.model
-        scoped.auto_created = True
-        return scoped
-
-
-def scope_base_manager(sender: type[models.Model], **kwargs: Any) -> None:
-    """``class_prepared`` receiver: give every tenant model a scoped base manager.
-
-    Set at run time, not through ``Meta.base_manager_name``, so that users' migrations do not change.
-    """
-    if not is_tenant_model(sender) or sender._meta.abstract or isinstance(sender._meta, _TenantOptions):
-        return
-    sender._meta.__class__ = _TenantOptions
-    sender._meta.__dict__.pop("base_manager", None)
-
-
-class_prepared.connect(scope_base_manager, dispatch_uid="cobee_django.scoped_base_manager")
 
 
 class TenantModel(models.Model):

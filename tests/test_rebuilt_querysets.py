@@ -17,7 +17,7 @@ from django.db.models import Count, Exists, F, Max, OuterRef, Prefetch, QuerySet
 from django.test.utils import isolate_apps
 
 from cobee_django import state
-from cobee_django.checks import tenant_manager_errors
+from cobee_django.checks import tenant_manager_warnings
 from cobee_django.exceptions import NoTenantBound, TenantViolation
 from cobee_django.managers import TenantQuerySet
 from tests.testapp.models import Badge, Department, Employee, Note, Project
@@ -169,7 +169,7 @@ def test_the_base_manager_is_scoped_and_the_escape_hatch_is_a_plain_queryset(dat
         assert Employee._base_manager.filter(pk=data.c_emp.pk).update(salary=0) == 0
         assert Employee._base_manager.filter(pk=data.c_emp.pk).delete()[0] == 0
         assert QuerySet(model=Employee).count() == 6  # the documented escape hatch
-    assert tenant_manager_errors([Employee, Department, Badge]) == []
+    assert tenant_manager_warnings([Employee, Department, Badge]) == []
 
 
 def test_contenttypes_and_foreign_key_validation_stay_inside(data):
@@ -255,7 +255,7 @@ def test_update_expressions_and_annotations_do_not_leak(data):
 
 
 @isolate_apps("tests.testapp")
-def test_a_base_manager_that_is_not_scoped_fails_the_checks():
+def test_a_base_manager_not_declared_scoped_is_named_by_the_checks():
     from django.db import models
 
     from cobee_django.managers import TenantManager
@@ -281,14 +281,14 @@ def test_a_base_manager_that_is_not_scoped_fails_the_checks():
 
     assert isinstance(Default._base_manager.all(), TenantQuerySet)
     assert Default._base_manager.auto_created  # never listed in _meta.managers, so never in migrations
-    assert tenant_manager_errors([Named, Default]) == []
-    assert [e.id for e in tenant_manager_errors([Plain])] == ["cobee_django.E012"]
+    assert tenant_manager_warnings([Named, Default]) == []
+    assert [e.id for e in tenant_manager_warnings([Plain])] == ["cobee_django.W004"]
     # A base manager swapped for a plain one behind the model's back is reported too.
     plain = models.Manager()
     plain.name, plain.model, plain.auto_created = "_base_manager", Default, True
     Default._meta.__dict__["base_manager"] = plain
-    errors = tenant_manager_errors([Default])
-    assert [e.id for e in errors] == ["cobee_django.E012"]
+    errors = tenant_manager_warnings([Default])
+    assert [e.id for e in errors] == ["cobee_django.W004"]
     assert "base manager of testapp.Default" in errors[0].msg
 
 

@@ -352,10 +352,10 @@ def test_the_registry_does_not_reveal_other_companies_rows(data):
 
 
 @isolate_apps("tests.testapp")
-def test_an_unscoped_manager_on_a_tenant_model_fails_the_checks():
+def test_a_manager_not_declared_scoped_on_a_tenant_model_is_named_by_the_checks():
     from django.db import models
 
-    from cobee_django.checks import tenant_manager_errors
+    from cobee_django.checks import tenant_manager_warnings
     from cobee_django.managers import TenantManager, TenantQuerySet
     from cobee_django.models import TenantModel
 
@@ -378,7 +378,7 @@ def test_an_unscoped_manager_on_a_tenant_model_fails_the_checks():
         class Meta:
             app_label = "testapp"
 
-    assert tenant_manager_errors([Good, Employee, Note]) == []
-    errors = tenant_manager_errors([Bad])
-    assert [e.id for e in errors] == ["cobee_django.E012", "cobee_django.E012"]
-    assert "testapp.Bad.objects is not scoped" in errors[0].msg
+    assert tenant_manager_warnings([Good, Employee, Note]) == []
+    warnings = tenant_manager_warnings([Bad])
+    assert [w.id for w in warnings] == ["cobee_django.W004", "cobee_django.W004"]
+    assert "testapp.Bad.objects is not declared scoped" in warnings[0].msg
