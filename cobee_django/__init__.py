@@ -5,7 +5,8 @@ modules listed before it in its own layer. ``tests/test_layers.py`` holds the co
 to no import cycle.
 
 1. Foundations: ``conf`` (the one settings table), ``uuids``, ``company_field``, ``principal``,
-   ``signals``, ``bearer`` (RFC 6750), ``exceptions``, ``reasons``, ``instrumentation`` (no-op hooks).
+   ``signals``, ``bearer`` (RFC 6750), ``exceptions`` (every error and the reason codes),
+   ``instrumentation`` (no-op hooks).
 2. The tenant: ``state`` (a ContextVar; it imports only the exceptions module).
 3. Tokens: ``jose`` < ``jwks`` < ``tokens`` < ``audit`` < ``authentication``.
 4. Tenancy in the ORM: ``guards`` < ``managers`` < ``models`` < ``membership``; background work: ``tasks``.

@@ -31,8 +31,8 @@ from enum import Enum
 from typing import Any
 
 from . import signals
+from .exceptions import Reason
 from .principal import ClientPrincipal
-from .reasons import Reason
 
 __all__ = [
     "REQUEST_ID_HEADER",

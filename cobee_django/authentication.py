@@ -36,10 +36,16 @@ from .bearer import INSUFFICIENT_SCOPE_DESCRIPTION as INSUFFICIENT_SCOPE_DESCRIP
 from .bearer import INVALID_REQUEST_DESCRIPTION as INVALID_REQUEST_DESCRIPTION
 from .bearer import INVALID_TOKEN_DESCRIPTION as INVALID_TOKEN_DESCRIPTION
 from .conf import get_settings
-from .exceptions import AuthenticationUnavailable, InvalidRequest, InvalidToken, KeySetUnavailable, TokenRejected
+from .exceptions import (
+    AuthenticationUnavailable,
+    InvalidRequest,
+    InvalidToken,
+    KeySetUnavailable,
+    Reason,
+    TokenRejected,
+)
 from .exceptions import InsufficientScope as InsufficientScope
 from .principal import ClientPrincipal
-from .reasons import Reason
 from .tokens import ValidatedToken, verify_token
 
 __all__ = ["JWTAuthentication"]

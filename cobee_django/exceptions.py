@@ -16,15 +16,13 @@ Two kinds:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from enum import Enum
+from typing import Any
 
 from rest_framework import status
 from rest_framework.exceptions import APIException, ErrorDetail, NotAuthenticated
 
 from . import bearer
-
-if TYPE_CHECKING:
-    from .reasons import Reason
 
 __all__ = [
     "AuthenticationUnavailable",
@@ -38,10 +36,14 @@ __all__ = [
     "InvalidRequest",
     "InvalidToken",
     "KeySetUnavailable",
+    "MalformedTenantHeader",
     "NoTenantBound",
+    "Reason",
+    "RowLevelSecurityError",
     "SignInRefused",
     "TenantError",
     "TenantViolation",
+    "ThrottleUnavailable",
     "TokenRejected",
     "UnusableKey",
 ]
@@ -49,6 +51,57 @@ __all__ = [
 
 class CobeeDjangoError(Exception):
     """Base class of every error cobee_django raises."""
+
+
+# --- reason codes ------------------------------------------------------------------------------------
+
+# Stable codes for refused tokens. Every rule of the verifier has one. Codes are part of the public
+# contract: they appear in the ``token_rejected`` signal and in the ``cobee_django`` log records, so
+# dashboards and alerts can key on them. They are never sent to the client, whose answer is always
+# the same constant description.
+
+
+class Reason(str, Enum):
+    """Why a token was refused (see the documentation's table of reason codes)."""
+
+    # Transport: the Authorization header and where the token came from.
+    MALFORMED_HEADER = "malformed_header"
+    MULTIPLE_CREDENTIALS = "multiple_credentials"
+    TOKEN_IN_URL_OR_BODY = "token_in_url_or_body"
+    # Compact serialization.
+    TOO_LARGE = "too_large"
+    MALFORMED_TOKEN = "malformed_token"
+    BAD_ENCODING = "bad_encoding"
+    BAD_JSON = "bad_json"
+    # JOSE header.
+    ALG_NOT_ALLOWED = "alg_not_allowed"
+    BAD_TYP = "bad_typ"
+    EMBEDDED_KEY = "embedded_key"
+    FORBIDDEN_HEADER = "forbidden_header"
+    MISSING_KID = "missing_kid"
+    UNKNOWN_KID = "unknown_kid"
+    KEY_ALG_MISMATCH = "key_alg_mismatch"
+    BAD_SIGNATURE = "bad_signature"
+    # Claims.
+    BAD_ISSUER = "bad_issuer"
+    BAD_AUDIENCE = "bad_audience"
+    MISSING_EXP = "missing_exp"
+    BAD_TIME_CLAIM = "bad_time_claim"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    ISSUED_IN_FUTURE = "issued_in_future"
+    BAD_GRANT_TYPE = "bad_grant_type"
+    BAD_CLIENT = "bad_client"
+    CLIENT_NOT_ALLOWED = "client_not_allowed"
+    BAD_SUBJECT = "bad_subject"
+    BAD_SCOPE = "bad_scope"
+    BAD_METADATA = "bad_metadata"
+    BAD_COMPANY = "bad_company"
+    BAD_CORPORATION = "bad_corporation"
+    # The issuer's keys could never be fetched (answered 503, not 401).
+    KEY_SET_UNAVAILABLE = "key_set_unavailable"
+    # Anything the rules above did not foresee (a bug or a library quirk): still a 401, logged loudly.
+    VERIFICATION_ERROR = "verification_error"
 
 
 # --- tokens and keys ---------------------------------------------------------------------------------
@@ -150,11 +203,11 @@ class InsufficientScope(CobeeAPIException):
         )
 
 
-class AuthenticationUnavailable(CobeeAPIException):
-    """503: the issuer's keys have never been obtained and the issuer cannot be reached."""
+class _RetryLater(CobeeAPIException):
+    """503 with ``Retry-After``: something the request needs cannot be reached now."""
 
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "Authentication is temporarily unavailable; retry later."
+    default_detail = "The service is temporarily unavailable; retry later."
     default_code = "temporarily_unavailable"
 
     def __init__(self, retry_after: int) -> None:
@@ -162,21 +215,28 @@ class AuthenticationUnavailable(CobeeAPIException):
         self.wait = retry_after
 
 
-class DatabaseUnavailable(CobeeAPIException):
+class AuthenticationUnavailable(_RetryLater):
+    """503: the issuer's keys have never been obtained and the issuer cannot be reached."""
+
+    default_detail = "Authentication is temporarily unavailable; retry later."
+
+
+class DatabaseUnavailable(_RetryLater):
     """503: the database could not be reached in time (down, restarting, hung, a shard moving).
 
     ``fault`` is the :class:`~cobee_django.db.faults.DatabaseFault` code, for logs and metrics
     only; the client gets the constant ``detail`` and ``Retry-After``.
     """
 
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "The service is temporarily unavailable; retry later."
-    default_code = "temporarily_unavailable"
-
     def __init__(self, retry_after: int, fault: str = "") -> None:
-        super().__init__()
-        self.wait = retry_after
+        super().__init__(retry_after)
         self.fault = fault
+
+
+class ThrottleUnavailable(_RetryLater):
+    """503: the throttle's cache cannot be reached and ``THROTTLE_FAIL_OPEN`` is off."""
+
+    default_detail = "Rate limiting is temporarily unavailable; retry later."
 
 
 # --- tenancy -----------------------------------------------------------------------------------------
@@ -236,3 +296,14 @@ class CompanyNotNamed(TenantViolation):
 
 class CitusError(CobeeDjangoError):
     """The database is Citus, and it cannot do what was asked: distribute a table, move a row between companies."""
+
+
+class RowLevelSecurityError(CobeeDjangoError):
+    """Row-level security is on, but the database connection would not be held by it."""
+
+
+# --- background tasks --------------------------------------------------------------------------------
+
+
+class MalformedTenantHeader(TenantError):
+    """A Celery task message's tenant header is not one ``cobee_django.contrib.celery`` wrote."""

@@ -32,8 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from josepy import jwa
 from josepy.jwk import JWKRSA
 
-from .exceptions import TokenRejected, UnusableKey
-from .reasons import Reason
+from .exceptions import Reason, TokenRejected, UnusableKey
 
 __all__ = [
     "ALGORITHMS",

@@ -39,11 +39,10 @@ from django.dispatch import receiver
 
 from . import __version__, instrumentation
 from .conf import IssuerSettings, Settings, get_settings, is_reloading, is_secure_url
-from .exceptions import CobeeDjangoError, TokenRejected, UnusableKey
+from .exceptions import CobeeDjangoError, Reason, TokenRejected, UnusableKey
 from .exceptions import FetchError as FetchError
 from .exceptions import KeySetUnavailable as KeySetUnavailable
 from .jose import VerificationKey, key_from_jwk, loads_json
-from .reasons import Reason
 
 __all__ = [
     "SHARED_CACHE_TIMEOUT",

@@ -10,7 +10,7 @@ Each event also writes one structured record on the ``cobee_django`` logger (see
 
 ``token_rejected``
     ``sender``: the authentication class; ``request``: the DRF request; ``reason``: a stable reason code
-    (see :class:`~cobee_django.reasons.Reason`); ``client_id``: the client, when the token's signature
+    (see :class:`~cobee_django.exceptions.Reason`); ``client_id``: the client, when the token's signature
     was valid, else ``None``; ``request_id``: the request's ``X-Request-ID`` when it is well formed.
 
 ``tenant_bound``

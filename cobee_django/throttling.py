@@ -36,14 +36,13 @@ import time
 from typing import Any, ClassVar, Literal
 
 from django.core.cache import caches
-from rest_framework import status
-from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from . import instrumentation
 from .conf import get_settings
+from .exceptions import ThrottleUnavailable
 from .principal import ClientPrincipal
 from .tokens import ValidatedToken
 
@@ -53,7 +52,6 @@ KEY_PREFIX = "cobee_django:throttle"
 #: Counters outlive their window by this much, so that a request that read the clock just before
 #: the window ended still finds its counter (and never recreates it without an expiry).
 EXPIRY_MARGIN = 60
-UNAVAILABLE_DESCRIPTION = "Rate limiting is temporarily unavailable; retry later."
 
 Per = Literal["client", "company", "corporation"]
 
@@ -85,18 +83,6 @@ def parse_throttle_rate(rate: object) -> tuple[int, int] | None:
     if match is None or match["period"] not in PERIODS:
         raise ValueError(f"{rate!r} is not a rate: {RATE_FORMAT}.")
     return int(match["requests"]), PERIODS[match["period"]]
-
-
-class ThrottleUnavailable(APIException):
-    """503: the throttle's cache cannot be reached and ``THROTTLE_FAIL_OPEN`` is off."""
-
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = UNAVAILABLE_DESCRIPTION
-    default_code = "temporarily_unavailable"
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__()
-        self.wait = retry_after
 
 
 def verified_principal(request: Request) -> ClientPrincipal | None:
@@ -276,7 +262,6 @@ __all__ = [
     "CompanyScopedRateThrottle",
     "CorporationRateThrottle",
     "PrincipalRateThrottle",
-    "ThrottleUnavailable",
     "parse_throttle_rate",
     "verified_principal",
     "window",

@@ -3,7 +3,7 @@
 :func:`verify_token` is the whole pipeline behind :class:`~cobee_django.authentication.JWTAuthentication`:
 strict parsing (:mod:`cobee_django.jose`), the issuer chosen by exact ``iss``, the key chosen by exact
 ``kid`` among that issuer's trusted keys (:mod:`cobee_django.jwks`), the pinned-algorithm signature,
-then every claim rule below. Each failure raises :class:`~cobee_django.reasons.TokenRejected` with a
+then every claim rule below. Each failure raises :class:`~cobee_django.exceptions.TokenRejected` with a
 reason code.
 
 Claim rules (exact JSON types everywhere: ``true`` is not a number, ``"123"`` is not a date):
@@ -39,10 +39,9 @@ from django.dispatch import receiver
 
 from . import jwks
 from .conf import IssuerSettings, Settings, get_settings, is_reloading
-from .exceptions import TokenRejected
+from .exceptions import Reason, TokenRejected
 from .jose import CompactParser
 from .principal import ClientPrincipal
-from .reasons import Reason
 from .uuids import parse_uuid
 
 __all__ = [

@@ -10,7 +10,7 @@ import pytest
 
 from cobee_django import signals, state
 from cobee_django.audit import Denial
-from cobee_django.reasons import Reason
+from cobee_django.exceptions import Reason
 from cobee_django.testing import MISSING, TokenIssuer
 from tests.testapp.models import Employee
 

@@ -17,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from cobee_django import state, tasks
 from cobee_django.contrib import celery as cobee_celery
-from cobee_django.exceptions import NoTenantBound, TenantError
+from cobee_django.exceptions import MalformedTenantHeader, NoTenantBound, TenantError
 from testproject.api import tasks as api_tasks
 from testproject.celery import app
 from tests.testapp import celery_tasks
@@ -115,7 +115,7 @@ def good(**changes: Any) -> dict[str, Any]:
     ],
 )
 def test_a_malformed_header_is_refused(header):
-    with pytest.raises(cobee_celery.MalformedTenantHeader) as raised:
+    with pytest.raises(MalformedTenantHeader) as raised:
         cobee_celery.tenant_of_request(Request(header))
     assert str(raised.value) == cobee_celery.REJECTED_MESSAGE  # constant: never echoes the header
 

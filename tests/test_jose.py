@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cobee_django.exceptions import Reason, TokenRejected
 from cobee_django.jose import (
     CompactParser,
     UnusableKey,
@@ -19,7 +20,6 @@ from cobee_django.jose import (
     key_from_jwk,
     loads_json,
 )
-from cobee_django.reasons import Reason, TokenRejected
 from cobee_django.testing import TokenIssuer
 
 RS256 = frozenset({"RS256"})

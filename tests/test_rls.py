@@ -27,7 +27,7 @@ from django.test import Client
 from cobee_django.db import policy
 from cobee_django.db.citus import is_citus
 from cobee_django.db.operations import AddSameCompanyConstraint, EnableRowLevelSecurity
-from cobee_django.db.rls import RowLevelSecurityError
+from cobee_django.exceptions import RowLevelSecurityError
 from cobee_django.models import Company, Corporation
 from cobee_django.state import for_company, for_corporation, unscoped
 from cobee_django.testing import TokenIssuer, install_key_set, uninstall_key_set

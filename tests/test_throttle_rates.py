@@ -13,7 +13,8 @@ from rest_framework.test import APIClient
 from rest_framework.views import APIView
 
 from cobee_django.checks import E_THROTTLE_RATE, check_throttle_rates, throttle_rate_errors
-from cobee_django.throttling import ClientRateThrottle, ThrottleUnavailable, parse_throttle_rate
+from cobee_django.exceptions import ThrottleUnavailable
+from cobee_django.throttling import ClientRateThrottle, parse_throttle_rate
 
 MALFORMED = [
     "abc",

@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from cobee_django import throttling
 from cobee_django.authentication import JWTAuthentication
+from cobee_django.exceptions import ThrottleUnavailable
 from cobee_django.principal import ClientPrincipal
 from cobee_django.throttling import (
     ClientRateThrottle,
@@ -252,7 +253,7 @@ def test_a_throttle_cache_that_is_down_answers_as_configured_never_500(
         assert response.status_code == 200
         return
     assert response.status_code == 503
-    assert response.json() == {"detail": throttling.UNAVAILABLE_DESCRIPTION}
+    assert response.json() == {"detail": ThrottleUnavailable.default_detail}
     assert int(response["Retry-After"]) >= 1
     assert get(None).status_code == 200  # nothing to count, nothing to refuse
 

@@ -9,9 +9,8 @@ import uuid
 import pytest
 
 from cobee_django import tokens
-from cobee_django.exceptions import CobeeDjangoError
+from cobee_django.exceptions import CobeeDjangoError, Reason, TokenRejected
 from cobee_django.principal import ClientPrincipal
-from cobee_django.reasons import Reason, TokenRejected
 from cobee_django.testing import MISSING, TokenIssuer, install_key_set, uninstall_key_set
 from cobee_django.tokens import ValidatedToken, verify_token
 

@@ -43,7 +43,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
 from .. import state, tasks
-from ..exceptions import TenantError
+from ..exceptions import MalformedTenantHeader, TenantError
 from ..state import Tenant
 
 __all__ = [
@@ -72,10 +72,6 @@ UNBOUND_MESSAGE = "A task message with a malformed cobee_tenant header runs with
 def _log_fields(request: Any, event: str) -> dict[str, Any]:
     """The record's attributes, for structured handlers (as the audit events have)."""
     return {"event": event, "reason": "malformed_tenant_header", "task_id": request.id}
-
-
-class MalformedTenantHeader(TenantError):
-    """A task message's tenant header is not one this module wrote."""
 
 
 def _header_value() -> dict[str, Any] | None:

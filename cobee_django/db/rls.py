@@ -43,7 +43,7 @@ from django.dispatch import receiver
 
 from .. import state
 from ..conf import Problem, get_settings, is_reloading, user_settings
-from ..exceptions import CobeeDjangoError
+from ..exceptions import RowLevelSecurityError
 from ._catalog import is_citus
 from .policy import BYPASS_SETTING, COMPANY_IDS_SETTING, role_problems
 
@@ -68,10 +68,6 @@ _resolving: ContextVar[bool] = ContextVar("cobee_django_rls_resolving", default=
 _citus: weakref.WeakKeyDictionary[BaseDatabaseWrapper, bool] = weakref.WeakKeyDictionary()
 
 
-class RowLevelSecurityError(CobeeDjangoError):
-    """Row-level security is on, but the database connection would not be held by it."""
-
-
 def _reset() -> None:
     _verdicts.clear()
     _safe.clear()
@@ -84,7 +80,7 @@ def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
         _reset()
 
 
-__all__ = ["RowLevelSecurityError", "execute_wrapper", "install", "verify_role"]
+__all__ = ["execute_wrapper", "install", "verify_role"]
 
 
 def _enabled() -> bool:

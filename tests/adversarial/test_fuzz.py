@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cobee_django.exceptions import TokenRejected
 from cobee_django.jose import CompactParser, b64url_decode, b64url_encode, loads_json
-from cobee_django.reasons import TokenRejected
 
 from .conftest import READ
 

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from ...models import Company, Corporation, MembershipSource
 
-__all__ = ["Command", "DirectoryError"]
+__all__ = ["Command"]
 
 CSV_COLUMNS = ("companyId", "companyName", "corporationId", "corporationName")
 MAX_REPORTED_ERRORS = 20
@@ -42,7 +42,7 @@ class Entry:
     where: str
 
 
-class DirectoryError(Exception):
+class _DirectoryError(Exception):
     pass
 
 
@@ -74,9 +74,9 @@ def parse_json(text: str, errors: list[str]) -> tuple[list[Entry], dict[uuid.UUI
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise DirectoryError(f"The file is not valid JSON: {exc}.") from None
+        raise _DirectoryError(f"The file is not valid JSON: {exc}.") from None
     if not isinstance(data, dict) or not isinstance(data.get("companies"), list):
-        raise DirectoryError('The JSON file must be an object with a "companies" list.')
+        raise _DirectoryError('The JSON file must be an object with a "companies" list.')
     unknown = set(data) - {"companies", "corporations"}
     if unknown:
         errors.append(f"Unknown top-level keys: {', '.join(sorted(unknown))}.")
@@ -115,7 +115,7 @@ def parse_json(text: str, errors: list[str]) -> tuple[list[Entry], dict[uuid.UUI
 def parse_csv(text: str, errors: list[str]) -> tuple[list[Entry], dict[uuid.UUID, str | None]]:
     reader = csv.DictReader(text.splitlines())
     if reader.fieldnames is None or set(reader.fieldnames) != set(CSV_COLUMNS):
-        raise DirectoryError(f"The CSV header must be exactly: {','.join(CSV_COLUMNS)}.")
+        raise _DirectoryError(f"The CSV header must be exactly: {','.join(CSV_COLUMNS)}.")
     entries = []
     corporations: dict[uuid.UUID, str | None] = {}
     for row in reader:
@@ -158,7 +158,7 @@ class Command(BaseCommand):
         errors: list[str] = []
         try:
             entries, corporations = (parse_json if fmt == "json" else parse_csv)(text, errors)
-        except DirectoryError as exc:
+        except _DirectoryError as exc:
             raise CommandError(str(exc)) from None
         seen: dict[uuid.UUID, Entry] = {}
         for entry in entries:
