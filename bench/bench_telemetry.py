@@ -68,7 +68,7 @@ def _view() -> object:
         permission_classes: list[type] = []
 
         def get(self, request: object) -> Response:
-            tenant = state.get_tenant()
+            tenant = state.tenant_or_none()
             return Response({"companies": len(tenant.company_ids) if tenant else 0})
 
     return Me.as_view()

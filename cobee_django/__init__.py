@@ -12,11 +12,11 @@ to no import cycle.
 4. Tenancy in the ORM: ``guards`` < ``managers`` < ``models`` < ``membership``; background work: ``tasks``.
 5. The database walls: ``db._catalog``, ``db.policy``, ``db.rls``, ``db.operations``, ``db.citus``,
    ``db.checks``, ``db.backends.citus``. The core above asks the backend's features, never these.
-6. Staff and the admin: ``staff`` (grants) < ``staff.oidc``, ``staff.admin``, ``staff.switcher``.
+6. Staff and the admin: ``staff`` (grants) < ``staff.oidc``, ``staff.switcher`` < ``admin`` (the classes users import).
 7. Requests: ``permissions``, ``throttling``, ``views``, ``middleware``.
 8. Optional integrations, loaded by the app config only when the project turns them on:
    ``contrib.celery``, ``contrib.opentelemetry``, ``contrib.drf_spectacular``.
-9. Wiring: ``checks``, ``tenancy_setup``, ``apps``, ``urls``.
+9. Wiring: ``checks``, ``apps``, ``urls``.
 10. Optional helpers and apps: ``testing`` < ``devissuer`` (the development token issuer).
 
 Nothing is imported here, so settings can import the package without loading models.

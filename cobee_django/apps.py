@@ -22,14 +22,25 @@ class CobeeDjangoConfig(AppConfig):
         from . import checks, conf  # noqa: F401
         from .db import checks as db_checks  # noqa: F401
         from .db import rls  # noqa: F401  (installs the row-level security wrapper)
-        from .tenancy_setup import install
 
-        install()
+        _install_tenancy()
         _configure_telemetry()
         setting_changed.connect(_on_setting_changed, dispatch_uid="cobee_django.apps.integrations")
         if apps.is_installed("drf_spectacular"):
             # Registers the OpenAPI extension of JWTAuthentication (the optional extra "openapi").
             from .contrib import drf_spectacular  # noqa: F401
+
+
+def _install_tenancy() -> None:
+    """Scope relation accessors and connect the write guards (idempotent: once per process)."""
+    from django.db.models.signals import m2m_changed, pre_save
+
+    from . import guards, membership  # noqa: F401  (membership installs state.for_corporation's lookup)
+    from .managers import install_relation_scoping
+
+    install_relation_scoping()
+    m2m_changed.connect(guards.check_m2m_add, dispatch_uid="cobee_django.m2m_guard")
+    pre_save.connect(guards.check_any_save, dispatch_uid="cobee_django.reference_guard")
 
 
 def _configure_telemetry() -> None:

@@ -30,11 +30,6 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from . import audit, bearer, instrumentation
-
-# The errors and the challenge moved to ``exceptions`` and ``bearer``; importable from here (deprecated).
-from .bearer import INSUFFICIENT_SCOPE_DESCRIPTION as INSUFFICIENT_SCOPE_DESCRIPTION
-from .bearer import INVALID_REQUEST_DESCRIPTION as INVALID_REQUEST_DESCRIPTION
-from .bearer import INVALID_TOKEN_DESCRIPTION as INVALID_TOKEN_DESCRIPTION
 from .conf import get_settings
 from .exceptions import (
     AuthenticationUnavailable,
@@ -44,13 +39,10 @@ from .exceptions import (
     Reason,
     TokenRejected,
 )
-from .exceptions import InsufficientScope as InsufficientScope
 from .principal import ClientPrincipal
 from .tokens import ValidatedToken, verify_token
 
 __all__ = ["JWTAuthentication"]
-
-bearer_challenge = bearer.challenge  # deprecated: use cobee_django.bearer.challenge
 
 _TOKEN68 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
 

@@ -34,8 +34,7 @@ from django.db.models import Expression, Field, Model, UniqueConstraint
 from django.db.models.expressions import Combinable
 
 from . import state
-from .company_field import COMPANY_ATTNAME as COMPANY_ATTNAME  # re-exported: permissions, views
-from .company_field import COMPANY_FIELD, SAVED_COMPANY, is_tenant_model, unscoped_rows
+from .company_field import COMPANY_ATTNAME, COMPANY_FIELD, SAVED_COMPANY, is_tenant_model, unscoped_rows
 from .exceptions import CompanyNotNamed, TenantViolation
 
 if TYPE_CHECKING:
@@ -45,6 +44,16 @@ if TYPE_CHECKING:
 __all__ = ["check_any_save"]
 
 _bulk_update_checked: ContextVar[bool] = ContextVar("cobee_django_bulk_update_checked", default=False)
+
+
+def _limit() -> Tenant | None:
+    """Raises NoTenantBound when nothing is bound; else the tenant the guards check against.
+
+    ``None`` here means "nothing to check": inside ``unscoped()`` (``state.require_scope()`` answers
+    ``UNSCOPED``) every write is allowed on purpose. The guards' helpers take this value.
+    """
+    scope = state.require_scope()
+    return scope if isinstance(scope, state.Tenant) else None
 
 
 def _as_uuid(value: Any) -> uuid.UUID | None:
@@ -212,7 +221,7 @@ def validate_company_unique(model: type[Model], objs: Sequence[Model], using: st
 
 def check_new_rows(model: type[Model], objs: Sequence[Model], using: str | None, *, validate_unique: bool) -> None:
     """The guard of ``bulk_create()``: assign or check companies, references and unique constraints."""
-    tenant = state.current_scope()
+    tenant = _limit()
     for obj in objs:
         assign_company(obj, tenant)
     check_references(model, objs, tenant, using)
@@ -237,7 +246,7 @@ def check_upsert(
 
 def check_rows(model: type[Model], objs: Sequence[Model], using: str | None, fields: Iterable[str]) -> None:
     """The guard of ``bulk_update()``: companies reachable, references in the same company."""
-    tenant = state.current_scope()
+    tenant = _limit()
     fields = list(fields)
     for obj in objs:
         _check_reachable(model, getattr(obj, COMPANY_ATTNAME), tenant)
@@ -249,7 +258,7 @@ def check_rows(model: type[Model], objs: Sequence[Model], using: str | None, fie
 
 def check_save(obj: Model, using: str | None, update_fields: Iterable[str] | None, *, raw: bool = False) -> None:
     """The guard of every save of a tenant row (``save()``, ``create()``, raw saves)."""
-    tenant = state.current_scope()
+    tenant = _limit()
     fields = None if update_fields is None else set(update_fields)
     assign_company(obj, tenant)
     model = type(obj)
@@ -391,7 +400,7 @@ def _check_m2m_move(
 
 def check_delete(obj: Model, using: str | None) -> None:
     """A row is deleted only if the tenant can see it (``Model.delete()`` deletes by primary key)."""
-    tenant = state.current_scope()
+    tenant = _limit()
     if tenant is None:
         return
     rows = unscoped_rows(type(obj), using).filter(pk=obj.pk, **{f"{COMPANY_ATTNAME}__in": tenant.company_ids})
@@ -421,7 +430,7 @@ def check_update(queryset: TenantQuerySet[Any], values: Mapping[str, Any]) -> No
     if _bulk_update_checked.get():
         return
     model = queryset.model
-    tenant = state.current_scope()
+    tenant = _limit()
     new_company: uuid.UUID | None = None
     references: list[tuple[Field[Any, Any], Any]] = []
     for name, value in values.items():
@@ -464,7 +473,7 @@ def _check_links(source: Model, targets: type[Model], pks: Collection[Any], usin
     tenant row may be linked only with rows the tenant reaches.
     """
     source_is_tenant = is_tenant_model(type(source))
-    tenant = state.current_scope()
+    tenant = _limit()
     if source_is_tenant:
         _check_reachable(type(source), getattr(source, COMPANY_ATTNAME), tenant)
     if not is_tenant_model(targets) or not pks:
@@ -518,4 +527,4 @@ def check_any_save(
     if is_tenant_model(sender):
         check_save(instance, using, update_fields, raw=raw)
     elif tenant_reference_fields(sender):
-        check_references(sender, [instance], state.current_scope(), using, update_fields)
+        check_references(sender, [instance], _limit(), using, update_fields)

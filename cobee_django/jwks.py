@@ -39,9 +39,7 @@ from django.dispatch import receiver
 
 from . import __version__, instrumentation
 from .conf import IssuerSettings, Settings, get_settings, is_reloading, is_secure_url
-from .exceptions import CobeeDjangoError, Reason, TokenRejected, UnusableKey
-from .exceptions import FetchError as FetchError
-from .exceptions import KeySetUnavailable as KeySetUnavailable
+from .exceptions import CobeeDjangoError, FetchError, KeySetUnavailable, Reason, TokenRejected, UnusableKey
 from .jose import VerificationKey, key_from_jwk, loads_json
 
 __all__ = [
@@ -377,9 +375,6 @@ def _replace_pins(issuer: str | None, document: dict[str, Any] | None) -> None:
 
 
 # Deprecated names (the testing helpers' names, importable from cobee_django.testing).
-install_key_set = pin_key_set
-uninstall_key_set = unpin_key_set
-installed_key_set = pinned_key_set
 
 
 def reset() -> None:

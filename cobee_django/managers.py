@@ -136,11 +136,11 @@ class TenantQuery(Query):
         connection: BaseDatabaseWrapper | None = None,
         elide_empty: bool = True,
     ) -> SQLCompiler:
-        tenant = state.current_scope()  # raises NoTenantBound: fail closed
+        scope = state.require_scope()  # raises NoTenantBound: fail closed
         query: Query = self
-        if tenant is not None:
+        if isinstance(scope, state.Tenant):
             query = self.clone()
-            add_tenant_condition(query, tenant)
+            add_tenant_condition(query, scope)
         compiler: SQLCompiler = Query.get_compiler(query, using, connection, elide_empty)
         return compiler
 
@@ -162,9 +162,9 @@ class TenantQuerySet(QuerySet[_M]):
     def _scoped(self) -> TenantQuerySet[_M]:
         """A copy filtered by the tenant bound now, for operations that run immediately."""
         clone: TenantQuerySet[_M] = self._chain()  # type: ignore[attr-defined]
-        tenant = state.current_scope()
-        if tenant is not None:
-            add_tenant_condition(clone.query, tenant)
+        scope = state.require_scope()
+        if isinstance(scope, state.Tenant):
+            add_tenant_condition(clone.query, scope)
         return clone
 
     def update(self, **kwargs: Any) -> int:
@@ -235,10 +235,10 @@ class TenantQuerySet(QuerySet[_M]):
         # Raw SQL reads whatever it names: with no tenant condition it would return every company's rows.
         message = RAW_REFUSED.format(label=self.model._meta.label)
         try:
-            tenant = state.current_scope()
+            scope = state.require_scope()
         except NoTenantBound as exc:
             raise NoTenantBound(f"{message} {state.NO_TENANT_MESSAGE}") from exc
-        if tenant is not None:
+        if scope is not state.UNSCOPED:
             raise TenantViolation(message)
         return super().raw(raw_query, params, translations, using)
 
@@ -322,9 +322,9 @@ def _restrict_joins(field: ForeignObject[Any, Any]) -> None:
         # For a ForeignObject, ``alias`` is the remote table's alias and ``related_alias`` the
         # declaring table's, whichever direction the join goes.
         extra = original(alias, related_alias)  # type: ignore[arg-type]
-        tenant = state.current_scope()
-        if tenant is None:
-            return extra
+        tenant = state.require_scope()
+        if not isinstance(tenant, state.Tenant):
+            return extra  # unscoped(): every row, on purpose
         conditions: list[Any] = []
         if remote_is_tenant and alias is not None:
             conditions.append(tenant_condition(remote, alias, tenant))

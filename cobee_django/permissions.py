@@ -155,13 +155,13 @@ class HasTenant(TenantPermission):
     code = "no_tenant"
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        if state.get_tenant() is not None:
+        if state.tenant_or_none() is not None:
             return True
         audit.deny(request, audit.Denial.NO_TENANT)
         return False
 
     def has_object_permission(self, request: Request, view: APIView, obj: Any) -> bool:
-        _check_object(request, state.get_tenant(), obj)
+        _check_object(request, state.tenant_or_none(), obj)
         return True
 
 
@@ -180,14 +180,14 @@ class _URLIdPermission(TenantPermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         url_id = parse_url_id(view, self.get_url_kwarg())
-        tenant = state.get_tenant()
+        tenant = state.tenant_or_none()
         if tenant is not None and self.reaches(tenant, url_id):
             return True
         audit.deny(request, self.denial)
         return False
 
     def has_object_permission(self, request: Request, view: APIView, obj: Any) -> bool:
-        _check_object(request, state.get_tenant(), obj)
+        _check_object(request, state.tenant_or_none(), obj)
         return True
 
 

@@ -34,12 +34,11 @@ __all__ = [
     "CorporationLookup",
     "Tenant",
     "TenantResolver",
-    "current_scope",
+    "Unscoped",
     "deferred",
     "for_company",
     "for_corporation",
     "for_tenant",
-    "get_tenant",
     "is_unscoped",
     "require_scope",
     "require_tenant",
@@ -88,14 +87,14 @@ class Tenant:
         return None
 
 
-class _Unscoped:
-    """Marker of a deliberate, explicit lift of scoping."""
+class Unscoped:
+    """The state inside :func:`unscoped`: every company's rows, lifted on purpose (one instance, :data:`UNSCOPED`)."""
 
     def __repr__(self) -> str:
         return "UNSCOPED"
 
 
-UNSCOPED: Final = _Unscoped()
+UNSCOPED: Final = Unscoped()
 
 #: A callable bound instead of a tenant, asked each time the tenant is needed (see :func:`deferred`).
 TenantResolver = Callable[[], Tenant | None]
@@ -110,13 +109,13 @@ HOW_TO_BIND = (
 )
 NO_TENANT_MESSAGE = f"No tenant is bound, so tenant models refuse to read or write. {HOW_TO_BIND}"
 
-_State = Tenant | _Unscoped | TenantResolver | None
+_State = Tenant | Unscoped | TenantResolver | None
 _state: ContextVar[_State] = ContextVar("cobee_django_tenant", default=None)
 
 
-def _current() -> Tenant | _Unscoped | None:
+def _current() -> Tenant | Unscoped | None:
     value = _state.get()
-    if value is None or isinstance(value, (Tenant, _Unscoped)):
+    if value is None or isinstance(value, (Tenant, Unscoped)):
         return value
     return value()
 
@@ -137,18 +136,17 @@ def is_unscoped() -> bool:
     return _current() is UNSCOPED
 
 
-def require_scope() -> Tenant | None:
-    """Raises NoTenantBound when nothing is bound; else the tenant to limit queries to, ``None`` if unscoped.
+def require_scope() -> Tenant | Unscoped:
+    """Raises NoTenantBound when nothing is bound; else the tenant to limit queries to, or :data:`UNSCOPED`.
 
     This is the fail-closed check every read and write of a tenant model goes through: inside
-    :func:`unscoped` it answers ``None`` (every row), with nothing bound it raises.
+    :func:`unscoped` it answers :data:`UNSCOPED` (every row, said explicitly), with nothing bound it
+    raises. It never answers ``None``.
     """
     value = _current()
-    if isinstance(value, Tenant):
-        return value
-    if value is UNSCOPED:
-        return None
-    raise NoTenantBound(NO_TENANT_MESSAGE)
+    if value is None:
+        raise NoTenantBound(NO_TENANT_MESSAGE)
+    return value
 
 
 def require_tenant() -> Tenant:
@@ -157,12 +155,6 @@ def require_tenant() -> Tenant:
     if tenant is None:
         raise NoTenantBound(f"This operation needs a bound tenant (unscoped() is not one). {HOW_TO_BIND}")
     return tenant
-
-
-#: The earlier names, kept working: :func:`tenant_or_none` (never raises) and :func:`require_scope`
-#: (raises NoTenantBound when nothing is bound).
-get_tenant = tenant_or_none
-current_scope = require_scope
 
 
 @contextmanager

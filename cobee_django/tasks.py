@@ -66,8 +66,8 @@ _R = TypeVar("_R")
 
 def capture() -> dict[str, Any]:
     """A JSON-serialisable snapshot of the bound tenant; raises when none is bound."""
-    tenant = state.current_scope()
-    if tenant is None:
+    tenant = state.require_scope()
+    if not isinstance(tenant, state.Tenant):
         raise TenantError("Inside unscoped() there is no tenant to carry; call unscoped() in the task itself.")
     return snapshot_of(tenant)
 

@@ -39,7 +39,7 @@ from django.dispatch import receiver
 
 from . import jwks
 from .conf import IssuerSettings, Settings, get_settings, is_reloading
-from .exceptions import Reason, TokenRejected
+from .exceptions import KeySetUnavailable, Reason, TokenRejected
 from .jose import CompactParser
 from .principal import ClientPrincipal
 from .uuids import parse_uuid
@@ -115,7 +115,7 @@ class TokenVerifier:
                 return cached
         try:
             validated = self._verify(token)
-        except (TokenRejected, jwks.KeySetUnavailable):
+        except (TokenRejected, KeySetUnavailable):
             raise
         except Exception as exc:
             # josepy, cryptography and the standard library raise many unrelated types on hostile

@@ -12,7 +12,7 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.settings import api_settings
 
 from . import conf
-from .guards import COMPANY_ATTNAME
+from .company_field import COMPANY_ATTNAME
 from .permissions import parse_url_id
 
 __all__ = ["CompanyFromURLMixin", "as_drf_validation_error"]

@@ -131,7 +131,7 @@ COBEE_DEV_ISSUER = {
 }
 
 # mozilla-django-oidc, pointed at the dev issuer (the admin's OIDC tests repoint it at their provider).
-AUTHENTICATION_BACKENDS = ["cobee_django.oidc.StaffOIDCBackend", "django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = ["cobee_django.staff.oidc.StaffOIDCBackend", "django.contrib.auth.backends.ModelBackend"]
 OIDC_RP_CLIENT_ID = "cobee-admin-dev"
 OIDC_RP_CLIENT_SECRET = secrets.token_urlsafe(32)
 OIDC_RP_SIGN_ALGO = "RS256"

@@ -16,7 +16,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from cobee_django.models import Company, Corporation
-from cobee_django.state import for_company, get_tenant, unscoped
+from cobee_django.state import for_company, tenant_or_none, unscoped
 from cobee_django.testing import TokenIssuer
 from testproject.api.models import BenefitBagConfig, BenefitModel, Consumption, Employee
 from testproject.api.renderers import safe_cell
@@ -145,7 +145,7 @@ def test_company_lists_only_its_employees_in_cobee_shape(world, as_client):
     )
     assert not any("_" in key for key in ana)
     assert body["pagination"] == {"page": 1, "pageSize": 50, "totalItems": 4, "totalPages": 1}
-    assert get_tenant() is None
+    assert tenant_or_none() is None
 
 
 @pytest.mark.parametrize(

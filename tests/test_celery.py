@@ -150,14 +150,14 @@ def test_the_worker_binds_the_header_and_unbinds_after_success_and_failure():
         assert celery_tasks.whoami()["companies"] == [A]
     finally:
         celery_tasks.whoami.pop_request()
-    assert state.get_tenant() is None
+    assert state.tenant_or_none() is None
     celery_tasks.fail.push_request(id="2", called_directly=False, **header)
     try:
         with pytest.raises(RuntimeError, match=A):
             celery_tasks.fail()
     finally:
         celery_tasks.fail.pop_request()
-    assert state.get_tenant() is None
+    assert state.tenant_or_none() is None
 
 
 def test_a_task_called_as_a_function_keeps_the_callers_tenant():
@@ -214,7 +214,7 @@ def test_eager_tasks_get_the_senders_tenant(eager):
         chained = (celery_tasks.step.s() | celery_tasks.step.s()).delay().get()
     assert [s["companies"] for s in chained] == [[A], [A]]
     assert celery_tasks.whoami.delay().get()["companies"] is None
-    assert state.get_tenant() is None
+    assert state.tenant_or_none() is None
 
 
 def test_an_eager_task_sent_inside_unscoped_runs_with_nothing_bound(eager):
@@ -341,7 +341,7 @@ def test_delay_on_commit_carries_the_tenant_bound_when_it_was_called(eager, db, 
     for callback in callbacks:
         callback()  # the commit, after the binding has ended
     assert [seen["companies"] for seen in celery_tasks.SEEN] == [[A], [A]]
-    assert state.get_tenant() is None
+    assert state.tenant_or_none() is None
 
 
 # --- tasks whose base class is not a TenantTask ------------------------------------------------------
@@ -358,10 +358,10 @@ def test_a_task_of_another_base_is_bound_by_the_signals_and_never_with_a_malform
         job.push_request(id="t", called_directly=False, **{cobee_celery.HEADER: header})
         try:
             cobee_celery.bind_for_task(task=job)
-            assert state.get_tenant() == expected
+            assert state.tenant_or_none() == expected
             assert not state.is_unscoped()
         finally:
             cobee_celery.unbind_after_task(task=job)
             job.pop_request()
-        assert state.get_tenant() is None
+        assert state.tenant_or_none() is None
     assert [r.getMessage() for r in caplog.records] == [f"{cobee_celery.UNBOUND_MESSAGE} task_id=t"]

@@ -19,8 +19,8 @@ from django.test import override_settings
 
 from cobee_django.devissuer import checks, conf, keys
 from cobee_django.devissuer.models import DevClient
-from cobee_django.jwks import install_key_set, uninstall_key_set
 from cobee_django.models import Company, Corporation
+from cobee_django.testing import install_key_set, uninstall_key_set
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPANY = uuid.UUID("5e9e9701-9883-447d-9884-46e75993e33b")

@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 
 from cobee_django import jwks
 from cobee_django.conf import get_settings
+from cobee_django.exceptions import FetchError
 from cobee_django.testing import JWKSServer, TokenIssuer
 
 pytestmark = pytest.mark.urls("tests.testapp.authviews")
@@ -269,9 +270,9 @@ def test_a_set_without_any_usable_key_is_a_failed_fetch(jwks_settings, token_iss
 
 
 def test_plain_http_to_another_host_is_never_fetched():
-    with pytest.raises(jwks.FetchError, match="https"):
+    with pytest.raises(FetchError, match="https"):
         jwks.fetch_jwks("http://keys.example/jwks.json", timeout=1, max_bytes=1024)
-    with pytest.raises(jwks.FetchError, match="https"):
+    with pytest.raises(FetchError, match="https"):
         jwks.fetch_jwks("file:///etc/passwd", timeout=1, max_bytes=1024)
 
 

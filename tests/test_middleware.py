@@ -40,7 +40,7 @@ def names(response):
 def test_an_api_request_sees_its_company(client, depts):
     assert names(client.get("/departments", **header(depts.a))) == ["a-dept"]
     assert names(client.get("/departments", **header(depts.c))) == ["c-dept"]
-    assert state.get_tenant() is None
+    assert state.tenant_or_none() is None
 
 
 def test_a_corporation_token_sees_its_companies(client, depts):
@@ -57,7 +57,7 @@ def test_the_tenant_is_unbound_after_an_exception(client, depts):
     client.raise_request_exception = False
     response = client.get("/boom", **header(depts.a))
     assert response.status_code == 500
-    assert state.get_tenant() is None and not state.is_unscoped()
+    assert state.tenant_or_none() is None and not state.is_unscoped()
 
 
 def test_sync_middleware_unbinds_on_exceptions(depts):
@@ -65,13 +65,13 @@ def test_sync_middleware_unbinds_on_exceptions(depts):
 
     def view(request):
         request.user = principal(depts.a)
-        seen.append(state.get_tenant())
+        seen.append(state.tenant_or_none())
         raise ValueError
 
     with pytest.raises(ValueError):
         TenantMiddleware(view)(RequestFactory().get("/"))
     assert seen[0].company_ids == {depts.a}
-    assert state.get_tenant() is None
+    assert state.tenant_or_none() is None
 
 
 def test_the_tenant_follows_the_user_object_and_resolves_once_per_user(depts):
@@ -83,11 +83,11 @@ def test_the_tenant_follows_the_user_object_and_resolves_once_per_user(depts):
             return super().get_client_tenant(request, p)
 
     def view(request):
-        assert state.get_tenant() is None  # nobody authenticated yet
+        assert state.tenant_or_none() is None  # nobody authenticated yet
         request.user = principal(depts.a)
-        first = [state.get_tenant() for _ in range(3)]
+        first = [state.tenant_or_none() for _ in range(3)]
         request.user = principal(depts.c)  # e.g. DRF authenticated another principal
-        return HttpResponse(json.dumps([sorted(map(str, t.company_ids)) for t in [*first, state.get_tenant()]]))
+        return HttpResponse(json.dumps([sorted(map(str, t.company_ids)) for t in [*first, state.tenant_or_none()]]))
 
     response = Counting(view)(RequestFactory().get("/"))
     assert json.loads(response.content) == [[str(depts.a)]] * 3 + [[str(depts.c)]]
@@ -129,7 +129,7 @@ def test_async_middleware_binds_and_unbinds(depts):
         response = await middleware(RequestFactory().get("/"))
         with pytest.raises(KeyError):
             await TenantMiddleware(failing)(RequestFactory().get("/"))
-        return response, state.get_tenant()
+        return response, state.tenant_or_none()
 
     response, after = asyncio.run(main())
     assert response.content == str(depts.c).encode()
@@ -155,4 +155,4 @@ def test_concurrent_asgi_requests_see_their_own_tenant(async_client, tenants):
 
     responses = asyncio.run(main())
     assert [names(r) for r in responses] == [["a-dept"], ["c-dept"], ["a-dept"], ["c-dept"]]
-    assert state.get_tenant() is None
+    assert state.tenant_or_none() is None

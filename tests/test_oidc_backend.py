@@ -1,4 +1,4 @@
-"""Staff sign-in through OIDC (cobee_django.oidc), against a small provider served on 127.0.0.1.
+"""Staff sign-in through OIDC (cobee_django.staff.oidc), against a small provider served on 127.0.0.1.
 
 The provider below answers the three calls the backend makes (token, key set, userinfo) over real
 HTTP; each test says what it should answer.
@@ -23,8 +23,9 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.test import RequestFactory, override_settings
 from django.urls import reverse
 
-from cobee_django import oidc, staff
+from cobee_django import staff
 from cobee_django.models import Company, Corporation, GrantSource, StaffGrant, StaffIdentity
+from cobee_django.staff import oidc
 from tests.testapp.admin_world import grant, make_staff, make_world
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 
 from cobee_django.exceptions import CobeeDjangoError, SignInRefused
-from cobee_django.oidc import REFUSED_CLAIMS, parse_staff_claims
+from cobee_django.staff.oidc import REFUSED_CLAIMS, parse_staff_claims
 
 ID = uuid.UUID("0b6a4f3e-8c1d-4f5e-9a7b-2c3d4e5f6a7b")
 ISSUER = "https://issuer.example/"
@@ -36,7 +36,7 @@ def test_every_other_spelling_is_refused_as_in_access_tokens(name: str, spelling
 
 
 def test_sign_in_refused_lives_with_every_other_error_and_the_old_import_works() -> None:
-    from cobee_django import oidc
+    from cobee_django.staff import oidc
 
     assert oidc.SignInRefused is SignInRefused
     assert issubclass(SignInRefused, CobeeDjangoError)

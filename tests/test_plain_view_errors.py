@@ -89,7 +89,7 @@ def assert_constant_refusal(response, status: int, body: str, *secrets: object) 
     for secret in secrets:
         assert str(secret) not in text
     # The request's binding was undone on the way out.
-    assert state.get_tenant() is None and not state.is_unscoped()
+    assert state.tenant_or_none() is None and not state.is_unscoped()
 
 
 @pytest.mark.parametrize("url", ["/admin/count/", "/count", "/count-async"])

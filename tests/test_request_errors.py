@@ -15,6 +15,9 @@ from cobee_django import state
 from cobee_django.exceptions import (
     CobeeDjangoError,
     CompanyNotNamed,
+    InsufficientScope,
+    InvalidRequest,
+    InvalidToken,
     NoTenantBound,
     TenantError,
     TenantViolation,
@@ -103,7 +106,7 @@ def test_under_asgi_the_anonymous_request_is_a_401_too(async_client, tenants):
     response = asyncio.run(main())
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == 'Bearer realm="api"'
-    assert state.get_tenant() is None
+    assert state.tenant_or_none() is None
 
 
 def test_outside_a_request_the_tenant_errors_keep_their_message_and_base_classes():
@@ -245,19 +248,19 @@ def test_every_error_of_the_package_is_a_cobee_django_error_in_the_exceptions_mo
     assert "__init__" not in vars(ThrottleUnavailable) and issubclass(ThrottleUnavailable, _RetryLater)
 
 
-def test_moved_names_are_still_importable_from_their_old_modules():
-    from cobee_django import authentication, bearer, exceptions, jose, jwks
+def test_no_name_is_kept_under_an_old_home():
+    """Nothing was released: moved names live in one place only (no aliases, no deprecation shims)."""
+    from cobee_django import authentication, jwks, state
 
-    assert authentication.InvalidToken is exceptions.InvalidToken
-    assert authentication.InvalidRequest is exceptions.InvalidRequest
-    assert authentication.InsufficientScope is exceptions.InsufficientScope
-    assert authentication.AuthenticationUnavailable is exceptions.AuthenticationUnavailable
-    assert authentication.bearer_challenge is bearer.challenge
-    assert authentication.INSUFFICIENT_SCOPE_DESCRIPTION == bearer.INSUFFICIENT_SCOPE_DESCRIPTION
-    assert jwks.KeySetUnavailable is exceptions.KeySetUnavailable
-    assert jwks.FetchError is exceptions.FetchError
-    assert jose.UnusableKey is exceptions.UnusableKey
-    for error in (exceptions.InvalidToken, exceptions.InvalidRequest, exceptions.InsufficientScope):
+    old = {
+        authentication: ["bearer_challenge", "INSUFFICIENT_SCOPE_DESCRIPTION", "INVALID_TOKEN_DESCRIPTION"],
+        jwks: ["install_key_set", "uninstall_key_set", "installed_key_set"],
+        state: ["get_tenant", "current_scope"],
+    }
+    for module, names in old.items():
+        for name in names:
+            assert not hasattr(module, name), f"{module.__name__}.{name}"
+    for error in (InvalidToken, InvalidRequest, InsufficientScope):
         assert error.default_code and issubclass(error, CobeeDjangoError)
 
 

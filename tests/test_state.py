@@ -15,10 +15,10 @@ from tests.testapp.models import Department
 
 
 def test_nothing_bound_by_default():
-    assert state.get_tenant() is None
+    assert state.tenant_or_none() is None
     assert not state.is_unscoped()
     with pytest.raises(NoTenantBound):
-        state.current_scope()
+        state.require_scope()
     with pytest.raises(NoTenantBound):
         state.require_tenant()
 
@@ -50,32 +50,32 @@ def test_an_empty_tenant_reaches_nothing():
 def test_for_company_refuses_non_ids(value):
     with pytest.raises(TypeError), state.for_company(value):
         pass
-    assert state.get_tenant() is None
+    assert state.tenant_or_none() is None
 
 
 def test_for_company_binds_and_restores_even_on_error():
     a, b = uuid.uuid4(), uuid.uuid4()
     with pytest.raises(RuntimeError), state.for_company(a) as outer:  # noqa: PT012
-        assert state.get_tenant() == outer
+        assert state.tenant_or_none() == outer
         assert outer.company_ids == {a} and outer.single_company_id == a
         with state.for_company(str(b)):
             assert state.require_tenant().company_ids == {b}
-        assert state.get_tenant() == outer
+        assert state.tenant_or_none() == outer
         raise RuntimeError
-    assert state.get_tenant() is None
+    assert state.tenant_or_none() is None
 
 
 def test_unscoped_is_explicit_and_nests():
     a = uuid.uuid4()
     with state.unscoped():
         assert state.is_unscoped()
-        assert state.get_tenant() is None
-        assert state.current_scope() is None
+        assert state.tenant_or_none() is None
+        assert state.require_scope() is state.UNSCOPED
         with pytest.raises(NoTenantBound):
             state.require_tenant()
         with state.for_company(a):
             assert not state.is_unscoped()
-            assert state.current_scope().company_ids == {a}
+            assert state.require_scope().company_ids == {a}
         assert state.is_unscoped()
     assert not state.is_unscoped()
 
@@ -90,10 +90,10 @@ def test_deferred_resolver_is_asked_when_needed():
     answers = [None, Tenant(frozenset({a}))]
     with state.deferred(lambda: answers[0]):
         with pytest.raises(NoTenantBound):
-            state.current_scope()
+            state.require_scope()
         answers.pop(0)
-        assert state.current_scope().company_ids == {a}
-    assert state.get_tenant() is None
+        assert state.require_scope().company_ids == {a}
+    assert state.tenant_or_none() is None
     with pytest.raises(TypeError), state.deferred(None):
         pass
 
@@ -163,13 +163,13 @@ def test_two_asyncio_tasks_bound_to_different_tenants_at_once(tenants):
     (names_a, count_a, ids_a), (names_c, count_c, ids_c) = asyncio.run(main())
     assert (names_a, count_a, ids_a) == (["a-dept"], 1, {tenants.a})
     assert (names_c, count_c, ids_c) == (["c-dept"], 1, {tenants.c})
-    assert state.get_tenant() is None
+    assert state.tenant_or_none() is None
 
 
 def test_a_new_thread_starts_with_nothing_bound():
     seen = []
     with state.for_company(uuid.uuid4()):
-        t = threading.Thread(target=lambda: seen.append(state.get_tenant()))
+        t = threading.Thread(target=lambda: seen.append(state.tenant_or_none()))
         t.start()
         t.join()
     assert seen == [None]
@@ -178,7 +178,7 @@ def test_a_new_thread_starts_with_nothing_bound():
 def test_no_tenant_bound_names_every_tool_that_binds_one():
     from cobee_django.exceptions import NoTenantBound
 
-    for call in (state.current_scope, state.require_tenant):
+    for call in (state.require_scope, state.require_tenant):
         with pytest.raises(NoTenantBound) as caught:
             call()
         message = str(caught.value)

@@ -35,7 +35,7 @@ def test_a_snapshot_round_trips_through_json(depts):
     with tasks.restore(snapshot) as tenant:
         assert tenant.company_ids == {depts.a, depts.b}
         assert names() == ["a-dept", "b-dept"]
-    assert state.get_tenant() is None
+    assert state.tenant_or_none() is None
 
 
 def test_capture_refuses_with_nothing_or_everything(db):
@@ -67,7 +67,7 @@ def test_tenant_task_binds_what_was_captured_when_queued(depts):
 
     with state.for_company(depts.c):
         queued = tasks.task_kwargs(prefix="> ")
-    assert state.get_tenant() is None
+    assert state.tenant_or_none() is None
     assert job(**queued) == "> c-dept"  # a worker runs it later, with nothing bound
     with pytest.raises(TenantError, match="without a tenant"):
         job(prefix="x")
@@ -104,7 +104,7 @@ def test_tenant_commands_run_for_a_company_a_corporation_or_unscoped(depts):
     assert run("count_departments", "--company", str(depts.a)) == "1"
     assert run("count_departments", "--corporation", str(depts.corp), "--prefix", "n=") == "n=2"
     assert run("count_departments", "--unscoped") == "3"
-    assert state.get_tenant() is None and not state.is_unscoped()
+    assert state.tenant_or_none() is None and not state.is_unscoped()
 
 
 @pytest.mark.parametrize(

@@ -169,7 +169,7 @@ def test_tenant_forms(staff):
         assert Employee.objects.count() == 3
     with tenant(staff.a, corporation=staff.corp) as bound:
         assert bound.company_ids == {staff.a} and bound.corporation_id == staff.corp
-    assert state.get_tenant() is None
+    assert state.tenant_or_none() is None
     with pytest.raises(CobeeDjangoError):
         tenant().__enter__()
 
@@ -177,7 +177,7 @@ def test_tenant_forms(staff):
 def test_tenant_unbinds_on_exceptions(staff):
     with pytest.raises(RuntimeError), tenant(staff.a):
         raise RuntimeError("boom")
-    assert state.get_tenant() is None
+    assert state.tenant_or_none() is None
 
 
 def test_make_principal():
@@ -330,7 +330,7 @@ def test_a_users_project_tests_its_endpoint_in_three_lines(tmp_path):
 def test_the_key_set_helpers_moved_to_testing_and_stay_importable_from_jwks():
     from cobee_django import jwks, testing
 
-    assert jwks.install_key_set is testing.install_key_set
-    assert jwks.uninstall_key_set is testing.uninstall_key_set
-    assert jwks.installed_key_set is testing.installed_key_set
+    assert testing.install_key_set is jwks.pin_key_set
+    assert testing.uninstall_key_set is jwks.unpin_key_set
+    assert testing.installed_key_set is jwks.pinned_key_set
     assert not hasattr(jwks.IssuerKeys, "fetches")

@@ -75,7 +75,7 @@ def _log_fields(request: Any, event: str) -> dict[str, Any]:
 
 
 def _header_value() -> dict[str, Any] | None:
-    tenant = state.get_tenant()
+    tenant = state.tenant_or_none()
     return None if tenant is None else tasks.snapshot_of(tenant)
 
 
@@ -105,7 +105,7 @@ def tenant_of_request(request: Any) -> Tenant | None:
     in the caller's process and gets what a worker would have got, the caller's bound tenant.
     """
     if getattr(request, "is_eager", False):
-        return state.get_tenant()
+        return state.tenant_or_none()
     value = getattr(request, HEADER, None)
     if value is None:
         return None
@@ -202,7 +202,7 @@ class TenantTask(celery.Task):  # type: ignore[misc]  # Celery ships no type inf
         tenant is taken when this is called, not when the message is sent.
         """
         _header_value()
-        tenant = state.get_tenant()
+        tenant = state.tenant_or_none()
 
         def send() -> None:
             with _bound(tenant):
@@ -283,7 +283,7 @@ def fan_out_to_companies(
 
     corporation = uuid.UUID(str(corporation_id)) if not isinstance(corporation_id, uuid.UUID) else corporation_id
     companies = sorted(companies_of(corporation))
-    bound = state.get_tenant()
+    bound = state.tenant_or_none()
     if bound is not None and not set(companies) <= bound.company_ids:
         raise TenantError("The bound tenant does not reach every company of this corporation.")
     return {company: _send(task, company, args, kwargs, **options) for company in companies}
@@ -302,7 +302,7 @@ def fan_out_to_every_company_unscoped(
     """
     from ..models import Company
 
-    if state.get_tenant() is not None:
+    if state.tenant_or_none() is not None:
         raise TenantError("fan_out_to_every_company_unscoped() cannot run while a tenant is bound.")
     with state.unscoped():
         companies = list(Company.objects.order_by("pk").values_list("pk", flat=True))

@@ -99,7 +99,7 @@ def _wanted() -> tuple[str, str] | None:
         return None
     token = _resolving.set(True)
     try:
-        tenant = state.get_tenant()
+        tenant = state.tenant_or_none()
         unscoped = tenant is None and state.is_unscoped()
     finally:
         _resolving.reset(token)

@@ -12,14 +12,13 @@ default choice.
 The staff's side of the package, grouped like :mod:`cobee_django.db`:
 
 - this package: grants, the active choice and the tenant of an admin request;
-- :mod:`cobee_django.staff.admin`: the tenant-aware ``ModelAdmin`` and inline classes, and the admin
-  of the tenant registry (registered when Django autodiscovers ``cobee_django.admin``);
+- :mod:`cobee_django.admin` (outside this package, where users import from): the tenant-aware
+  ``ModelAdmin`` and inline classes, and the admin of the tenant registry (registered when Django
+  autodiscovers it);
 - :mod:`cobee_django.staff.oidc`: staff sign-in through an OpenID provider;
 - :mod:`cobee_django.staff.switcher`: the view that changes the active choice.
 
 The admin's template tags stay in ``cobee_django.templatetags``, where Django looks for them.
-``cobee_django.admin``, ``cobee_django.oidc`` and ``cobee_django.switcher`` are the same modules
-under their earlier paths (deprecated, kept for one release).
 """
 
 from __future__ import annotations

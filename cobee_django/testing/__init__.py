@@ -26,7 +26,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..state import for_company, for_corporation, for_tenant, get_tenant, unscoped
+    from ..state import for_company, for_corporation, for_tenant, tenant_or_none, unscoped
     from .client import TenantAPIClient
     from .issuer import MISSING, TokenIssuer, random_client_id
     from .jwks_server import FAULTS, JWKSServer
@@ -44,7 +44,7 @@ _EXPORTS = {
     "for_company": "..state",
     "for_corporation": "..state",
     "for_tenant": "..state",
-    "get_tenant": "..state",
+    "tenant_or_none": "..state",
     "install_key_set": ".keysets",
     "installed_key_set": ".keysets",
     "make_principal": ".tenancy",
@@ -65,12 +65,12 @@ __all__ = [
     "for_company",
     "for_corporation",
     "for_tenant",
-    "get_tenant",
     "install_key_set",
     "installed_key_set",
     "make_principal",
     "random_client_id",
     "tenant",
+    "tenant_or_none",
     "trust",
     "uninstall_key_set",
     "unscoped",

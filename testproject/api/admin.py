@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from cobee_django.staff.admin import TenantModelAdmin, TenantTabularInline
+from cobee_django.admin import TenantModelAdmin, TenantTabularInline
 
 from .models import BenefitBagConfig, BenefitModel, Consumption, Employee
 

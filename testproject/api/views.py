@@ -27,7 +27,7 @@ from rest_framework.views import APIView
 
 from cobee_django.models import Company
 from cobee_django.permissions import CanAccessCompany, CanAccessCorporation, HasScopes, HasTenant, parse_url_id
-from cobee_django.state import get_tenant
+from cobee_django.state import tenant_or_none
 from cobee_django.views import CompanyFromURLMixin
 
 from .models import BenefitModel, Consumption, Employee, EmployeeState
@@ -192,7 +192,7 @@ class CorporationConsumptions(EmployeeScopes, APIView):
         query.is_valid(raise_exception=True)
         payroll = query.validated_data["payroll"]
         corporation_id = parse_url_id(self, "corporationId")
-        tenant = get_tenant()
+        tenant = tenant_or_none()
         bound = tenant.company_ids if tenant is not None else frozenset()
         companies = list(Company.objects.filter(corporation_id=corporation_id, id__in=bound).order_by("name", "id"))
         consumptions = (

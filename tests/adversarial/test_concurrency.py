@@ -174,9 +174,9 @@ def local_world(db, settings):
 
 
 def assert_nothing_bound() -> None:
-    from cobee_django.state import get_tenant, is_unscoped
+    from cobee_django.state import is_unscoped, tenant_or_none
 
-    assert get_tenant() is None
+    assert tenant_or_none() is None
     assert not is_unscoped()
 
 

@@ -7,7 +7,8 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cobee_django.authentication import InsufficientScope, JWTAuthentication
+from cobee_django.authentication import JWTAuthentication
+from cobee_django.exceptions import InsufficientScope
 
 
 class WhoAmI(APIView):

@@ -18,7 +18,7 @@ from testproject.celery import app
 
 def bound() -> dict[str, Any]:
     """What the running task has bound, as JSON, plus the worker process id."""
-    tenant = state.get_tenant()
+    tenant = state.tenant_or_none()
     return {
         "companies": None if tenant is None else [str(c) for c in tenant.sorted_company_ids],
         "corporation": None if tenant is None or tenant.corporation_id is None else str(tenant.corporation_id),
