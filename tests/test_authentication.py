@@ -17,7 +17,7 @@ from django.test import AsyncClient, override_settings
 from rest_framework.test import APIClient
 
 from cobee_django import signals
-from cobee_django.authentication import (
+from cobee_django.bearer import (
     INSUFFICIENT_SCOPE_DESCRIPTION,
     INVALID_REQUEST_DESCRIPTION,
     INVALID_TOKEN_DESCRIPTION,

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -55,7 +56,16 @@ def _imported_names(module: str, is_package: bool, node: ast.AST) -> list[str]:
 
 
 def import_graph() -> dict[str, set[str]]:
-    """Module -> the package's modules it imports (at module level or inside functions)."""
+    """Module -> the package's modules it imports (at module level or inside functions).
+
+    Built in a fresh thread: CPython 3.11.7's ``ast.parse`` can fail with "AST constructor recursion
+    depth mismatch" in a thread where an earlier test caught a ``RecursionError``.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(_import_graph).result()
+
+
+def _import_graph() -> dict[str, set[str]]:
     modules = _modules()
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
