@@ -171,8 +171,10 @@ class InvalidToken(CobeeAPIException):
     default_detail = bearer.INVALID_TOKEN_DESCRIPTION
     default_code = bearer.INVALID_TOKEN
 
-    def __init__(self, realm: str | None = None) -> None:
+    def __init__(self, realm: str | None = None, *, reason: Reason | None = None) -> None:
         super().__init__()
+        #: Which rule the token broke (for logs and tests; never sent to the client).
+        self.reason = reason
         self.auth_header = bearer.challenge(realm, bearer.INVALID_TOKEN, bearer.INVALID_TOKEN_DESCRIPTION)
 
 
@@ -183,8 +185,10 @@ class InvalidRequest(CobeeAPIException):
     default_detail = bearer.INVALID_REQUEST_DESCRIPTION
     default_code = bearer.INVALID_REQUEST
 
-    def __init__(self, realm: str | None = None) -> None:
+    def __init__(self, realm: str | None = None, *, reason: Reason | None = None) -> None:
         super().__init__()
+        #: Which transport rule the request broke (for logs and tests; never sent to the client).
+        self.reason = reason
         self.auth_header = bearer.challenge(realm, bearer.INVALID_REQUEST, bearer.INVALID_REQUEST_DESCRIPTION)
 
 
@@ -210,8 +214,10 @@ class _RetryLater(CobeeAPIException):
     default_detail = "The service is temporarily unavailable; retry later."
     default_code = "temporarily_unavailable"
 
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, retry_after: int, *, reason: Reason | None = None) -> None:
         super().__init__()
+        #: ``Reason.KEY_SET_UNAVAILABLE`` when raised by the authenticator (for logs and tests).
+        self.reason = reason
         self.wait = retry_after
 
 

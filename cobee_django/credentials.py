@@ -1,0 +1,192 @@
+"""Reading a request's credential, for every way of serving: DRF, plain Django views, Django Ninja.
+
+:class:`RequestAuthenticator` takes a Django ``HttpRequest``, finds its one credential, verifies it
+with :func:`cobee_django.tokens.verify_token`, records the outcome (the audit signals and log records,
+the ``cobee_django.authenticate`` span) and returns the :class:`~cobee_django.tokens.ValidatedToken`,
+or ``None`` when the request carries no credential of a scheme it knows. Everything else raises one
+of the HTTP answers of :mod:`cobee_django.exceptions`, each carrying its ``status_code``, its constant
+``detail``, the ``Reason`` (``reason``) and its challenge (``auth_header``; ``wait`` for the 503):
+
+=====================================================  ======  ==================================
+Request                                                Status  Error
+=====================================================  ======  ==================================
+a token that fails any rule                            401     ``InvalidToken`` (``invalid_token``)
+two credentials, a token in the URL or form body,      400     ``InvalidRequest``
+a malformed ``Authorization`` header                           (``invalid_request``)
+no key set could ever be fetched from the issuer       503     ``AuthenticationUnavailable``
+=====================================================  ======  ==================================
+
+DRF's :class:`~cobee_django.authentication.JWTAuthentication`, the plain-view decorator and mixin of
+:mod:`cobee_django.views` and ``cobee_django.contrib.ninja`` all call it; :func:`error_response` turns
+an error into the JSON answer for the surfaces that are not DRF.
+
+The ``Authorization`` header is parsed in one place, :meth:`RequestAuthenticator.read_authorization`,
+which names the scheme, and verified in one place, :meth:`RequestAuthenticator.verify`, which dispatches
+on it: a new scheme (DPoP, RFC 9449) or a binding to the client's certificate (RFC 8705) is added there.
+
+Verification is synchronous: it may download the issuer's key set. Async code calls
+:meth:`RequestAuthenticator.aauthenticate`, which runs it in a worker thread (``sync_to_async``), so a
+key-set download never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.cache import patch_cache_control, patch_vary_headers
+
+from . import audit, instrumentation
+from .conf import get_settings
+from .exceptions import (
+    AuthenticationUnavailable,
+    CobeeAPIException,
+    InvalidRequest,
+    InvalidToken,
+    KeySetUnavailable,
+    Reason,
+    TokenRejected,
+)
+from .tokens import ValidatedToken, verify_token
+
+__all__ = ["BEARER", "Credential", "RequestAuthenticator", "authenticate", "error_response"]
+
+#: The scheme of ``Authorization: Bearer <token>`` (RFC 6750), as :class:`Credential` names it.
+BEARER = "bearer"
+
+_TOKEN68 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
+#: Reasons answered 400 ``invalid_request`` rather than 401 ``invalid_token``.
+_REQUEST_REASONS = frozenset({Reason.MALFORMED_HEADER, Reason.MULTIPLE_CREDENTIALS, Reason.TOKEN_IN_URL_OR_BODY})
+
+
+@dataclass(frozen=True)
+class Credential:
+    """The one credential of a request: its scheme (lower case, e.g. ``"bearer"``) and its token.
+
+    ``repr`` leaves the token out, so a credential in a log line or a traceback leaks nothing.
+    """
+
+    scheme: str
+    token: str
+
+    def __repr__(self) -> str:
+        return f"Credential(scheme={self.scheme!r})"
+
+
+def _django_request(request: Any) -> HttpRequest:
+    # DRF's Request wraps the HttpRequest; its own .POST would parse the body with DRF's parsers.
+    inner: HttpRequest = getattr(request, "_request", request)
+    return inner
+
+
+def _has_form_token(request: HttpRequest) -> bool:
+    if not request.META.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+        return False
+    return "access_token" in request.POST
+
+
+class RequestAuthenticator:
+    """Find, verify and record the credential of a request; see the module docstring for the answers.
+
+    ``realm`` (default: the ``REALM`` setting) goes into every challenge; ``sender`` is the ``sender``
+    of the audit signals (the DRF authentication class, the view; default: this class).
+    Subclasses extend :attr:`schemes`, :meth:`read_authorization` and :meth:`verify`.
+    """
+
+    #: The ``Authorization`` schemes read, lower case; a header of another scheme is not ours (``None``).
+    schemes: tuple[str, ...] = (BEARER,)
+
+    def __init__(self, realm: str | None = None, sender: Any = None) -> None:
+        self.realm = realm
+        self.sender = sender if sender is not None else type(self)
+
+    @instrumentation.traced("cobee_django.authenticate")
+    def authenticate(self, request: HttpRequest) -> ValidatedToken | None:
+        """The request's verified token, ``None`` without a credential; raises the HTTP answer otherwise.
+
+        ``request`` is an ``HttpRequest``, or DRF's ``Request`` (the audit signals receive it as given).
+        """
+        django_request = _django_request(request)
+        meta = django_request.META
+        header = meta.get("HTTP_AUTHORIZATION")
+        # RFC 6750 allows tokens in the URL and the form body; URLs end up in logs and caches, so we
+        # refuse them, and a second credential could be a confused-deputy trick.
+        if ("access_token" in meta.get("QUERY_STRING", "") and "access_token" in django_request.GET) or (
+            meta.get("REQUEST_METHOD") not in ("GET", "HEAD") and _has_form_token(django_request)
+        ):
+            self.reject(request, Reason.MULTIPLE_CREDENTIALS if header else Reason.TOKEN_IN_URL_OR_BODY)
+        if header is None:
+            return None
+        credential = self.read_authorization(request, header)
+        if credential is None:
+            return None
+        return self.verify(request, credential)
+
+    async def aauthenticate(self, request: HttpRequest) -> ValidatedToken | None:
+        """:meth:`authenticate` for async code: it runs in a worker thread (a key-set download may block)."""
+        return await sync_to_async(self.authenticate)(request)
+
+    def read_authorization(self, request: HttpRequest, header: str) -> Credential | None:
+        """The credential of an ``Authorization`` header; ``None`` for a scheme not in :attr:`schemes`."""
+        scheme, _, value = header.partition(" ")
+        scheme = scheme.lower()
+        if scheme not in self.schemes:
+            return None
+        # RFC 6750 section 2.1: ``"Bearer" 1*SP b64token``; several spaces are still one credential.
+        value = value.lstrip(" ")
+        if "," in value:
+            self.reject(request, Reason.MULTIPLE_CREDENTIALS)
+        if not value or " " in value:
+            self.reject(request, Reason.MALFORMED_HEADER)
+        return Credential(scheme, value)
+
+    def verify(self, request: HttpRequest, credential: Credential) -> ValidatedToken:
+        """Verify ``credential`` under its scheme, record the outcome, and return the validated token."""
+        token = credential.token
+        try:
+            validated = verify_token(token)
+        except TokenRejected as exc:
+            if not _TOKEN68.issuperset(token):
+                # Not even token68 (RFC 7235): a malformed request rather than a bad token. Checked
+                # only on failure, since the strict parser already refuses such characters.
+                self.reject(request, Reason.MALFORMED_HEADER)
+            self.reject(request, exc.reason, exc.client_id)
+        except KeySetUnavailable:
+            audit.token_rejected(self.sender, request, Reason.KEY_SET_UNAVAILABLE)
+            raise AuthenticationUnavailable(
+                get_settings().unavailable_retry_after, reason=Reason.KEY_SET_UNAVAILABLE
+            ) from None
+        audit.token_accepted(self.sender, request, validated)
+        return validated
+
+    def reject(self, request: HttpRequest, reason: Reason, client_id: str | None = None) -> NoReturn:
+        """Record the rejection and raise the matching RFC 6750 error (never returns)."""
+        audit.token_rejected(self.sender, request, reason, client_id)
+        if reason in _REQUEST_REASONS:
+            raise InvalidRequest(self.realm, reason=reason)
+        raise InvalidToken(self.realm, reason=reason)
+
+
+def authenticate(request: HttpRequest, *, realm: str | None = None, sender: Any = None) -> ValidatedToken | None:
+    """:meth:`RequestAuthenticator.authenticate` with the default authenticator."""
+    return RequestAuthenticator(realm, sender).authenticate(request)
+
+
+def error_response(error: CobeeAPIException) -> HttpResponse:
+    """The JSON answer of an HTTP error, for views outside DRF: ``{"detail": ...}``, status and headers.
+
+    It carries the challenge (``WWW-Authenticate``) or ``Retry-After`` the error holds, and keeps shared
+    caches out: an error answered to one client must not be served to the next.
+    """
+    response = JsonResponse({"detail": str(error.detail)}, status=error.status_code)
+    auth_header = getattr(error, "auth_header", None)
+    if auth_header:
+        response["WWW-Authenticate"] = auth_header
+    wait = getattr(error, "wait", None)
+    if wait is not None:
+        response["Retry-After"] = str(int(wait))
+    patch_cache_control(response, private=True)
+    patch_vary_headers(response, ["Authorization"])
+    return response

@@ -1,0 +1,192 @@
+"""The framework-neutral authenticator (cobee_django.credentials) on plain Django requests, no DRF.
+
+DRF's JWTAuthentication is built on it (tests/test_authentication.py covers the same rules through
+DRF views); here each answer is pinned by its Reason, status and challenge, sync and async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import pytest
+from django.test import RequestFactory
+
+from cobee_django import signals
+from cobee_django.bearer import INVALID_REQUEST_DESCRIPTION, INVALID_TOKEN_DESCRIPTION
+from cobee_django.credentials import BEARER, Credential, RequestAuthenticator, authenticate, error_response
+from cobee_django.exceptions import AuthenticationUnavailable, InvalidRequest, InvalidToken, Reason
+from cobee_django.tokens import ValidatedToken
+
+COMPANY = uuid.UUID("5e9e9701-9883-447d-9884-46e75993e33b")
+factory = RequestFactory()
+
+
+@pytest.fixture
+def issuer(cobee_issuer):
+    return cobee_issuer
+
+
+def with_header(value: str | None, path: str = "/", **extra):
+    if value is not None:
+        extra["HTTP_AUTHORIZATION"] = value
+    return factory.get(path, **extra)
+
+
+def test_a_valid_token_is_returned_validated(issuer):
+    token = issuer.make_token(COMPANY, scopes=["read:employees"])
+    validated = authenticate(with_header(f"Bearer {token}"))
+    assert isinstance(validated, ValidatedToken)
+    assert validated.principal.company_id == COMPANY
+    assert validated.scopes == frozenset({"read:employees"})
+
+
+@pytest.mark.parametrize("header", [None, "Basic dXNlcjpwYXNz", "Token abc"])
+def test_no_credential_of_ours_is_none(issuer, header):
+    assert authenticate(with_header(header)) is None
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        ("Bearer", Reason.MALFORMED_HEADER),
+        ("Bearer ", Reason.MALFORMED_HEADER),
+        ("Bearer a b", Reason.MALFORMED_HEADER),
+        ("Bearer a,b", Reason.MULTIPLE_CREDENTIALS),
+        ("Bearer é.x.y", Reason.MALFORMED_HEADER),
+    ],
+)
+def test_a_malformed_header_is_invalid_request(issuer, header, reason):
+    with pytest.raises(InvalidRequest) as caught:
+        authenticate(with_header(header))
+    error = caught.value
+    assert error.reason is reason
+    assert error.status_code == 400
+    assert error.auth_header == (
+        f'Bearer realm="api", error="invalid_request", error_description="{INVALID_REQUEST_DESCRIPTION}"'
+    )
+
+
+def test_a_token_in_the_url_is_refused_and_with_a_header_too(issuer):
+    token = issuer.make_token(COMPANY)
+    with pytest.raises(InvalidRequest) as alone:
+        authenticate(factory.get(f"/?access_token={token}"))
+    assert alone.value.reason is Reason.TOKEN_IN_URL_OR_BODY
+    with pytest.raises(InvalidRequest) as both:
+        authenticate(factory.get(f"/?access_token={token}", HTTP_AUTHORIZATION=f"Bearer {token}"))
+    assert both.value.reason is Reason.MULTIPLE_CREDENTIALS
+
+
+def test_a_token_in_a_form_body_is_refused(issuer):
+    token = issuer.make_token(COMPANY)
+    request = factory.post("/", {"access_token": token})  # multipart: not a form-urlencoded body
+    assert authenticate(request) is None
+    request = factory.post("/", f"access_token={token}", content_type="application/x-www-form-urlencoded")
+    with pytest.raises(InvalidRequest) as caught:
+        authenticate(request)
+    assert caught.value.reason is Reason.TOKEN_IN_URL_OR_BODY
+
+
+def test_a_bad_token_is_invalid_token_with_its_reason(issuer):
+    expired = issuer.make_token(COMPANY, exp=1, iat=0)
+    with pytest.raises(InvalidToken) as caught:
+        authenticate(with_header(f"Bearer {expired}"), realm="partners")
+    assert caught.value.reason is Reason.EXPIRED
+    assert caught.value.status_code == 401
+    assert caught.value.auth_header == (
+        f'Bearer realm="partners", error="invalid_token", error_description="{INVALID_TOKEN_DESCRIPTION}"'
+    )
+
+
+def test_an_unreachable_key_set_is_a_503_with_retry_after(settings, cobee_issuer):
+    settings.COBEE_DJANGO = {
+        **settings.COBEE_DJANGO,
+        "ISSUER": "https://unreachable.invalid/",
+        "JWKS_URL": "http://127.0.0.1:9/jwks.json",
+        "JWKS_CACHE_ALIAS": None,
+    }
+    from cobee_django.testing import TokenIssuer
+
+    stranger = TokenIssuer(issuer="https://unreachable.invalid/", audience=cobee_issuer.audience)
+    with pytest.raises(AuthenticationUnavailable) as caught:
+        authenticate(with_header(f"Bearer {stranger.make_token(COMPANY)}"))
+    assert caught.value.reason is Reason.KEY_SET_UNAVAILABLE
+    response = error_response(caught.value)
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) == caught.value.wait
+
+
+def test_error_response_is_constant_json_with_the_challenge(issuer):
+    with pytest.raises(InvalidToken) as caught:
+        authenticate(with_header("Bearer not.a.token"))
+    response = error_response(caught.value)
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/json"
+    assert json.loads(response.content) == {"detail": INVALID_TOKEN_DESCRIPTION}
+    assert response["WWW-Authenticate"] == caught.value.auth_header
+    assert "private" in response["Cache-Control"]
+    assert "Authorization" in response["Vary"]
+
+
+def test_signals_name_the_sender_and_receive_the_request(issuer):
+    seen = []
+
+    def receiver(sender, request, reason, **kwargs):
+        seen.append((sender, request, reason))
+
+    class View:
+        pass
+
+    signals.token_rejected.connect(receiver)
+    try:
+        request = with_header("Bearer a,b")
+        with pytest.raises(InvalidRequest):
+            authenticate(request, sender=View)
+        with pytest.raises(InvalidRequest):
+            RequestAuthenticator().authenticate(request)
+    finally:
+        signals.token_rejected.disconnect(receiver)
+    assert seen == [
+        (View, request, Reason.MULTIPLE_CREDENTIALS.value),
+        (RequestAuthenticator, request, Reason.MULTIPLE_CREDENTIALS.value),
+    ]
+
+
+def test_the_async_path_gives_the_same_answers(issuer):
+    token = issuer.make_token(COMPANY)
+    authenticator = RequestAuthenticator()
+
+    async def run():
+        ok = await authenticator.aauthenticate(with_header(f"Bearer {token}"))
+        none = await authenticator.aauthenticate(with_header(None))
+        with pytest.raises(InvalidToken):
+            await authenticator.aauthenticate(with_header("Bearer x.y.z"))
+        return ok, none
+
+    ok, none = asyncio.run(run())
+    assert ok is not None and ok.principal.company_id == COMPANY
+    assert none is None
+
+
+def test_a_credential_never_shows_its_token():
+    credential = Credential(BEARER, "secret-token-value")
+    assert "secret-token-value" not in repr(credential)
+    assert "secret-token-value" not in str(credential)
+
+
+def test_the_scheme_is_read_in_one_place_and_dispatched_on(issuer):
+    """A subclass adding a scheme sees it parsed by read_authorization and handed to verify."""
+    seen = []
+
+    class Custom(RequestAuthenticator):
+        schemes = (*RequestAuthenticator.schemes, "custom")
+
+        def verify(self, request, credential):
+            seen.append(credential.scheme)
+            return super().verify(request, credential)
+
+    token = issuer.make_token(COMPANY)
+    Custom().authenticate(with_header(f"CUSTOM {token}"))
+    Custom().authenticate(with_header(f"bearer {token}"))
+    assert seen == ["custom", "bearer"]
