@@ -59,27 +59,14 @@ else:
     _StackedInline = admin.StackedInline
 
 __all__ = [
-    "MALFORMED_SELECTION_MESSAGE",
-    "NO_COMPANY_MESSAGE",
-    "VIEW_ON_SITE_NOT_FOUND",
-    "CompanyAdmin",
-    "CompanyInline",
-    "CorporationAdmin",
-    "SafeAutocompleteSelect",
-    "SafeAutocompleteSelectMultiple",
     "SafeModelChoiceField",
     "SafeModelMultipleChoiceField",
-    "StaffGrantAdmin",
-    "StaffIdentityAdmin",
     "SuperuserOnlyAdmin",
     "TenantAdminMixin",
     "TenantInlineMixin",
     "TenantModelAdmin",
     "TenantStackedInline",
     "TenantTabularInline",
-    "install_view_on_site",
-    "tenant_fields",
-    "view_on_site",
 ]
 
 #: Shown on the 403 page of tenant models to a staff user who may manage no company.

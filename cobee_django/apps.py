@@ -7,7 +7,7 @@ from typing import Any
 from django.apps import AppConfig, apps
 from django.core.signals import setting_changed
 
-__all__ = ["CobeeDjangoConfig"]
+__all__: list[str] = []
 
 _OPENTELEMETRY = "cobee_django.contrib.opentelemetry"
 

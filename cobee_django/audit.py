@@ -34,19 +34,7 @@ from . import signals
 from .exceptions import Reason
 from .principal import ClientPrincipal
 
-__all__ = [
-    "REQUEST_ID_HEADER",
-    "WARNING_DENIALS",
-    "WARNING_REASONS",
-    "Denial",
-    "access_denied",
-    "database_unavailable",
-    "deny",
-    "request_id",
-    "tenant_bound",
-    "token_accepted",
-    "token_rejected",
-]
+__all__ = ["Denial", "deny"]
 
 logger = logging.getLogger("cobee_django")
 

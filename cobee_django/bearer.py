@@ -15,17 +15,7 @@ from django.http import HttpRequest, HttpResponseBase
 
 from .conf import get_settings
 
-__all__ = [
-    "INSUFFICIENT_SCOPE",
-    "INSUFFICIENT_SCOPE_DESCRIPTION",
-    "INVALID_REQUEST",
-    "INVALID_REQUEST_DESCRIPTION",
-    "INVALID_TOKEN",
-    "INVALID_TOKEN_DESCRIPTION",
-    "add_insufficient_scope_challenge",
-    "challenge",
-    "remember_insufficient_scope",
-]
+__all__: list[str] = []
 
 #: RFC 6750 section 3.1 error codes.
 INVALID_REQUEST = "invalid_request"

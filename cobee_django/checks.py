@@ -15,22 +15,7 @@ from django.db.models import Model
 from .conf import raw_setting, validate
 from .throttling import RATE_FORMAT, parse_throttle_rate
 
-__all__ = [
-    "E_THROTTLE_RATE",
-    "JWT_AUTHENTICATION",
-    "MIDDLEWARE_BEFORE_TENANT",
-    "TENANT_MIDDLEWARE",
-    "admin_template_warnings",
-    "authentication_class_warnings",
-    "check_admin_templates",
-    "check_authentication_classes",
-    "check_middleware",
-    "check_settings",
-    "check_tenant_managers",
-    "check_throttle_rates",
-    "tenant_manager_warnings",
-    "throttle_rate_errors",
-]
+__all__: list[str] = []
 
 E_THROTTLE_RATE = "cobee_django.E051"
 TENANT_MIDDLEWARE = "cobee_django.middleware.TenantMiddleware"

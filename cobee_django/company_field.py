@@ -46,4 +46,4 @@ def unscoped_rows(model: type[_M], using: str | None = None) -> QuerySet[_M]:
     return QuerySet(model=model, using=using)
 
 
-__all__ = ["COMPANY_ATTNAME", "COMPANY_FIELD", "SAVED_COMPANY", "company_column", "is_tenant_model", "unscoped_rows"]
+__all__: list[str] = []

@@ -28,25 +28,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-__all__ = [
-    "DEFAULTS",
-    "ISSUER_KEYS",
-    "SETTINGS",
-    "SETTING_NAME",
-    "SUPPORTED_ALGORITHMS",
-    "IssuerSettings",
-    "Problem",
-    "Setting",
-    "Settings",
-    "get_settings",
-    "is_loopback_url",
-    "is_reloading",
-    "is_secure_url",
-    "raw_setting",
-    "reload",
-    "user_settings",
-    "validate",
-]
+__all__: list[str] = []
 
 SETTING_NAME = "COBEE_DJANGO"
 

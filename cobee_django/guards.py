@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from .managers import TenantQuerySet
     from .state import Tenant
 
-__all__ = ["check_any_save"]
+__all__: list[str] = []
 
 _bulk_update_checked: ContextVar[bool] = ContextVar("cobee_django_bulk_update_checked", default=False)
 

@@ -34,25 +34,7 @@ from josepy.jwk import JWKRSA
 
 from .exceptions import Reason, TokenRejected, UnusableKey
 
-__all__ = [
-    "ALGORITHMS",
-    "ALLOWED_TYPES",
-    "FORBIDDEN_HEADERS",
-    "MAX_JSON_DEPTH",
-    "MAX_KID_LENGTH",
-    "MIN_RSA_BITS",
-    "RSAPSS",
-    "CompactJWS",
-    "CompactParser",
-    "Header",
-    "SignatureAlgorithm",
-    "VerificationKey",
-    "b64url_decode",
-    "b64url_encode",
-    "check_header",
-    "key_from_jwk",
-    "loads_json",
-]
+__all__: list[str] = []
 
 
 class SignatureAlgorithm(Protocol):

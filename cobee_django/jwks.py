@@ -42,18 +42,7 @@ from .conf import IssuerSettings, Settings, get_settings, is_reloading, is_secur
 from .exceptions import CobeeDjangoError, FetchError, KeySetUnavailable, Reason, TokenRejected, UnusableKey
 from .jose import VerificationKey, key_from_jwk, loads_json
 
-__all__ = [
-    "SHARED_CACHE_TIMEOUT",
-    "IssuerKeys",
-    "KeySet",
-    "build_key_set",
-    "fetch_jwks",
-    "keys_for",
-    "pin_key_set",
-    "pinned_key_set",
-    "reset",
-    "unpin_key_set",
-]
+__all__: list[str] = []
 
 logger = logging.getLogger("cobee_django.jwks")
 

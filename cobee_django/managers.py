@@ -361,4 +361,4 @@ def install_relation_scoping() -> None:
 # Internals, left out: add_tenant_condition, install_relation_scoping, scope_model_joins,
 # scoped_queryset, tenant_condition (the machinery of the three classes); COMPANY_FIELD and
 # is_tenant_model still import from here but belong to cobee_django.company_field.
-__all__ = ["TenantManager", "TenantQuery", "TenantQuerySet"]
+__all__ = ["TenantManager", "TenantQuerySet"]

@@ -38,16 +38,7 @@ from .state import Tenant
 if TYPE_CHECKING:
     from .principal import ClientPrincipal
 
-__all__ = [
-    "AUTHORITATIVE_SOURCES",
-    "RECORDED_CACHE_SIZE",
-    "Resolver",
-    "companies_from_database",
-    "companies_of",
-    "get_resolver",
-    "record_token",
-    "tenant_for_principal",
-]
+__all__: list[str] = []
 
 Resolver = Callable[[uuid.UUID], Iterable[Any]]
 

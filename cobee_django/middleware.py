@@ -34,13 +34,7 @@ from .membership import tenant_for_principal
 from .principal import ClientPrincipal
 from .state import Tenant
 
-__all__ = [
-    "DATABASE_UNAVAILABLE_MESSAGE",
-    "NO_TENANT_PAGE_MESSAGE",
-    "RequestTenant",
-    "TenantMiddleware",
-    "is_token_authenticated_view",
-]
+__all__ = ["TenantMiddleware"]
 
 #: What a plain Django view (the admin, a form view) answers when it reads a tenant model with no
 #: tenant bound: a 403 with this constant text (the developer's message goes to the log only).

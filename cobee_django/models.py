@@ -20,7 +20,7 @@ from .company_field import COMPANY_ATTNAME, SAVED_COMPANY, unscoped_rows
 from .exceptions import CitusError, TenantViolation
 from .managers import TenantManager, on_citus
 
-__all__ = ["Company", "Corporation", "GrantSource", "MembershipSource", "StaffGrant", "StaffIdentity", "TenantModel"]
+__all__ = ["Company", "Corporation", "StaffGrant", "StaffIdentity", "TenantModel"]
 
 
 class MembershipSource(models.TextChoices):

@@ -29,17 +29,7 @@ from .company_field import COMPANY_ATTNAME, is_tenant_model
 from .state import Tenant
 from .uuids import parse_uuid
 
-__all__ = [
-    "AND",
-    "NOT",
-    "OR",
-    "CanAccessCompany",
-    "CanAccessCorporation",
-    "HasScopes",
-    "HasTenant",
-    "TenantPermission",
-    "parse_url_id",
-]
+__all__ = ["CanAccessCompany", "CanAccessCorporation", "HasScopes", "HasTenant", "TenantPermission"]
 
 
 def parse_url_id(view: APIView, kwarg: str) -> uuid.UUID:

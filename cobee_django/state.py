@@ -28,22 +28,15 @@ from typing import Any, Final
 from .exceptions import NoTenantBound
 
 __all__ = [
-    "HOW_TO_BIND",
-    "NO_TENANT_MESSAGE",
     "UNSCOPED",
-    "CorporationLookup",
     "Tenant",
-    "TenantResolver",
     "Unscoped",
-    "deferred",
     "for_company",
     "for_corporation",
     "for_tenant",
     "is_unscoped",
     "require_scope",
     "require_tenant",
-    "set_corporation_lookup",
-    "tenant_for_companies",
     "tenant_or_none",
     "unscoped",
 ]

@@ -35,18 +35,7 @@ from . import state
 from .exceptions import TenantError
 from .state import Tenant
 
-__all__ = [
-    "MAX_COMPANIES",
-    "SNAPSHOT_VERSION",
-    "TENANT_KWARG",
-    "capture",
-    "carry",
-    "restore",
-    "snapshot_of",
-    "task_kwargs",
-    "tenant_from_snapshot",
-    "tenant_task",
-]
+__all__ = ["capture", "carry", "restore", "task_kwargs", "tenant_task"]
 
 #: The keyword argument that carries the snapshot to a :func:`tenant_task`.
 TENANT_KWARG = "cobee_tenant"

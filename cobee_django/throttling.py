@@ -255,14 +255,9 @@ class CompanyScopedRateThrottle(PrincipalRateThrottle):
 
 
 __all__ = [
-    "PERIODS",
-    "RATE_FORMAT",
     "ClientRateThrottle",
     "CompanyRateThrottle",
     "CompanyScopedRateThrottle",
     "CorporationRateThrottle",
     "PrincipalRateThrottle",
-    "parse_throttle_rate",
-    "verified_principal",
-    "window",
 ]

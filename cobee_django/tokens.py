@@ -44,12 +44,7 @@ from .jose import CompactParser
 from .principal import ClientPrincipal
 from .uuids import parse_uuid
 
-__all__ = [
-    "TokenVerifier",
-    "ValidatedToken",
-    "get_verifier",
-    "verify_token",
-]
+__all__ = ["ValidatedToken", "verify_token"]
 
 _SCOPES = re.compile(r"(?:[\x21\x23-\x5b\x5d-\x7e]+(?: [\x21\x23-\x5b\x5d-\x7e]+)*)?")
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")

@@ -6,7 +6,7 @@ from django.urls import path
 
 from .staff.switcher import switch_tenant
 
-__all__ = ["app_name", "urlpatterns"]
+__all__: list[str] = []
 
 app_name = "cobee_django"
 

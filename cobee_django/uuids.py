@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 
-__all__ = ["parse_uuid"]
+__all__: list[str] = []
 
 
 def parse_uuid(value: object) -> uuid.UUID | None:

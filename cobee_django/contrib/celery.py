@@ -47,13 +47,11 @@ from ..exceptions import MalformedTenantHeader, TenantError
 from ..state import Tenant
 
 __all__ = [
-    "HEADER",
     "TenantTask",
     "eager",
     "fan_out_to_companies",
     "fan_out_to_every_company_unscoped",
     "install",
-    "tenant_of_request",
 ]
 
 logger = logging.getLogger("cobee_django.celery")

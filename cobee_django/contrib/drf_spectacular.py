@@ -30,13 +30,7 @@ from rest_framework.views import APIView
 from ..conf import get_settings
 from ..permissions import HasScopes
 
-__all__ = [
-    "BEARER_DESCRIPTION",
-    "OAUTH2_DESCRIPTION",
-    "JWTAuthenticationScheme",
-    "ScopeAlternatives",
-    "required_scopes",
-]
+__all__ = ["JWTAuthenticationScheme", "required_scopes"]
 
 #: One scope set per alternative way to satisfy the view (``[frozenset()]``: no scope needed).
 ScopeAlternatives = list[frozenset[str]]

@@ -53,7 +53,7 @@ from opentelemetry import trace as otel_trace
 from .. import __version__, instrumentation, signals
 from ..conf import user_settings
 
-__all__ = ["PREFIX", "configure", "enabled"]
+__all__: list[str] = []
 
 #: Tracer providers of the API alone (no SDK configured yet): their spans record nothing.
 _NO_OP_PROVIDERS: tuple[type, ...] = (otel_trace.ProxyTracerProvider, otel_trace.NoOpTracerProvider)

@@ -19,7 +19,7 @@ from ..conf import user_settings
 from ._catalog import is_citus
 from .policy import forced_tables, foreign_key_problems, role_problems, shard_problems, table_problems, tenant_models
 
-__all__ = ["check_backend", "check_citus", "check_database"]
+__all__: list[str] = []
 
 
 def _enabled() -> bool:

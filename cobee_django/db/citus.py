@@ -638,12 +638,4 @@ def undistributed_tables(connection: BaseDatabaseWrapper, models: list[type[Mode
     return problems
 
 
-__all__ = [
-    "CitusError",
-    "CreateReferenceTable",
-    "DistributeTenantModel",
-    "distribution_problems",
-    "is_citus",
-    "placement",
-    "worker_count",
-]
+__all__ = ["CreateReferenceTable", "DistributeTenantModel"]

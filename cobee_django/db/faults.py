@@ -21,7 +21,7 @@ from enum import Enum
 
 from django.db import utils
 
-__all__ = ["DatabaseFault", "classify"]
+__all__ = ["DatabaseFault"]
 
 
 class DatabaseFault(str, Enum):

@@ -31,27 +31,7 @@ from ..company_field import company_column
 from ..conf import Problem
 from ._catalog import fetch, is_citus
 
-__all__ = [
-    "BYPASS_POLICY",
-    "BYPASS_SETTING",
-    "COMPANY_IDS_SETTING",
-    "POLICIES",
-    "TENANT_POLICY",
-    "citus_policy_sql",
-    "disable_sql",
-    "drop_same_company_sql",
-    "enable_sql",
-    "forced_tables",
-    "foreign_key_problems",
-    "has_constraint",
-    "role_problems",
-    "same_company_names",
-    "same_company_sql",
-    "shard_problems",
-    "table_problems",
-    "tenant_foreign_keys",
-    "tenant_models",
-]
+__all__: list[str] = []
 
 #: The transaction-local settings the policies read.
 COMPANY_IDS_SETTING = "cobee.company_ids"

@@ -80,7 +80,7 @@ def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
         _reset()
 
 
-__all__ = ["execute_wrapper", "install", "verify_role"]
+__all__: list[str] = []
 
 
 def _enabled() -> bool:

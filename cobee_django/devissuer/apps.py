@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.apps import AppConfig
 from django.core.exceptions import ImproperlyConfigured
 
-__all__ = ["DevIssuerConfig"]
+__all__: list[str] = []
 
 _startup_checked = False
 

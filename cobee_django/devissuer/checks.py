@@ -9,7 +9,7 @@ from django.core.checks import CheckMessage, Error, Tags, register
 
 from . import conf
 
-__all__ = ["E001", "E002", "check_debug", "check_key_dir"]
+__all__: list[str] = []
 
 E001 = "cobee_devissuer.E001"
 E002 = "cobee_devissuer.E002"

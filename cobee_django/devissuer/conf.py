@@ -24,20 +24,7 @@ from django.http import Http404
 
 from cobee_django.conf import IssuerSettings, get_settings
 
-__all__ = [
-    "KEY_FILE_NAME",
-    "REFUSAL",
-    "REFUSAL_HINT",
-    "SETTING_NAME",
-    "default_audience",
-    "enabled",
-    "key_dir_or_none",
-    "key_file",
-    "refuses_to_run",
-    "require_serving",
-    "served_issuer",
-    "token_lifetime",
-]
+__all__: list[str] = []
 
 SETTING_NAME = "COBEE_DEV_ISSUER"
 KEY_FILE_NAME = "dev-issuer-key.pem"

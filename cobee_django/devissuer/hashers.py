@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.contrib.auth.hashers import PBKDF2PasswordHasher, check_password, make_password
 
-__all__ = ["ClientSecretHasher", "hash_secret", "secret_matches"]
+__all__: list[str] = []
 
 
 class ClientSecretHasher(PBKDF2PasswordHasher):

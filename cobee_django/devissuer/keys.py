@@ -22,7 +22,7 @@ from cobee_django.testing import TokenIssuer
 
 from . import conf
 
-__all__ = ["get_issuer", "load_or_create_key"]
+__all__: list[str] = []
 
 _lock = threading.Lock()
 _issuers: dict[tuple[Path, str, str], TokenIssuer] = {}

@@ -10,14 +10,7 @@ from django.db import models
 
 from .hashers import hash_secret, secret_matches
 
-__all__ = [
-    "CLIENT_ID_ALPHABET",
-    "DEFAULT_SCOPES",
-    "DevClient",
-    "DevClientManager",
-    "new_client_id",
-    "new_client_secret",
-]
+__all__: list[str] = []
 
 CLIENT_ID_ALPHABET = string.ascii_letters + string.digits
 DEFAULT_SCOPES = "read:employees write:employees"

@@ -36,7 +36,7 @@ from cobee_django.conf import get_settings
 from . import conf, keys
 from .people import DevPerson
 
-__all__ = ["CODE_TTL", "GRANT_TYPE", "ID_TOKEN_TTL", "authorize", "discovery_fields", "userinfo"]
+__all__: list[str] = []
 
 GRANT_TYPE = "authorization_code"
 CODE_TTL = 60

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.db import models
 
-__all__ = ["DevPerson"]
+__all__: list[str] = []
 
 
 class DevPerson(models.Model):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from . import conf, keys
 from .models import DevClient
 
-__all__ = ["IssuedToken", "issue_token"]
+__all__: list[str] = []
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from django.urls import path
 
 from . import oidc_provider, views
 
-__all__ = ["app_name", "urlpatterns"]
+__all__: list[str] = []
 
 app_name = "cobee_devissuer"
 

@@ -22,7 +22,7 @@ from . import conf, keys, oidc_provider
 from .models import DevClient
 from .tokens import issue_token
 
-__all__ = ["GRANT_TYPE", "cobee_token", "jwks", "oauth_token", "openid_configuration"]
+__all__: list[str] = []
 
 GRANT_TYPE = "client_credentials"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from .. import state
 
-__all__ = ["TenantCommand", "add_tenant_arguments", "tenant_context"]
+__all__ = ["TenantCommand"]
 
 
 def _uuid(value: str) -> uuid.UUID:

@@ -36,18 +36,7 @@ from ..conf import get_settings
 from ..models import Company, Corporation, StaffGrant, StaffIdentity
 from ..state import Tenant
 
-__all__ = [
-    "TenantChoice",
-    "active_choice",
-    "choices_for",
-    "choices_for_request",
-    "find_choice",
-    "is_staff_user",
-    "reaches_every_company",
-    "switch",
-    "tenant_for_choice",
-    "tenant_for_request",
-]
+__all__: list[str] = []
 
 #: Where the resolved choice and the choices are cached on the request (computed once per request).
 _REQUEST_ATTR = "_cobee_admin_choice"

@@ -41,17 +41,7 @@ from ..exceptions import SignInRefused
 from ..models import Company, Corporation, GrantSource, StaffGrant, StaffIdentity
 from ..uuids import parse_uuid
 
-__all__ = [
-    "DEFAULT_OIDC_TIMEOUT",
-    "REFUSED_CLAIMS",
-    "REFUSED_INACTIVE",
-    "REFUSED_TOKEN",
-    "StaffClaims",
-    "StaffOIDCBackend",
-    "expected_issuer",
-    "parse_staff_claims",
-    "username_for",
-]
+__all__ = ["StaffOIDCBackend"]
 
 logger = logging.getLogger("cobee_django.oidc")
 

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from .. import staff
 
-__all__ = ["FIELD", "switch_tenant"]
+__all__: list[str] = []
 
 #: The form field holding the chosen key (``company:<uuid>`` or ``corporation:<uuid>``).
 FIELD = "tenant"

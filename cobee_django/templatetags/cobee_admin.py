@@ -10,7 +10,7 @@ from django.urls import NoReverseMatch, reverse
 from .. import staff
 from ..staff.switcher import FIELD
 
-__all__ = ["oidc_login_url", "tenant_switcher"]
+__all__ = ["tenant_switcher"]
 
 register = template.Library()
 

@@ -26,12 +26,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..state import for_company, for_corporation, for_tenant, tenant_or_none, unscoped
+    from ._keysets import install_key_set, installed_key_set, uninstall_key_set
     from .client import TenantAPIClient
     from .issuer import MISSING, TokenIssuer, random_client_id
     from .jwks_server import FAULTS, JWKSServer
     from .keys import configured_issuer, trust
-    from .keysets import install_key_set, installed_key_set, uninstall_key_set
     from .tenancy import make_principal, tenant
 
 _EXPORTS = {
@@ -41,18 +40,13 @@ _EXPORTS = {
     "TenantAPIClient": ".client",
     "TokenIssuer": ".issuer",
     "configured_issuer": ".keys",
-    "for_company": "..state",
-    "for_corporation": "..state",
-    "for_tenant": "..state",
-    "tenant_or_none": "..state",
-    "install_key_set": ".keysets",
-    "installed_key_set": ".keysets",
+    "install_key_set": "._keysets",
+    "installed_key_set": "._keysets",
     "make_principal": ".tenancy",
     "random_client_id": ".issuer",
     "tenant": ".tenancy",
     "trust": ".keys",
-    "uninstall_key_set": ".keysets",
-    "unscoped": "..state",
+    "uninstall_key_set": "._keysets",
 }
 
 __all__ = [
@@ -62,18 +56,13 @@ __all__ = [
     "TenantAPIClient",
     "TokenIssuer",
     "configured_issuer",
-    "for_company",
-    "for_corporation",
-    "for_tenant",
     "install_key_set",
     "installed_key_set",
     "make_principal",
     "random_client_id",
     "tenant",
-    "tenant_or_none",
     "trust",
     "uninstall_key_set",
-    "unscoped",
 ]
 
 

@@ -12,7 +12,7 @@ from ..exceptions import CobeeDjangoError
 from .issuer import TokenIssuer
 from .keys import configured_issuer, trust
 
-__all__ = ["TenantAPIClient"]
+__all__: list[str] = []
 
 
 class TenantAPIClient(APIClient):

@@ -15,13 +15,7 @@ from josepy.jwk import JWKRSA
 
 from ..jose import ALGORITHMS, b64url_encode
 
-__all__ = [
-    "DEFAULT_LIFETIME",
-    "DEFAULT_METADATA_CLAIM",
-    "MISSING",
-    "TokenIssuer",
-    "random_client_id",
-]
+__all__: list[str] = []
 
 #: Pass as a claim override (or a header value) to leave that claim (or header parameter) out.
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()

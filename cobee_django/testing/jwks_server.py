@@ -12,7 +12,7 @@ from typing import Any
 
 from .issuer import TokenIssuer
 
-__all__ = ["FAULTS", "JWKS_PATH", "OPENID_PATH", "JWKSServer"]
+__all__: list[str] = []
 
 JWKS_PATH = "/.well-known/jwks.json"
 OPENID_PATH = "/.well-known/openid-configuration"

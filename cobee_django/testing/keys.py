@@ -10,10 +10,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..conf import get_settings
 from ..exceptions import CobeeDjangoError
+from ._keysets import install_key_set, installed_key_set, uninstall_key_set
 from .issuer import TokenIssuer
-from .keysets import install_key_set, installed_key_set, uninstall_key_set
 
-__all__ = ["configured_issuer", "trust"]
+__all__: list[str] = []
 
 _lock = threading.Lock()
 _key: rsa.RSAPrivateKey | None = None

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from .issuer import TokenIssuer
     from .jwks_server import JWKSServer
 
-__all__ = ["cobee_api_client", "cobee_issuer", "cobee_jwks_server", "cobee_tenant", "cobee_token"]
+__all__: list[str] = []
 
 SERVED = "cobee_jwks_server"
 

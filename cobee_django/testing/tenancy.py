@@ -12,7 +12,7 @@ from ..principal import ClientPrincipal
 from ..state import Tenant, for_tenant
 from ..state import tenant_for_companies as _tenant_for_companies
 
-__all__ = ["make_principal", "tenant"]
+__all__: list[str] = []
 
 
 def make_principal(

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from ...models import Company, Corporation, MembershipSource
 
-__all__ = ["Command"]
+__all__: list[str] = []
 
 CSV_COLUMNS = ("companyId", "companyName", "corporationId", "corporationName")
 MAX_REPORTED_ERRORS = 20

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ..base import add_tenant_arguments, tenant_context
 
-__all__ = ["Command"]
+__all__: list[str] = []
 
 
 class Command(BaseCommand):

@@ -16,7 +16,7 @@ from ..._catalog import on_citus
 from .creation import DatabaseCreation
 from .features import DatabaseFeatures
 
-__all__ = ["DatabaseWrapper"]
+__all__: list[str] = []
 
 
 class DatabaseWrapper(base.DatabaseWrapper):

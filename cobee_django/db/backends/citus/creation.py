@@ -17,7 +17,7 @@ from django.db.backends.postgresql import creation
 
 from ..._citus_nodes import Node, coordinator_and_workers
 
-__all__ = ["DatabaseCreation"]
+__all__: list[str] = []
 
 
 class DatabaseCreation(creation.DatabaseCreation):

@@ -8,7 +8,7 @@ from django.db.backends.postgresql import features
 
 from ..._catalog import on_citus
 
-__all__ = ["DatabaseFeatures"]
+__all__: list[str] = []
 
 
 class DatabaseFeatures(features.DatabaseFeatures):

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cobee_django.devissuer.models import DEFAULT_SCOPES, DevClient
 
-__all__ = ["Command"]
+__all__: list[str] = []
 
 
 def _uuid(value: str) -> uuid.UUID:

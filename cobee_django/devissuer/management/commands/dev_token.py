@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from cobee_django.devissuer import conf, keys
 from cobee_django.models import Company
 
-__all__ = ["CLI_CLIENT_ID", "Command"]
+__all__: list[str] = []
 
 #: The ``azp`` of tokens minted here (no stored client is involved).
 CLI_CLIENT_ID = "cobee-devissuer-cli"
