@@ -26,6 +26,7 @@ its ``ON`` clause. ``raw()`` cannot be scoped, so it is refused outside ``unscop
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -57,6 +58,52 @@ RAW_REFUSED = (
     "QuerySet(model={label}).raw(...) or a connection cursor, and filter on company_id yourself."
 )
 
+#: Why ``extra()`` is refused, and what to use instead.
+EXTRA_REFUSED = (
+    "{label}.objects.extra() cannot be scoped to the tenant (its SQL fragments are yours and may read any "
+    "table), so tenant querysets refuse it outside unscoped(). Use the ORM's expressions (annotate(), "
+    "Subquery, Func), which are scoped; or on purpose wrap the call in cobee_django.state.unscoped()."
+)
+
+
+def _refuse_own_sql(message: str) -> None:
+    """Raise unless inside ``unscoped()``: ``NoTenantBound`` with nothing bound, else ``TenantViolation``."""
+    try:
+        scope = state.require_scope()
+    except NoTenantBound as exc:
+        raise NoTenantBound(f"{message} {state.NO_TENANT_MESSAGE}") from exc
+    if scope is not state.UNSCOPED:
+        raise TenantViolation(message)
+
+
+#: ``"table"."column"`` (or with MySQL's backticks): all Django's own ``extra()`` call writes (the
+#: prefetch of a many-to-many relation selects the through table's column with it).
+_COLUMN_REFERENCE = re.compile(r'(?:"\w+"|`\w+`)\.(?:"\w+"|`\w+`)', re.ASCII)
+
+
+def _is_column_reference(sql: object, params: object = ()) -> bool:
+    """True for a bare qualified column: it reads nothing but a table already in the query's FROM."""
+    return isinstance(sql, str) and not params and _COLUMN_REFERENCE.fullmatch(sql) is not None
+
+
+def _has_own_sql(query: Query) -> bool:
+    """True when ``query`` carries ``extra()`` SQL: extra selects, extra tables or an extra ``WHERE``.
+
+    An extra select that is a bare qualified column (Django's many-to-many prefetch) is not SQL of
+    its own: it reads a table the query already joins, under that join's tenant condition.
+    """
+    if query.extra_tables or query.extra_order_by:
+        return True
+    if any(not _is_column_reference(sql, params) for sql, params in query.extra.values()):
+        return True
+    nodes: list[Any] = [query.where]
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, ExtraWhere):
+            return True
+        nodes.extend(getattr(node, "children", ()))
+    return False
+
 
 def inherits_company(model: type[Model]) -> bool:
     """True for a multi-table child of a tenant model: its company column is in a parent's table."""
@@ -64,7 +111,21 @@ def inherits_company(model: type[Model]) -> bool:
     return field.model._meta.concrete_model is not model._meta.concrete_model
 
 
-def tenant_condition(model: type[Model], alias: str, tenant: Tenant) -> ExtraWhere | Lookup[Any]:
+class NoRows:
+    """``1 = 0``: a condition that compiles inside a JOIN's ``ON`` clause without emptying the query.
+
+    Unlike ``NothingNode``, which empties the whole query, and not an ``ExtraWhere`` (the mark of
+    ``extra()`` SQL, refused on tenant queries).
+    """
+
+    contains_aggregate = False
+    contains_over_clause = False
+
+    def as_sql(self, compiler: Any = None, connection: Any = None) -> tuple[str, list[Any]]:
+        return "1 = 0", []
+
+
+def tenant_condition(model: type[Model], alias: str, tenant: Tenant) -> NoRows | Lookup[Any]:
     """``alias.company_id`` limited to ``tenant``'s companies (``model`` has the company field)."""
     ids = tenant.company_ids
     if ids and inherits_company(model):
@@ -74,8 +135,7 @@ def tenant_condition(model: type[Model], alias: str, tenant: Tenant) -> ExtraWhe
         return In(model._meta.pk.get_col(alias), rows.query)
     column = model._meta.get_field(COMPANY_FIELD).get_col(alias)  # type: ignore[union-attr]
     if not ids:
-        # Unlike NothingNode, this compiles inside a JOIN's ON clause without emptying the query.
-        return ExtraWhere(["1 = 0"], [])
+        return NoRows()
     if len(ids) == 1:
         return Exact(column, next(iter(ids)))
     return In(column, tenant.sorted_company_ids)
@@ -136,6 +196,10 @@ class TenantQuery(Query):
         connection: BaseDatabaseWrapper | None = None,
         elide_empty: bool = True,
     ) -> SQLCompiler:
+        if _has_own_sql(self):
+            # extra() SQL reads whatever it names (a query built in unscoped() and run later, or
+            # Query.add_extra() called directly): the same refusal as QuerySet.extra().
+            _refuse_own_sql(EXTRA_REFUSED.format(label=self.model._meta.label if self.model else "?"))
         scope = state.require_scope()  # raises NoTenantBound: fail closed
         query: Query = self
         if isinstance(scope, state.Tenant):
@@ -233,14 +297,26 @@ class TenantQuerySet(QuerySet[_M]):
         using: str | None = None,
     ) -> RawQuerySet[_M]:
         # Raw SQL reads whatever it names: with no tenant condition it would return every company's rows.
-        message = RAW_REFUSED.format(label=self.model._meta.label)
-        try:
-            scope = state.require_scope()
-        except NoTenantBound as exc:
-            raise NoTenantBound(f"{message} {state.NO_TENANT_MESSAGE}") from exc
-        if scope is not state.UNSCOPED:
-            raise TenantViolation(message)
+        _refuse_own_sql(RAW_REFUSED.format(label=self.model._meta.label))
         return super().raw(raw_query, params, translations, using)
+
+    def extra(
+        self,
+        select: dict[str, Any] | None = None,
+        where: Sequence[str] | None = None,
+        params: Sequence[Any] | None = None,
+        tables: Sequence[str] | None = None,
+        order_by: Sequence[Any] | None = None,
+        select_params: Sequence[Any] | None = None,
+    ) -> QuerySet[Any, Any]:
+        # extra(select={"x": "SELECT MAX(pay) FROM payslip"}) reads every company's rows: its SQL is yours.
+        columns_only = not (where or params or tables or order_by or select_params) and all(
+            _is_column_reference(sql) for sql in (select or {}).values()
+        )
+        if not columns_only:
+            _refuse_own_sql(EXTRA_REFUSED.format(label=self.model._meta.label))
+        # Inside unscoped() (or a bare column reference): the caller's own SQL, on purpose.
+        return super().extra(select, where, params, tables, order_by, select_params)  # noqa: S610
 
 
 class TenantManager(Manager.from_queryset(TenantQuerySet)):  # type: ignore[misc]

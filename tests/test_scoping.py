@@ -237,6 +237,8 @@ def test_exclude_across_a_relation_compiles(data):
         lambda: (Employee.objects.all()[:5] | Employee.objects.all()).delete(),
         lambda: Employee._base_manager.count(),
         lambda: list(Employee.objects.raw("SELECT * FROM testapp_employee")),
+        lambda: Employee.objects.extra(select={"top": "SELECT MAX(salary) FROM testapp_employee"}),
+        lambda: QuerySet(model=Department).first().employees.extra(where=["1 = 1"]),
         lambda: list(Employee.objects.all().union(Employee.objects.all())),
         lambda: Employee.objects.get_or_create(email="x@x"),
         lambda: Employee(pk=1).refresh_from_db(),
