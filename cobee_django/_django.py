@@ -36,25 +36,63 @@ The system check ``cobee_django.W004`` still names such managers, because code t
 read every company now reads one tenant (``unscoped()`` is the way to read every company).
 Not covered: a manager method that builds a ``QuerySet`` itself instead of calling
 ``get_queryset()`` (that is a queryset you wrote, like ``unscoped_rows()``).
+
+The join restriction
+--------------------
+Internal: ``ForeignObject.get_extra_restriction(alias, related_alias)``, the hook through which a
+relation adds a condition to the ``ON`` clause of every JOIN through it. Django calls it from two
+places only:
+
+- ``Join.as_sql()`` (``django/db/models/sql/datastructures.py``), while compiling a JOIN, with the
+  joined table's alias and its parent's alias. For a reverse join the join field is the relation's
+  ``ForeignObjectRel``, whose ``get_extra_restriction`` calls the field's with the two swapped.
+- ``Query.trim_start()`` (``django/db/models/sql/query.py``), while building the inner query of an
+  ``exclude()`` across a multi-valued relation, with ``None`` for the table it trimmed away.
+
+Which argument names which table is the field's own business: a ``ForeignKey`` receives the remote
+table's alias first, a ``GenericRelation`` its own model's (``contenttypes`` puts its content-type
+condition on the second). The restriction here therefore never trusts the argument order. It returns
+a condition, :class:`TenantJoinCondition`, that looks each alias up in the compiling query's
+``alias_map`` when it is compiled and matches the table against the field's two models (and their
+multi-table parents), then limits each tenant model's table to the bound tenant. Which side is a
+tenant model comes from the models' metadata only.
+
+Every ``ForeignObject`` gets it (foreign keys, one-to-one fields, the foreign keys of many-to-many
+through tables, auto-created or explicit, multi-column ``ForeignObject`` and ``GenericRelation``): at
+``class_prepared`` for models created at any time (``isolate_apps`` included) and again at start-up for
+models prepared before this module was imported. The method is set on the field instance, not its
+class, and decides at each call whether a tenant model is involved: migrations' historical models
+(never tenant models) pass through untouched, and nothing reaches the migration autodetector.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Manager, Model, QuerySet
+from django.db.models.fields.related import ForeignObject
+from django.db.models.lookups import In, Lookup
 from django.db.models.options import Options
 from django.db.models.signals import class_prepared
 from django.db.models.sql import Query
+from django.db.models.sql.where import AND, WhereNode
 from django.utils.functional import cached_property
 
-from .company_field import is_tenant_model
-from .managers import TenantManager, TenantQuery, TenantQuerySet
+from . import state
+from .company_field import COMPANY_ATTNAME, COMPANY_FIELD, is_tenant_model, unscoped_rows
+from .managers import NoRows, TenantManager, TenantQuery, TenantQuerySet, same_company_condition, tenant_condition
 
 __all__ = [
+    "TenantJoinCondition",
     "TenantOptions",
     "as_tenant_queryset",
     "declared_queryset",
+    "install_join_restrictions",
+    "restrict_joins",
+    "restricted_models",
     "scope_manager",
     "scope_tenant_model",
 ]
@@ -200,3 +238,210 @@ def scope_tenant_model(sender: type[Model], **kwargs: Any) -> None:
 
 
 class_prepared.connect(scope_tenant_model, dispatch_uid="cobee_django.scoped_managers")
+
+# --- The join restriction ------------------------------------------------------------------------
+
+
+def _scope() -> state.Tenant | None:
+    """The bound tenant; ``None`` inside ``unscoped()``; raises ``NoTenantBound`` with nothing bound."""
+    scope = state.require_scope()
+    return scope if isinstance(scope, state.Tenant) else None
+
+
+def _is_parent_link(field: ForeignObject[Any, Any]) -> bool:
+    return bool(getattr(field.remote_field, "parent_link", False))
+
+
+def restricted_models(field: ForeignObject[Any, Any]) -> tuple[type[Model], ...]:
+    """The models at the ends of ``field`` whose tables a join through it must limit to the tenant.
+
+    Every tenant model at either end; for a multi-table parent link, only a tenant child of a parent
+    that is not a tenant model (the parent's rows hold every company's children; a tenant parent's
+    row and its child's are one row, already limited wherever the join came from).
+    """
+    declaring: Any = field.model
+    remote: Any = field.related_model
+    if not isinstance(remote, type):
+        return ()  # not resolved yet: nothing is compiled through it before it is
+    if _is_parent_link(field):
+        return (declaring,) if is_tenant_model(declaring) and not is_tenant_model(remote) else ()
+    return tuple(model for model in (declaring, remote) if is_tenant_model(model))
+
+
+def _table_model(model: type[Model], table: str, *, exact: bool) -> type[Model] | None:
+    """``model`` (concrete) or, unless ``exact``, the multi-table ancestor whose table is ``table``."""
+    concrete = model._meta.concrete_model
+    assert concrete is not None
+    candidates = [concrete] if exact else concrete._meta.get_parent_list()
+    for candidate in candidates:
+        if candidate._meta.db_table == table:
+            return candidate
+    return None
+
+
+def _pk_chain_reaches(model: type[Model], ancestor: type[Model]) -> bool:
+    """True when ``model``'s primary key values are ``ancestor``'s (its pk is a chain of parent links)."""
+    current: Any = model._meta.concrete_model
+    while current is not ancestor:
+        pk = current._meta.pk
+        if not (pk.remote_field and getattr(pk.remote_field, "parent_link", False)):
+            return False
+        current = pk.related_model._meta.concrete_model
+    return True
+
+
+def _holds_company(model: type[Model]) -> bool:
+    """True when ``model``'s own table has the company column."""
+    try:
+        field = model._meta.get_field(COMPANY_FIELD)
+    except FieldDoesNotExist:  # a plain multi-table ancestor of a tenant model
+        return False
+    return field.model._meta.concrete_model is model._meta.concrete_model
+
+
+def table_condition(
+    model: type[Model], table_model: type[Model], alias: str, tenant: state.Tenant
+) -> NoRows | Lookup[Any]:
+    """Limit the row at ``alias`` (a table of tenant model ``model``: its own or an ancestor's) to ``tenant``."""
+    if not tenant.company_ids:
+        return NoRows()
+    if _holds_company(table_model) or is_tenant_model(table_model):
+        return tenant_condition(table_model, alias, tenant)
+    if not _pk_chain_reaches(model, table_model):
+        return NoRows()  # fail closed: a second parent of a multiple-inheritance child
+    # A plain multi-table ancestor of the tenant model: its row is one of the model's rows of the tenant.
+    rows = unscoped_rows(model).filter(**{f"{COMPANY_ATTNAME}__in": tenant.sorted_company_ids}).values("pk")
+    pk: Any = table_model._meta.pk
+    return In(pk.get_col(alias), rows.query)
+
+
+class TenantJoinCondition:
+    """The tenant condition of one JOIN through ``field``, worked out when it is compiled.
+
+    ``aliases`` are the two aliases Django passed to ``get_extra_restriction``, in its order (one may
+    be ``None``). At compile time each alias's table, read from the compiling query, names the end of
+    the relation it belongs to; each end that :func:`restricted_models` lists gets the tenant
+    condition on its alias, and two tenant tables joined are also matched on their company (a
+    co-located join on Citus, nothing elsewhere).
+    """
+
+    contains_aggregate = False
+    contains_over_clause = False
+
+    def __init__(self, field: ForeignObject[Any, Any], aliases: tuple[str | None, str | None]) -> None:
+        self.field = field
+        self.aliases = aliases
+
+    def relabeled_clone(self, change_map: dict[str, str]) -> TenantJoinCondition:
+        aliases = tuple(None if alias is None else change_map.get(alias, alias) for alias in self.aliases)
+        return TenantJoinCondition(self.field, (aliases[0], aliases[1]))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TenantJoinCondition) and other.field is self.field and other.aliases == self.aliases
+
+    def __hash__(self) -> int:
+        return hash((id(self.field), self.aliases))
+
+    def _ends(self, alias_map: Any) -> list[tuple[str, type[Model], type[Model]] | None]:
+        """Per alias given: (alias, end model, model of the alias's table), or None when it matches no end."""
+        ends: Any = (self.field.model, self.field.related_model)
+        found: list[tuple[str, type[Model], type[Model]] | None] = []
+        for alias in self.aliases:
+            if alias is None:
+                continue
+            join = alias_map.get(alias)
+            table = getattr(join, "table_name", None)
+            match = None
+            for exact in (True, False):  # a model's own table before an ancestor's
+                for end in ends:
+                    table_model = _table_model(end, table, exact=exact) if isinstance(table, str) else None
+                    if table_model is not None:
+                        match = (alias, end, table_model)
+                        break
+                if match:
+                    break
+            found.append(match)
+        return found
+
+    def conditions(self, alias_map: Any, tenant: state.Tenant) -> list[Any]:
+        restricted = restricted_models(self.field)
+        ends = self._ends(alias_map)
+        if any(end is None for end in ends):
+            return [NoRows()]  # fail closed: a table this relation does not explain
+        conditions: list[Any] = []
+        limited: list[tuple[str, type[Model]]] = []
+        for alias, end, table_model in (end for end in ends if end is not None):
+            if any(end is model for model in restricted):
+                conditions.append(table_condition(end, table_model, alias, tenant))
+                if _holds_company(table_model):
+                    limited.append((alias, table_model))
+        if len(limited) == 2 and not _is_parent_link(self.field):
+            # Both rows in one company: the join is co-located when tables are distributed by company.
+            (alias, model), (other_alias, other) = limited
+            conditions.append(same_company_condition(model, alias, other, other_alias))
+        if not conditions and None not in self.aliases and restricted:
+            return [NoRows()]  # fail closed: a JOIN with a tenant end must carry its condition
+        return conditions
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        tenant = _scope()
+        if tenant is None:
+            return "", []  # unscoped() when compiled (only an exclude()'s inner query is built earlier)
+        conditions = self.conditions(compiler.query.alias_map, tenant)
+        if not conditions:
+            return "", []
+        sql, params = compiler.compile(WhereNode(conditions, AND))
+        return sql, list(params)
+
+
+class _JoinRestriction:
+    """``field.get_extra_restriction``: Django's own condition plus :class:`TenantJoinCondition`."""
+
+    def __init__(self, field: ForeignObject[Any, Any]) -> None:
+        self.field = field
+        # The class's method, never the instance's: a copied field carries this object in its __dict__.
+        self.original = type(field).get_extra_restriction
+
+    def __call__(self, alias: str | None, related_alias: str | None) -> Any:
+        field = self.field
+        extra = self.original(field, alias, related_alias)  # type: ignore[arg-type]
+        if not restricted_models(field):
+            return extra
+        if alias is not None and related_alias is not None and _scope() is None:
+            return extra  # Join.as_sql() under unscoped(): compiled right away, nothing to add
+        # Query.trim_start() builds an exclude()'s inner query now and compiles it later: the node
+        # reads the tenant when it is compiled.
+        children: list[Any] = [TenantJoinCondition(field, (alias, related_alias)), *([extra] if extra else [])]
+        return WhereNode(children, AND)
+
+
+def restrict_joins(field: ForeignObject[Any, Any]) -> None:
+    """Give every JOIN through ``field`` (either direction) the tenant condition (idempotent)."""
+    current = field.__dict__.get("get_extra_restriction")
+    if isinstance(current, _JoinRestriction) and current.field is field:
+        return
+    # (A field copied with its model's private fields carries its original's: replaced here.)
+    field.get_extra_restriction = _JoinRestriction(field)  # type: ignore[method-assign]
+
+
+def _relations(model: type[Model]) -> Iterable[ForeignObject[Any, Any]]:
+    for field in (*model._meta.local_fields, *model._meta.private_fields):
+        if isinstance(field, ForeignObject):
+            yield field
+
+
+def restrict_model_joins(sender: type[Model], **kwargs: Any) -> None:
+    """``class_prepared`` receiver: restrict the joins through each relation ``sender`` declares."""
+    if sender.__module__ == "__fake__":
+        return  # a migration's historical model: no tenant model, and the autodetector reads these
+    for field in _relations(sender):
+        restrict_joins(field)
+
+
+def install_join_restrictions() -> None:
+    """Restrict the joins of every model of the project (run at start-up; idempotent)."""
+    for model in apps.get_models(include_auto_created=True):
+        restrict_model_joins(model)
+
+
+class_prepared.connect(restrict_model_joins, dispatch_uid="cobee_django.join_restriction")

@@ -32,13 +32,14 @@ class CobeeDjangoConfig(AppConfig):
 
 
 def _install_tenancy() -> None:
-    """Scope relation accessors and connect the write guards (idempotent: once per process)."""
+    """Scope relation accessors and joins, and connect the write guards (idempotent: once per process)."""
     from django.db.models.signals import m2m_changed, pre_save
 
-    from . import guards, membership  # noqa: F401  (membership installs state.for_corporation's lookup)
+    from . import _django, guards, membership  # noqa: F401  (membership installs state.for_corporation's lookup)
     from .managers import install_relation_scoping
 
     install_relation_scoping()
+    _django.install_join_restrictions()
     m2m_changed.connect(guards.check_m2m_add, dispatch_uid="cobee_django.m2m_guard")
     pre_save.connect(guards.check_any_save, dispatch_uid="cobee_django.reference_guard")
 

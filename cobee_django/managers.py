@@ -20,8 +20,9 @@ manager is a :class:`TenantManager` too (:mod:`cobee_django.models` installs it)
 are scoped by construction; the few internal lookups that must see more read through
 :func:`~cobee_django.company_field.unscoped_rows`, each one audited in :mod:`cobee_django.guards`.
 Each relation with a tenant model at either end gets a join restriction (Django's
-``get_extra_restriction`` hook), so every JOIN into a tenant table carries the tenant condition in
-its ``ON`` clause. ``raw()`` cannot be scoped, so it is refused outside ``unscoped()``.
+``get_extra_restriction`` hook, overridden in :mod:`cobee_django._django`), so every JOIN into a
+tenant table carries the tenant condition in its ``ON`` clause. ``raw()`` and ``extra()`` cannot be
+scoped, so they are refused outside ``unscoped()``.
 """
 
 from __future__ import annotations
@@ -33,13 +34,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from django.apps import apps
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Manager, Model, Q, QuerySet
-from django.db.models.fields.related import ForeignObject, ManyToOneRel
+from django.db.models.fields.related import ManyToOneRel
 from django.db.models.fields.related_descriptors import ReverseManyToOneDescriptor
 from django.db.models.lookups import Exact, In, Lookup
 from django.db.models.query import RawQuerySet
 from django.db.models.sql import Query
 from django.db.models.sql.compiler import SQLCompiler
-from django.db.models.sql.where import AND, ExtraWhere, NothingNode, WhereNode
+from django.db.models.sql.where import AND, ExtraWhere, NothingNode
 from django.utils.functional import cached_property
 
 from . import guards, state
@@ -377,64 +378,16 @@ def scope_model_relations(model: type[Model]) -> None:
             reverse.__class__ = _scoped_class(type(reverse), _GuardedReverseManyToOneMixin)
 
 
-def _restrict_joins(field: ForeignObject[Any, Any]) -> None:
-    """Add the tenant condition to the ON clause of every join through ``field`` (both directions).
-
-    Django asks the field for extra join conditions (``get_extra_restriction``) when it writes a
-    JOIN, at compile time. Joins then stay inside the tenant whatever query they appear in: a
-    filter across a relation, ``select_related()``, an annotation over a reverse relation, an
-    ordering by a related field, even from a model that is not scoped. The method is set on the
-    field instance, not its class, so migrations' historical models (built from clones) and the
-    migration autodetector never see it.
-    """
-    if "get_extra_restriction" in field.__dict__:
-        return
-    original = field.get_extra_restriction
-    remote: Any = field.related_model
-    declaring: Any = field.model
-    remote_is_tenant, declaring_is_tenant = is_tenant_model(remote), is_tenant_model(declaring)
-
-    def get_extra_restriction(alias: str | None, related_alias: str | None) -> Any:
-        # For a ForeignObject, ``alias`` is the remote table's alias and ``related_alias`` the
-        # declaring table's, whichever direction the join goes.
-        extra = original(alias, related_alias)  # type: ignore[arg-type]
-        tenant = state.require_scope()
-        if not isinstance(tenant, state.Tenant):
-            return extra  # unscoped(): every row, on purpose
-        conditions: list[Any] = []
-        if remote_is_tenant and alias is not None:
-            conditions.append(tenant_condition(remote, alias, tenant))
-        if declaring_is_tenant and related_alias is not None:
-            conditions.append(tenant_condition(declaring, related_alias, tenant))
-            if remote_is_tenant and alias is not None and not (inherits_company(remote) or inherits_company(declaring)):
-                # Both rows in one company: the join is co-located when tables are distributed by company.
-                conditions.append(same_company_condition(remote, alias, declaring, related_alias))
-        if extra:
-            conditions.append(extra)
-        return WhereNode(conditions, AND) if conditions else None
-
-    field.get_extra_restriction = get_extra_restriction  # type: ignore[method-assign]
-
-
-def scope_model_joins(model: type[Model]) -> None:
-    """Scope every join through a relation declared on ``model`` that has a tenant model on either end."""
-    for field in model._meta.get_fields(include_hidden=True):
-        if not isinstance(field, ForeignObject) or field.many_to_many or field.model is not model:
-            continue
-        if field.remote_field.parent_link:
-            continue  # a child's row and its parent's are one row: the child's own condition covers both
-        if is_tenant_model(field.related_model) or is_tenant_model(model):
-            _restrict_joins(field)
-
-
 def install_relation_scoping() -> None:
-    """Scope every relation accessor and join of the project that leads to a tenant model (run at startup)."""
+    """Scope every relation accessor of the project that leads to a tenant model (run at startup).
+
+    Joins are restricted by :mod:`cobee_django._django`.
+    """
     for model in apps.get_models(include_auto_created=True):
         scope_model_relations(model)
-        scope_model_joins(model)
 
 
-# Internals, left out: add_tenant_condition, install_relation_scoping, scope_model_joins,
+# Internals, left out: add_tenant_condition, install_relation_scoping, NoRows, same_company_condition,
 # scoped_queryset, tenant_condition (the machinery of the three classes); COMPANY_FIELD and
 # is_tenant_model still import from here but belong to cobee_django.company_field.
 __all__ = ["TenantManager", "TenantQuerySet"]

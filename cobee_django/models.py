@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import connections, models, router
 from django.db.models import Q, QuerySet
 
-from . import _django, guards, state  # noqa: F401  (_django scopes every manager of tenant models)
+from . import _django, guards, state  # noqa: F401  (_django scopes tenant models' managers and joins)
 from .company_field import COMPANY_ATTNAME, SAVED_COMPANY, unscoped_rows
 from .exceptions import CitusError, TenantViolation
 from .managers import TenantManager, on_citus

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "cobee_django.devissuer",
     "tests.testapp",
     "tests.rlsapp",
+    "tests.zooapp",
 ]
 
 MIDDLEWARE = [

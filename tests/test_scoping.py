@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from types import SimpleNamespace
 
 import pytest
@@ -17,6 +18,18 @@ from cobee_django import state
 from cobee_django.exceptions import NoTenantBound
 from tests.testapp.models import Badge, Department, Employee, Lead, Note, Project
 from tests.testapp.views import EmployeeSerializer
+from tests.zooapp.paths import every_path
+
+ZOO_PATHS_WITH_NO_TENANT = [
+    pytest.param(run, id=f"zoo:{path}:{how}")
+    for path in every_path(max_hops=1)
+    if path.touches_tenant
+    for how, run in (
+        ("values_list", partial(lambda p: list(p.model._default_manager.values_list(p.lookup)), path)),
+        ("filter", partial(lambda p: p.model._default_manager.filter(**{p.lookup: "b:"}).exists(), path)),
+        ("exclude", partial(lambda p: p.model._default_manager.exclude(**{p.lookup: "b:"}).count(), path)),
+    )
+]
 
 # Built at import time, before any tenant exists: must filter by whoever evaluates it.
 IMPORT_TIME_QUERYSET = Employee.objects.filter(salary__gte=0).order_by("email")
@@ -248,6 +261,9 @@ def test_exclude_across_a_relation_compiles(data):
         lambda: Department._base_manager.first().delete(),
         lambda: list(Lead.objects.all()),
         lambda: Lead.objects.update(level=1),
+        # The relation zoo (tests/zooapp): every one-hop lookup path that joins a tenant model, through
+        # every relation kind in both directions, from tenant and plain models alike.
+        *ZOO_PATHS_WITH_NO_TENANT,
     ],
 )
 def test_every_path_refuses_to_run_with_no_tenant(data, run):
