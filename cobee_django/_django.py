@@ -332,6 +332,15 @@ class TenantJoinCondition:
         self.field = field
         self.aliases = aliases
 
+    def get_refs(self) -> set[str]:
+        return set()  # (a WhereNode asks its children which annotations they reference: none)
+
+    def replace_expressions(self, replacements: dict[Any, Any]) -> TenantJoinCondition:
+        return self
+
+    def get_group_by_cols(self) -> list[Any]:
+        return []
+
     def relabeled_clone(self, change_map: dict[str, str]) -> TenantJoinCondition:
         aliases = tuple(None if alias is None else change_map.get(alias, alias) for alias in self.aliases)
         return TenantJoinCondition(self.field, (aliases[0], aliases[1]))

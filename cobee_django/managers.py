@@ -125,6 +125,18 @@ class NoRows:
     def as_sql(self, compiler: Any = None, connection: Any = None) -> tuple[str, list[Any]]:
         return "1 = 0", []
 
+    def get_refs(self) -> set[str]:
+        return set()
+
+    def replace_expressions(self, replacements: dict[Any, Any]) -> NoRows:
+        return self
+
+    def get_group_by_cols(self) -> list[Any]:
+        return []
+
+    def relabeled_clone(self, change_map: dict[str, str]) -> NoRows:
+        return self
+
 
 def tenant_condition(model: type[Model], alias: str, tenant: Tenant) -> NoRows | Lookup[Any]:
     """``alias.company_id`` limited to ``tenant``'s companies (``model`` has the company field)."""
