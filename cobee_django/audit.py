@@ -254,7 +254,9 @@ def database_unavailable(sender: Any, request: Any, reason: Any, error: BaseExce
     user = getattr(request, "user", None)
     rid = request_id(request)
     if logger.isEnabledFor(logging.WARNING):
-        cause = error.__cause__ if error.__cause__ is not None else error
+        cause = error
+        while cause.__cause__ is not None:  # the driver's own error, under Django's (and a deadline's)
+            cause = cause.__cause__
         state = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
         _log(
             logging.WARNING,

@@ -398,6 +398,13 @@ SETTINGS: tuple[Setting, ...] = (
     *_settings(
         "Database",
         Setting("ROW_LEVEL_SECURITY", False, "`bool`", "PostgreSQL row-level security.", _boolean),
+        Setting(
+            "CONNECT_TIMEOUT",
+            5,
+            "`int` seconds",
+            "Wait for a database connection, and Citus's to a worker.",
+            _number(1, integer=True),
+        ),
     ),
     *_settings(
         "Throttling and telemetry",
@@ -466,6 +473,7 @@ class Settings:
     admin_oidc_issuer: str | None
     admin_oidc_groups: tuple[str, ...]
     row_level_security: bool
+    connect_timeout: int
     openapi_token_url: str | None
     throttle_cache_alias: str
     throttle_fail_open: bool

@@ -37,9 +37,7 @@ def received():
 
 
 def audit_records(caplog, event=None):
-    return [
-        r for r in caplog.records if r.name.startswith("cobee_django") and (event is None or r.event == event)
-    ]
+    return [r for r in caplog.records if r.name.startswith("cobee_django") and (event is None or r.event == event)]
 
 
 def assert_no_secret(caplog, token):

@@ -8,8 +8,9 @@ which errors those are; the middleware answers them):
 - an API request whose database is unreachable: a JSON 503, a constant body, ``Retry-After``,
   one audit record and one ``database_unavailable`` signal, and no tenant left bound;
 - PgBouncer killed under a persistent connection, then restarted: 503s while it is down, and the
-  same connection settings serving again within a bounded time once it is back (PostgreSQL runs,
-  ``COBEE_REQUIRE_PGBOUNCER=1`` in CI).
+  same connection settings serving again within a bounded time once it is back; PgBouncer frozen
+  (``kill -STOP``): a 503 at the client-side statement deadline, then service again once it runs
+  (PostgreSQL runs, ``COBEE_REQUIRE_PGBOUNCER=1`` in CI).
 
 The faults of a Citus cluster (a stopped worker, a frozen worker, a shard split racing a write) are
 in tests/test_database_faults_citus.py, which needs a cluster of its own.
@@ -17,6 +18,9 @@ in tests/test_database_faults_citus.py, which needs a cluster of its own.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import time
 import uuid
@@ -30,7 +34,7 @@ from django.http import HttpResponse
 from django.urls import path
 
 from cobee_django import signals, state
-from cobee_django.db.faults import DatabaseFault, classify
+from cobee_django.db.faults import DEADLINE_GRACE, DatabaseFault, classify
 from cobee_django.middleware import DATABASE_UNAVAILABLE_MESSAGE
 from cobee_django.models import Company
 from cobee_django.testing import TenantAPIClient
@@ -212,30 +216,44 @@ def test_errors_that_are_not_faults_stay_500s(client, unavailable_signals):
     assert unavailable_signals == []
 
 
-# --- a pooler killed and restarted ------------------------------------------------------------------
+# --- a pooler killed, a pooler frozen ----------------------------------------------------------------
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_killed_pooler_is_a_503_and_service_returns_when_it_is_back(tmp_path, caplog):
+@pytest.fixture
+def pooler(transactional_db, tmp_path):
+    """``start(port=None)``: a PgBouncer in front of the test database (stopped after the test)."""
     if not on_postgres():
         pytest.skip("needs DATABASE_URL=postgres://... (PgBouncer sits in front of PostgreSQL)")
     from tests.test_pgbouncer import PgBouncer, pgbouncer_binary
 
     binary = pgbouncer_binary()
     if binary is None:
-        import os
-
         if os.environ.get("COBEE_REQUIRE_PGBOUNCER"):
             pytest.fail("COBEE_REQUIRE_PGBOUNCER is set but pgbouncer is not installed")
         pytest.skip("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
-    company = Company.objects.create(name="Pooled").pk
     settings_dict = connection.settings_dict
     user = settings_dict.get("USER") or "postgres"
-    (tmp_path / "first").mkdir()
-    bouncer = PgBouncer(binary, tmp_path / "first", settings_dict, [user], pool_size=2)
-    pooled = type(connections["default"])(
+    started: list = []
+
+    def start(port: int | None = None):
+        directory = tmp_path / f"pgbouncer{len(started)}"
+        directory.mkdir()
+        bouncer = PgBouncer(binary, directory, settings_dict, [user], pool_size=2, port=port)
+        started.append(bouncer)
+        return bouncer
+
+    yield start
+    for bouncer in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(bouncer.process.pid, signal.SIGCONT)
+        bouncer.stop()
+
+
+def through(bouncer) -> PostgreSQLWrapper:
+    """A persistent connection (with Django's health checks) through ``bouncer``."""
+    return type(connections["default"])(
         {
-            **settings_dict,
+            **connection.settings_dict,
             "HOST": "127.0.0.1",
             "PORT": bouncer.port,
             "CONN_MAX_AGE": 600,
@@ -244,27 +262,111 @@ def test_a_killed_pooler_is_a_503_and_service_returns_when_it_is_back(tmp_path, 
         },
         alias="default",
     )
+
+
+def test_a_killed_pooler_is_a_503_and_service_returns_when_it_is_back(pooler, caplog):
+    company = Company.objects.create(name="Pooled").pk
+    bouncer = pooler()
     client = TenantAPIClient.for_company(company, scopes=READ)
     url = f"/api/v3/companies/{company}/employees"
-    try:
-        with default_connection(pooled):
-            assert client.get(url).status_code == 200
-            bouncer.process.kill()  # SIGKILL: no goodbye to the clients
-            bouncer.process.wait()
-            started = time.monotonic()
-            down = [client.get(url) for _ in range(3)]
-            for response in down:
-                assert_clean_503(response)
-            assert time.monotonic() - started < 5
-            (tmp_path / "second").mkdir()
-            bouncer = PgBouncer(binary, tmp_path / "second", settings_dict, [user], pool_size=2, port=bouncer.port)
-            back = time.monotonic()
-            response = client.get(url)
-            recovered = time.monotonic() - back
-            assert response.status_code == 200, response.content
-            # The first request after the restart is served: the broken connection was dropped.
-            assert recovered < 1.0
-    finally:
-        bouncer.stop()
+    with default_connection(through(bouncer)):
+        assert client.get(url).status_code == 200
+        bouncer.process.kill()  # SIGKILL: no goodbye to the clients
+        bouncer.process.wait()
+        started = time.monotonic()
+        down = [client.get(url) for _ in range(3)]
+        answered = time.monotonic() - started
+        for response in down:
+            assert_clean_503(response)
+        assert answered < 5
+        bouncer = pooler(port=bouncer.port)
+        back = time.monotonic()
+        response = client.get(url)
+        recovered = time.monotonic() - back
+        assert response.status_code == 200, response.content
+        # The first request after the restart is served: the broken connection was dropped.
+        assert recovered < 1.0
+        print(f"\nkilled pooler: 3 answers 503 in {answered:.3f} s, back in {recovered:.3f} s")
     reasons = {r.reason for r in caplog.records if getattr(r, "event", None) == "database_unavailable"}
     assert reasons == {DatabaseFault.UNREACHABLE.value}
+
+
+def test_a_frozen_pooler_is_a_503_at_the_statement_deadline(pooler, caplog):
+    """A hung pooler (or server) never reports ``statement_timeout``: the client-side deadline does."""
+    company = Company.objects.create(name="Pooled").pk
+    name = connection.settings_dict["NAME"]
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER DATABASE "{name}" SET statement_timeout = 1000')
+    try:
+        bouncer = pooler()
+        client = TenantAPIClient.for_company(company, scopes=READ)
+        url = f"/api/v3/companies/{company}/employees"
+        with default_connection(through(bouncer)):
+            assert client.get(url).status_code == 200  # the connection reads its 1 s timeout
+            os.kill(bouncer.process.pid, signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                response = client.get(url)
+                waited = time.monotonic() - started
+            finally:
+                os.kill(bouncer.process.pid, signal.SIGCONT)
+            assert_clean_503(response)
+            assert 1.0 + DEADLINE_GRACE <= waited < 1.0 + DEADLINE_GRACE + 1.5
+            back = time.monotonic()
+            assert client.get(url).status_code == 200
+            recovered = time.monotonic() - back
+            assert recovered < 1.0
+            print(f"\nfrozen pooler: 503 after {waited:.3f} s (statement_timeout 1 s), back in {recovered:.3f} s")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'ALTER DATABASE "{name}" RESET statement_timeout')
+    reasons = [r.reason for r in caplog.records if getattr(r, "event", None) == "database_unavailable"]
+    assert reasons == [DatabaseFault.TIMEOUT.value]
+
+
+# --- bounded waits: what the engine sets, what the deployment check reports -------------------------
+
+
+def citus_engine_wrapper(options: dict | None = None):
+    from cobee_django.db.backends.citus.base import DatabaseWrapper
+
+    settings_dict = {**dead_wrapper().settings_dict, "ENGINE": "cobee_django.db.backends.citus"}
+    settings_dict["OPTIONS"] = options or {}
+    return DatabaseWrapper(settings_dict, alias="bounded")
+
+
+def test_the_engine_bounds_connecting_unless_options_say_otherwise(settings):
+    assert citus_engine_wrapper().get_connection_params()["connect_timeout"] == 5
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "CONNECT_TIMEOUT": 2}
+    assert citus_engine_wrapper().get_connection_params()["connect_timeout"] == 2
+    assert citus_engine_wrapper({"connect_timeout": 9}).get_connection_params()["connect_timeout"] == 9
+
+
+def test_the_engine_reads_the_statement_deadline_when_it_connects(db, require_postgres):
+    from cobee_django.db.faults import DEADLINE_ATTR
+
+    wrapper = type(connections["default"])(
+        {**connection.settings_dict, "OPTIONS": {"options": "-c statement_timeout=1500"}}
+    )
+    try:
+        wrapper.ensure_connection()
+        assert getattr(wrapper, DEADLINE_ATTR) == 1.5 + DEADLINE_GRACE
+    finally:
+        wrapper.close()
+    plain = type(connections["default"])({**connection.settings_dict, "OPTIONS": {}})
+    try:
+        plain.ensure_connection()
+        assert getattr(plain, DEADLINE_ATTR) is None  # no statement_timeout (migrations): no deadline
+    finally:
+        plain.close()
+
+
+def test_an_unbounded_statement_timeout_is_reported_by_the_deployment_check(db, require_postgres):
+    from cobee_django.db.checks import check_statement_timeout
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL statement_timeout = 0")
+        assert [m.id for m in check_statement_timeout(databases=["default"])] == ["cobee_django.W060"]
+        cursor.execute("SET LOCAL statement_timeout = '5s'")
+        assert check_statement_timeout(databases=["default"]) == []
+    assert check_statement_timeout() == []  # a database check: only for the databases named

@@ -257,7 +257,7 @@ def test_entry_point_is_declared():
 
 USER_PROJECT = {
     "shop/__init__.py": "",
-    "shop/settings.py": '''
+    "shop/settings.py": """
 SECRET_KEY = "test"
 INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "rest_framework", "cobee_django"]
 MIDDLEWARE = [
@@ -270,8 +270,8 @@ DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memor
 USE_TZ = True
 COBEE_DJANGO = {"ISSUER": "https://shop.eu.auth0.com/", "AUDIENCE": "https://api.shop.example"}
 REST_FRAMEWORK = {"DEFAULT_AUTHENTICATION_CLASSES": ["cobee_django.authentication.JWTAuthentication"]}
-''',
-    "shop/urls.py": '''
+""",
+    "shop/urls.py": """
 from django.urls import path
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -288,9 +288,9 @@ class Orders(APIView):
 
 
 urlpatterns = [path("companies/<str:companyId>/orders", Orders.as_view())]
-''',
+""",
     "pytest.ini": "[pytest]\nDJANGO_SETTINGS_MODULE = shop.settings\n",
-    "test_orders.py": '''
+    "test_orders.py": """
 import uuid
 
 COMPANY = uuid.uuid4()
@@ -305,7 +305,7 @@ def test_orders_as_company_x(cobee_api_client):
 def test_orders_of_another_company(cobee_api_client):
     client = cobee_api_client(company=COMPANY, scopes=["read:orders"])
     assert client.get(f"/companies/{uuid.uuid4()}/orders").status_code == 403
-''',
+""",
 }
 
 

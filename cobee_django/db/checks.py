@@ -1,4 +1,5 @@
-"""System checks for row-level security (ids E020 to E025, W020) and Citus (E040, E041, W040, W041).
+"""System checks for row-level security (ids E020 to E025, W020), Citus (E040, E041, W040, W041) and
+database timeouts (W060).
 
 E020 needs no database and runs with every check. E021 to E025 read the database's catalogs (E025
 those of the shards, on the workers of a Citus cluster), so they are deployment checks:
@@ -104,4 +105,35 @@ def check_citus(
         for problem in (*distribution_problems(models), *undistributed_tables(connection, models)):
             kind = Warning if problem.id.split(".")[1].startswith("W") else Error
             messages.append(kind(problem.msg, hint=problem.hint, id=problem.id))
+    return messages
+
+
+@register(Tags.database, deploy=True)
+def check_statement_timeout(
+    app_configs: Sequence[Any] | None = None, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """W060: the serving connection's ``statement_timeout`` is unbounded (``check --deploy --database``).
+
+    Without it, a statement waiting on a hung node (a frozen Citus worker whose connection the
+    coordinator had cached) holds its request, and a server worker, until the node comes back.
+    """
+    messages: list[CheckMessage] = []
+    for alias in _tenant_aliases(databases) if databases else []:
+        connection = connections[alias]
+        if connection.vendor != "postgresql":
+            continue
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('statement_timeout')")
+            (value,) = cursor.fetchone()
+        if value in ("0", "0ms"):
+            messages.append(
+                Warning(
+                    f"statement_timeout is unbounded on the database {alias!r}: a statement waiting on a hung "
+                    "server or Citus worker holds its request until the node answers.",
+                    hint="Bound it for the role the application serves with, e.g. ALTER ROLE app SET "
+                    "statement_timeout = '5s' (or OPTIONS {'options': '-c statement_timeout=5000'}), under "
+                    "your HTTP server's request timeout; run migrations on a connection without it.",
+                    id="cobee_django.W060",
+                )
+            )
     return messages

@@ -13,11 +13,28 @@ their usual handling (a 500 the developer must fix, or the 4xx the view makes of
 
 The classification reads the driver's SQLSTATE (psycopg 3 and psycopg2), the MySQL error number,
 or SQLite's message; Django's wrapped error keeps the driver's error as its ``__cause__``.
+
+**The statement deadline.** ``statement_timeout`` is enforced by the server, and a server can fail to
+enforce it: a Citus coordinator whose statement waits on a frozen worker (``kill -STOP``, a hung VM)
+cancels it by sending the worker a cancel request, and waits for the worker's answer, which never
+comes until the worker runs again. :func:`deadline_wrapper` (installed by the
+``cobee_django.db.backends.citus`` engine) bounds the wait from the client side: a statement that
+has not returned one second after the session's ``statement_timeout`` has its connection shut
+down by a watchdog thread, and fails with :class:`StatementDeadlineExceeded` (a ``database_timeout``
+fault). The connection is then closed, and the next request opens a fresh one. Sessions without a
+``statement_timeout`` (migrations) get no deadline.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import socket
+import threading
+import time
+from collections.abc import Callable
 from enum import Enum
+from typing import Any
 
 from django.db import utils
 
@@ -77,6 +94,8 @@ def classify(error: BaseException) -> DatabaseFault | None:
     Only Django's ``OperationalError``, ``InterfaceError`` and ``InternalError`` (the last for
     Citus's shard errors) can be faults; integrity, programming and data errors never are.
     """
+    if isinstance(error, StatementDeadlineExceeded):
+        return DatabaseFault.TIMEOUT
     if not isinstance(error, (utils.OperationalError, utils.InterfaceError, utils.InternalError)):
         return None
     cause = error.__cause__ if error.__cause__ is not None else error
@@ -110,3 +129,105 @@ def classify(error: BaseException) -> DatabaseFault | None:
         # No SQLSTATE: the driver itself failed to connect or lost the connection.
         return DatabaseFault.TIMEOUT if "timeout expired" in str(cause) else DatabaseFault.UNREACHABLE
     return None
+
+
+# --- the statement deadline --------------------------------------------------------------------------
+
+#: How long past ``statement_timeout`` the server may take to report its own timeout.
+DEADLINE_GRACE = 1.0
+#: The wrapper attribute holding a connection's deadline in seconds (``None``: no deadline).
+DEADLINE_ATTR = "cobee_statement_deadline"
+
+
+class StatementDeadlineExceeded(utils.OperationalError):
+    """A statement outlived its session's ``statement_timeout`` by :data:`DEADLINE_GRACE`: the
+    database did not answer, even to cancel it (a hung node). Its connection has been shut down."""
+
+
+class _Watchdog:
+    """One daemon thread that shuts down the socket of each statement still running at its deadline."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._heap: list[tuple[float, int]] = []
+        self._running: dict[int, int] = {}  # ticket -> socket file descriptor
+        self._fired: set[int] = set()
+        self._tickets = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, fd: int, seconds: float) -> int:
+        with self._lock:
+            ticket = next(self._tickets)
+            self._running[ticket] = fd
+            heapq.heappush(self._heap, (time.monotonic() + seconds, ticket))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="cobee-statement-deadline", daemon=True)
+                self._thread.start()
+            self._lock.notify()
+            return ticket
+
+    def done(self, ticket: int) -> bool:
+        """Stop watching ``ticket``; whether its deadline had fired."""
+        with self._lock:
+            self._running.pop(ticket, None)
+            if ticket in self._fired:
+                self._fired.discard(ticket)
+                return True
+            return False
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._heap:
+                    self._lock.wait()
+                deadline, ticket = self._heap[0]
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    self._lock.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+                fd = self._running.pop(ticket, None)
+                if fd is None:
+                    continue  # the statement returned in time
+                self._fired.add(ticket)
+                # Under the lock: the statement cannot finish, and its socket be reused, meanwhile.
+                _shut_down(fd)
+
+
+def _shut_down(fd: int) -> None:
+    """Shut the connection down under the driver, whose blocked read then fails at once."""
+    try:
+        duplicate = socket.socket(fileno=socket.dup(fd))
+    except OSError:
+        return
+    try:
+        duplicate.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        duplicate.close()
+
+
+_watchdog = _Watchdog()
+
+
+def deadline_wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+    """Run one statement under its connection's deadline (see the module docs); an execute wrapper."""
+    connection = context["connection"]
+    seconds: float | None = getattr(connection, DEADLINE_ATTR, None)
+    if not seconds or connection.connection is None:
+        return execute(sql, params, many, context)
+    ticket = _watchdog.watch(connection.connection.fileno(), seconds)
+    try:
+        result = execute(sql, params, many, context)
+    except utils.Error as error:
+        if _watchdog.done(ticket):
+            raise StatementDeadlineExceeded(
+                f"no answer from the database within {seconds:g} s (statement_timeout and {DEADLINE_GRACE:g} s)"
+            ) from error
+        raise
+    if _watchdog.done(ticket):
+        # Answered just as the deadline fired: the result stands; Django closes the connection,
+        # no longer usable, at the end of the request.
+        connection.errors_occurred = True
+    return result
