@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from enum import Enum
 from typing import Any
 
+from django.db import OperationalError
 from rest_framework import status
 from rest_framework.exceptions import APIException, ErrorDetail, NotAuthenticated
 
@@ -41,6 +42,7 @@ __all__ = [
     "Reason",
     "RowLevelSecurityError",
     "SignInRefused",
+    "StatementDeadlineExceeded",
     "TenantError",
     "TenantViolation",
     "ThrottleUnavailable",
@@ -243,6 +245,11 @@ class ThrottleUnavailable(_RetryLater):
     """503: the throttle's cache cannot be reached and ``THROTTLE_FAIL_OPEN`` is off."""
 
     default_detail = "Rate limiting is temporarily unavailable; retry later."
+
+
+class StatementDeadlineExceeded(CobeeDjangoError, OperationalError):
+    """A statement outlived its session's ``statement_timeout`` by a second: the database did not
+    answer, even to cancel it (a hung node), and its connection was shut down (answered 503)."""
 
 
 # --- tenancy -----------------------------------------------------------------------------------------

@@ -38,6 +38,8 @@ from typing import Any
 
 from django.db import utils
 
+from ..exceptions import StatementDeadlineExceeded
+
 __all__ = ["DatabaseFault"]
 
 
@@ -137,11 +139,6 @@ def classify(error: BaseException) -> DatabaseFault | None:
 DEADLINE_GRACE = 1.0
 #: The wrapper attribute holding a connection's deadline in seconds (``None``: no deadline).
 DEADLINE_ATTR = "cobee_statement_deadline"
-
-
-class StatementDeadlineExceeded(utils.OperationalError):
-    """A statement outlived its session's ``statement_timeout`` by :data:`DEADLINE_GRACE`: the
-    database did not answer, even to cancel it (a hung node). Its connection has been shut down."""
 
 
 class _Watchdog:
