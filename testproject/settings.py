@@ -105,9 +105,14 @@ TEMPLATES = [
     },
 ]
 
+# Persistent connections, checked before each request reuses them: opening one per request made the
+# API three to four times slower on Citus (docs/operations.md, "Persistent connections"). The tenant
+# never outlives its transaction, so a reused connection carries nothing from one request to the next.
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}", conn_max_age=0
+        os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
+        conn_max_age=600,
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
@@ -118,6 +123,7 @@ if _env_flag("DATABASE_TRANSACTION_POOLING", False):
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 if os.environ.get("MIGRATE_DATABASE_URL"):
     # The same database as the tables' owner: migrations only (the serving role cannot change the schema).
+    # Used once per deployment: no need to keep its connection.
     DATABASES["migrate"] = dj_database_url.parse(os.environ["MIGRATE_DATABASE_URL"], conn_max_age=0)
     DATABASES["migrate"]["ENGINE"] = DATABASES["default"]["ENGINE"]
     DATABASES["migrate"]["TEST"] = {"MIRROR": "default"}
