@@ -42,7 +42,6 @@ __all__ = [
     "Reason",
     "RowLevelSecurityError",
     "SignInRefused",
-    "StatementDeadlineExceeded",
     "TenantError",
     "TenantViolation",
     "ThrottleUnavailable",
