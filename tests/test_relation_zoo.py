@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import django
 import pytest
 from django.contrib.contenttypes.models import ContentType
+from django.core.management import call_command
 from django.db.models import Count, FilteredRelation, Max, Q, QuerySet
 
 from cobee_django import state
@@ -291,3 +292,7 @@ def test_an_exclude_across_a_relation_reads_the_tenant_when_it_runs(zoo):
         assert sorted(built_under_a.values_list("tag", flat=True)) == sorted(
             Plain.objects.exclude(owner__children__tag__startswith="a:").values_list("tag", flat=True)
         )
+
+
+def test_the_zoo_migrations_are_complete(db):
+    call_command("makemigrations", "zoo", "--check", "--dry-run", verbosity=0)
