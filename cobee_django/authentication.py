@@ -38,6 +38,10 @@ from .tokens import ValidatedToken
 __all__ = ["JWTAuthentication"]
 
 
+#: The authenticators of :meth:`JWTAuthentication.get_authenticator`, by class, realm and sender.
+_authenticators: dict[tuple[type[RequestAuthenticator], str | None, type], RequestAuthenticator] = {}
+
+
 class JWTAuthentication(BaseAuthentication):
     """Authenticate ``Authorization: Bearer <token>`` with an Auth0 access token.
 
@@ -51,8 +55,16 @@ class JWTAuthentication(BaseAuthentication):
     authenticator_class: type[RequestAuthenticator] = RequestAuthenticator
 
     def get_authenticator(self) -> RequestAuthenticator:
-        """The framework-neutral authenticator; audit signals name this class as their ``sender``."""
-        return self.authenticator_class(self.www_authenticate_realm, type(self))
+        """The framework-neutral authenticator; audit signals name this class as their ``sender``.
+
+        Built once per class and realm, then shared by every request (DRF builds this class anew
+        for each one): an authenticator holds configuration only, never per-request state.
+        """
+        key = (self.authenticator_class, self.www_authenticate_realm, type(self))
+        authenticator = _authenticators.get(key)
+        if authenticator is None:
+            authenticator = _authenticators[key] = self.authenticator_class(self.www_authenticate_realm, type(self))
+        return authenticator
 
     def authenticate(self, request: Request) -> tuple[Any, ValidatedToken] | None:
         validated = self.get_authenticator().authenticate(request)
