@@ -9,7 +9,8 @@ to no import cycle.
    ``instrumentation`` (no-op hooks).
 2. The tenant: ``state`` (a ContextVar; it imports only the exceptions module).
 3. Tokens: ``jose`` < ``jwks`` < ``tokens`` < ``audit`` < ``credentials`` < ``authentication``.
-4. Tenancy in the ORM: ``guards`` < ``managers`` < ``models`` < ``membership``; background work: ``tasks``.
+4. Tenancy in the ORM: ``guards`` < ``managers`` < ``_django`` (every override of Django internals) <
+   ``models`` < ``membership``; background work: ``tasks``.
 5. The database walls: ``db._catalog``, ``db.policy``, ``db.rls``, ``db.operations``, ``db.citus``,
    ``db.checks``, ``db.backends.citus``. The core above asks the backend's features, never these.
 6. Staff and the admin: ``staff`` (grants) < ``staff.oidc``, ``staff.switcher`` < ``admin`` (the classes users import).

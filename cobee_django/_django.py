@@ -66,6 +66,21 @@ through tables, auto-created or explicit, multi-column ``ForeignObject`` and ``G
 models prepared before this module was imported. The method is set on the field instance, not its
 class, and decides at each call whether a tenant model is involved: migrations' historical models
 (never tenant models) pass through untouched, and nothing reaches the migration autodetector.
+Reverse foreign-key managers refuse rows outside the tenant in ``add()``
+----------------------------------------------------------------------
+Internals: ``ReverseManyToOneDescriptor.related_manager_cls`` (a cached property building the
+related manager class with ``create_reverse_many_to_one_manager``,
+``django/db/models/fields/related_descriptors.py``), and that manager's ``add(*objs, bulk=True)``,
+which with ``bulk=True`` updates the rows through the related model's base manager. Each model's
+reverse accessor is the class attribute ``model.__dict__[accessor_name]``, a
+``ReverseManyToOneDescriptor``. Checked on Django 4.2, 5.0, 5.1, 5.2 and 6.0.
+
+A scoped base manager would silently skip rows of another company in that update, so at start-up
+(:func:`install_relation_scoping`) each reverse foreign-key descriptor with a tenant model at either
+end gets a class derived from its own whose ``related_manager_cls`` wraps ``add()`` with
+:func:`cobee_django.guards.check_reverse_add`, which refuses them (and rows of another company
+than the instance's) instead. The instance's ``__class__`` is swapped, so the descriptor keeps its
+state.
 """
 
 from __future__ import annotations
@@ -76,7 +91,8 @@ from typing import Any
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Manager, Model, QuerySet
-from django.db.models.fields.related import ForeignObject
+from django.db.models.fields.related import ForeignObject, ManyToOneRel
+from django.db.models.fields.related_descriptors import ReverseManyToOneDescriptor
 from django.db.models.lookups import In, Lookup
 from django.db.models.options import Options
 from django.db.models.signals import class_prepared
@@ -84,7 +100,7 @@ from django.db.models.sql import Query
 from django.db.models.sql.where import AND, WhereNode
 from django.utils.functional import cached_property
 
-from . import state
+from . import guards, state
 from .company_field import COMPANY_ATTNAME, COMPANY_FIELD, is_tenant_model, unscoped_rows
 from .managers import NoRows, TenantManager, TenantQuery, TenantQuerySet, same_company_condition, tenant_condition
 
@@ -457,3 +473,54 @@ def install_join_restrictions() -> None:
 
 
 class_prepared.connect(restrict_model_joins, dispatch_uid="cobee_django.join_restriction")
+
+
+class _GuardedReverseManyToOneMixin:
+    rel: ManyToOneRel
+
+    @cached_property
+    def related_manager_cls(self) -> type:
+        # add(bulk=True) updates the rows through the base manager, which silently skips rows outside the
+        # tenant: refuse them (and rows of another company than the instance's) instead.
+        base: type = super().related_manager_cls  # type: ignore[misc]
+
+        class GuardedRelatedManager(base):  # type: ignore[misc]
+            def add(self, *objs: Any, bulk: bool = True) -> None:
+                guards.check_reverse_add(self.instance, self.field, objs, self.db)
+                super().add(*objs, bulk=bulk)
+
+            add.alters_data = True  # type: ignore[attr-defined]
+
+        return GuardedRelatedManager
+
+
+_guarded_descriptor_classes: dict[tuple[type, type], type] = {}
+
+
+def _guarded_descriptor_class(descriptor_class: type, mixin: type) -> type:
+    key = (descriptor_class, mixin)
+    if key not in _guarded_descriptor_classes:
+        _guarded_descriptor_classes[key] = type(f"Scoped{descriptor_class.__name__}", (mixin, descriptor_class), {})
+    return _guarded_descriptor_classes[key]
+
+
+def scope_model_relations(model: type[Model]) -> None:
+    """Guard ``add()`` of ``model``'s reverse foreign keys that involve a tenant model.
+
+    Forward foreign keys and reverse one-to-one accessors read through the related model's base
+    manager, which is scoped for tenant models: they need nothing here.
+    """
+    for field in model._meta.get_fields(include_hidden=True):
+        if not (isinstance(field, ManyToOneRel) and field.one_to_many):
+            continue
+        if not (is_tenant_model(model) or is_tenant_model(field.related_model)):
+            continue
+        reverse = model.__dict__.get(field.get_accessor_name() or "")
+        if type(reverse) is ReverseManyToOneDescriptor:
+            reverse.__class__ = _guarded_descriptor_class(type(reverse), _GuardedReverseManyToOneMixin)
+
+
+def install_relation_scoping() -> None:
+    """Guard ``add()`` of every reverse foreign key of the project that leads to a tenant model (run at startup)."""
+    for model in apps.get_models(include_auto_created=True):
+        scope_model_relations(model)

@@ -36,9 +36,8 @@ def _install_tenancy() -> None:
     from django.db.models.signals import m2m_changed, pre_save
 
     from . import _django, guards, membership  # noqa: F401  (membership installs state.for_corporation's lookup)
-    from .managers import install_relation_scoping
 
-    install_relation_scoping()
+    _django.install_relation_scoping()
     _django.install_join_restrictions()
     m2m_changed.connect(guards.check_m2m_add, dispatch_uid="cobee_django.m2m_guard")
     pre_save.connect(guards.check_any_save, dispatch_uid="cobee_django.reference_guard")

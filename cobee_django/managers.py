@@ -31,20 +31,16 @@ import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from django.apps import apps
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Manager, Model, Q, QuerySet
-from django.db.models.fields.related import ManyToOneRel
-from django.db.models.fields.related_descriptors import ReverseManyToOneDescriptor
 from django.db.models.lookups import Exact, In, Lookup
 from django.db.models.query import RawQuerySet
 from django.db.models.sql import Query
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.models.sql.where import AND, ExtraWhere, NothingNode
-from django.utils.functional import cached_property
 
 from . import guards, state
-from .company_field import COMPANY_ATTNAME, COMPANY_FIELD, is_tenant_model, unscoped_rows
+from .company_field import COMPANY_ATTNAME, COMPANY_FIELD, unscoped_rows
 from .exceptions import NoTenantBound, TenantViolation
 
 if TYPE_CHECKING:
@@ -343,60 +339,6 @@ def scoped_queryset(
 ) -> TenantQuerySet[_M]:
     """A plain scoped queryset over ``model``, ignoring any custom default manager."""
     return TenantQuerySet(model=model, using=using, hints=hints)
-
-
-class _GuardedReverseManyToOneMixin:
-    rel: ManyToOneRel
-
-    @cached_property
-    def related_manager_cls(self) -> type:
-        # add(bulk=True) updates the rows through the base manager, which silently skips rows outside the
-        # tenant: refuse them (and rows of another company than the instance's) instead.
-        base: type = super().related_manager_cls  # type: ignore[misc]
-
-        class GuardedRelatedManager(base):  # type: ignore[misc]
-            def add(self, *objs: Any, bulk: bool = True) -> None:
-                guards.check_reverse_add(self.instance, self.field, objs, self.db)
-                super().add(*objs, bulk=bulk)
-
-            add.alters_data = True  # type: ignore[attr-defined]
-
-        return GuardedRelatedManager
-
-
-_scoped_classes: dict[tuple[type, type], type] = {}
-
-
-def _scoped_class(descriptor_class: type, mixin: type) -> type:
-    key = (descriptor_class, mixin)
-    if key not in _scoped_classes:
-        _scoped_classes[key] = type(f"Scoped{descriptor_class.__name__}", (mixin, descriptor_class), {})
-    return _scoped_classes[key]
-
-
-def scope_model_relations(model: type[Model]) -> None:
-    """Guard ``add()`` of ``model``'s reverse foreign keys that involve a tenant model.
-
-    Forward foreign keys and reverse one-to-one accessors read through the related model's base
-    manager, which is scoped for tenant models: they need nothing here.
-    """
-    for field in model._meta.get_fields(include_hidden=True):
-        if not (isinstance(field, ManyToOneRel) and field.one_to_many):
-            continue
-        if not (is_tenant_model(model) or is_tenant_model(field.related_model)):
-            continue
-        reverse = model.__dict__.get(field.get_accessor_name() or "")
-        if type(reverse) is ReverseManyToOneDescriptor:
-            reverse.__class__ = _scoped_class(type(reverse), _GuardedReverseManyToOneMixin)
-
-
-def install_relation_scoping() -> None:
-    """Scope every relation accessor of the project that leads to a tenant model (run at startup).
-
-    Joins are restricted by :mod:`cobee_django._django`.
-    """
-    for model in apps.get_models(include_auto_created=True):
-        scope_model_relations(model)
 
 
 # Internals, left out: add_tenant_condition, install_relation_scoping, NoRows, same_company_condition,

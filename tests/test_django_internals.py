@@ -215,3 +215,19 @@ def test_every_zoo_relation_is_restricted_including_inherited_copies():
 def test_the_query_attributes_of_extra_exist():
     query = Query(Owner)
     assert query.extra == {} and query.extra_tables == () and query.extra_order_by == ()
+
+
+def test_reverse_foreign_key_descriptors_build_their_manager_in_a_cached_property_with_a_bulk_add():
+    from django.db.models.fields.related_descriptors import (
+        ReverseManyToOneDescriptor,
+        create_reverse_many_to_one_manager,
+    )
+
+    assert isinstance(inspect.getattr_static(ReverseManyToOneDescriptor, "related_manager_cls"), cached_property)
+    assert "create_reverse_many_to_one_manager" in inspect.getsource(ReverseManyToOneDescriptor)
+    rel = Employee._meta.get_field("department").remote_field
+    add = inspect.signature(create_reverse_many_to_one_manager(Manager, rel).add)
+    assert "bulk" in add.parameters and add.parameters["bulk"].default is True
+    # The accessor is a class attribute: _django swapped its class for the guarded one.
+    descriptor = Department.__dict__[rel.get_accessor_name()]
+    assert isinstance(descriptor, ReverseManyToOneDescriptor) and type(descriptor) is not ReverseManyToOneDescriptor

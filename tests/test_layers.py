@@ -84,7 +84,7 @@ def test_the_graph_sees_function_local_imports_and_skips_type_checking_blocks():
     graph = import_graph()
     # apps.ready() imports checks inside a function; managers imports state only under TYPE_CHECKING too.
     assert "cobee_django.checks" in graph["cobee_django.apps"]
-    assert "cobee_django.managers" in graph["cobee_django.apps"]
+    assert "cobee_django._django" in graph["cobee_django.apps"]
     assert "cobee_django.contrib.opentelemetry" in graph["cobee_django.apps"]
 
 
