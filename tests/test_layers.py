@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ast
+import functools
+import json
 import os
 import re
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -55,14 +56,19 @@ def _imported_names(module: str, is_package: bool, node: ast.AST) -> list[str]:
     return [base, *(f"{base}.{alias.name}" for alias in node.names)]
 
 
+@functools.cache
 def import_graph() -> dict[str, set[str]]:
     """Module -> the package's modules it imports (at module level or inside functions).
 
-    Built in a fresh thread: CPython 3.11.7's ``ast.parse`` can fail with "AST constructor recursion
-    depth mismatch" in a thread where an earlier test caught a ``RecursionError``.
+    Built in a subprocess: CPython 3.11.7's ``ast.parse`` can fail with "AST constructor recursion
+    depth mismatch" in a process where an earlier test caught a ``RecursionError``.
     """
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(_import_graph).result()
+    script = "import json; from tests.test_layers import _import_graph; "
+    script += "print(json.dumps({k: sorted(v) for k, v in _import_graph().items()}))"
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT.parent, capture_output=True, text=True, check=True, timeout=120
+    )
+    return {module: set(targets) for module, targets in json.loads(result.stdout).items()}
 
 
 def _import_graph() -> dict[str, set[str]]:
