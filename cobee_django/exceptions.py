@@ -41,6 +41,7 @@ __all__ = [
     "NoTenantBound",
     "Reason",
     "RowLevelSecurityError",
+    "ShardOperationError",
     "SignInRefused",
     "TenantError",
     "TenantViolation",
@@ -308,6 +309,10 @@ class CompanyNotNamed(TenantViolation):
 
 class CitusError(CobeeDjangoError):
     """The database is Citus, and it cannot do what was asked: distribute a table, move a row between companies."""
+
+
+class ShardOperationError(CitusError):
+    """A Citus shard operation was refused (it would lose rows), or its row counts changed (rolled back)."""
 
 
 class RowLevelSecurityError(CobeeDjangoError):

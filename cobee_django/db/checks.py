@@ -1,4 +1,4 @@
-"""System checks for row-level security (ids E020 to E025, W020), Citus (E040, E041, W040, W041) and
+"""System checks for row-level security (ids E020 to E025, W020), Citus (E040 to E042, W040 to W042) and
 database timeouts (W060).
 
 E020 needs no database and runs with every check. E021 to E025 read the database's catalogs (E025
@@ -136,4 +136,24 @@ def check_statement_timeout(
                     id="cobee_django.W060",
                 )
             )
+    return messages
+
+
+@register(Tags.database, Tags.security, deploy=True)
+def check_shard_operations(
+    app_configs: Sequence[Any] | None = None, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """W042, E042 on a Citus database: shard operations that would copy tenant shards as a role that
+    row-level security holds, and so lose their rows (a deployment check)."""
+    from .shards import shard_operation_problems
+
+    messages: list[CheckMessage] = []
+    for alias in _tenant_aliases(databases) if databases else []:
+        connection = connections[alias]
+        if connection.vendor != "postgresql" or not is_citus(connection):
+            continue
+        tables = [m._meta.db_table for m in tenant_models(alias)]
+        for problem in shard_operation_problems(connection, tables):
+            kind = Warning if problem.id.split(".")[1].startswith("W") else Error
+            messages.append(kind(problem.msg, hint=problem.hint, id=problem.id))
     return messages
