@@ -37,7 +37,6 @@ from ..exceptions import ShardOperationError
 __all__ = [
     "Counts",
     "Move",
-    "ShardOperationError",
     "anchor_table",
     "colocated_tables",
     "count_rows",
@@ -47,6 +46,7 @@ __all__ = [
     "move_shard",
     "rebalance_plan",
     "row_loss_hazards",
+    "shard_node",
     "shard_operation_problems",
 ]
 
