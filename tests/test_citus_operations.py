@@ -33,7 +33,7 @@ from cobee_django.models import Company
 from testproject.api.models import BenefitModel, Consumption, Employee
 from tests.test_rls import connected_as
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.citus, pytest.mark.django_db(transaction=True)]
 
 #: Companies and the rows each gets in the test project's co-located tables.
 COMPANIES = 6

@@ -25,6 +25,8 @@ local table.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -301,10 +303,11 @@ class DistributeTenantModel(_CitusOperation):
                 params=None,
             )
         anchor = self._colocation_anchor(connection, table)
-        schema_editor.execute(
-            "SELECT create_distributed_table(%s, %s, colocate_with => %s)",
-            params=[quote(table), company, quote(anchor) if anchor else "default"],
-        )
+        with _rows_kept(schema_editor, table, company, "distributing"):
+            schema_editor.execute(
+                "SELECT create_distributed_table(%s, %s, colocate_with => %s)",
+                params=[quote(table), company, quote(anchor) if anchor else "default"],
+            )
         # Outgoing keys (to the registry once it is a reference table, to distributed tenant tables).
         for field in _foreign_keys(model):
             if not self.same_company_keys and field.name != "company" and _is_tenant_target(field):
@@ -352,7 +355,8 @@ class DistributeTenantModel(_CitusOperation):
         company = company_column(model)
         self._drop_foreign_keys(schema_editor, table, incoming=False)
         self._drop_foreign_keys(schema_editor, table, incoming=True)
-        schema_editor.execute("SELECT undistribute_table(%s)", params=[quote(table)])
+        with _rows_kept(schema_editor, table, company, "undistributing"):
+            schema_editor.execute("SELECT undistribute_table(%s)", params=[quote(table)])
         pk_name, pk_columns = self._primary_key(connection, table)
         if company in pk_columns and model._meta.pk.column != company:
             schema_editor.execute(f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(pk_name)}", params=None)
@@ -447,6 +451,43 @@ class DistributeTenantModel(_CitusOperation):
             [[connection.ops.quote_name(t) for t in tables]],
         )
         return str(rows[0][0]) if rows else None
+
+
+@contextmanager
+def _rows_kept(schema_editor: BaseDatabaseSchemaEditor, table: str, column: str, doing: str) -> Iterator[None]:
+    """Copy ``table``'s rows (distribute or undistribute it) as a role that sees every row, counted.
+
+    Citus copies the rows as the migrating role. Under forced row-level security the table's
+    owner sees none of them: the copy would fail ("COPY FROM not supported with row-level
+    security") or carry nothing. So ``FORCE`` is lifted for the copy and restored right after, in
+    the migration's own transaction (an error rolls both back), policies whose form Citus refuses
+    (a subquery, written on plain PostgreSQL) are rewritten first, and the rows are counted before
+    and after: a difference is an error, which rolls the migration back.
+    """
+    from .policy import citus_policy_sql
+
+    connection = schema_editor.connection
+    quote = schema_editor.quote_name
+    if doing == "distributing":
+        for sql in citus_policy_sql(connection, table, column):
+            schema_editor.execute(sql, params=None)
+    flags = _fetch(
+        connection,
+        "SELECT c.relforcerowsecurity AND NOT (SELECT rolsuper OR rolbypassrls FROM pg_roles "
+        "WHERE rolname = current_user) FROM pg_class c WHERE c.oid = to_regclass(%s)",
+        [quote(table)],
+    )
+    lift = bool(flags and flags[0][0])
+    if lift:
+        schema_editor.execute(f"ALTER TABLE {quote(table)} NO FORCE ROW LEVEL SECURITY", params=None)
+    count = f"SELECT count(*) FROM {quote(table)}"  # noqa: S608 (a table name, quoted)
+    before = _fetch(connection, count)[0][0]
+    yield
+    after = _fetch(connection, count)[0][0]
+    if lift:
+        schema_editor.execute(f"ALTER TABLE {quote(table)} FORCE ROW LEVEL SECURITY", params=None)
+    if after != before:
+        raise CitusError(f"{doing.capitalize()} {table} changed its row count from {before} to {after}: rolled back.")
 
 
 def _is_tenant_target(field: ForeignKey[Any, Any]) -> bool:

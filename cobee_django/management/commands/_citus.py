@@ -34,7 +34,7 @@ class ShardCommand(BaseCommand):
             )
 
     def citus_connection(self, options: dict[str, Any]) -> BaseDatabaseWrapper:
-        from ...db.citus import is_citus
+        from ...db._catalog import is_citus
 
         connection = connections[options["database"]]
         if connection.vendor != "postgresql" or not is_citus(connection):
