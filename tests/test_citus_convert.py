@@ -19,6 +19,7 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,7 +28,7 @@ import pytest
 from django.db import connection
 
 from cobee_django.db import citus
-from cobee_django.db._citus_nodes import coordinator_and_workers
+from cobee_django.db._citus_nodes import Node, coordinator_and_workers
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_URL = os.environ.get("COBEE_CONVERT_SOURCE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -83,14 +84,43 @@ def _counts(url: str) -> dict[str, int]:
     return counts
 
 
-@pytest.fixture
-def databases(db, tmp_path) -> Iterator[tuple[str, str]]:
-    """A plain PostgreSQL database and an empty one on every node of the Citus cluster (same name)."""
+def citus_required() -> tuple[Node | None, list[Node]]:
+    """The test database's coordinator and workers; skip (or fail, in CI) without a Citus cluster."""
     if connection.vendor != "postgresql" or not citus.is_citus(connection):
         _skip("needs DATABASE_URL on a Citus coordinator (see docs/scaling-out.md)")
     coordinator, workers = coordinator_and_workers(connection)
     if not workers:
         _skip("the Citus test database has no workers")
+    return coordinator, workers
+
+
+@contextmanager
+def cluster_database(name: str) -> Iterator[str]:
+    """A new database ``name`` on every node of the test database's cluster, the workers registered."""
+    coordinator, workers = citus_required()
+    settings = connection.settings_dict
+    base = f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/postgres"
+    nodes = [(settings["HOST"], int(settings["PORT"])), *((w.host, w.port) for w in workers)]
+    node_urls = [f"postgres://{settings['USER']}@{host}:{port}/postgres" for host, port in nodes]
+    try:
+        for url in node_urls:
+            _sql(url, f'CREATE DATABASE "{name}"')
+            _sql(_url(url, name), "CREATE EXTENSION IF NOT EXISTS citus")
+        target = _url(base, name)
+        if coordinator is not None:
+            _sql(target, "SELECT citus_set_coordinator_host(%s, %s)", params=[coordinator.host, coordinator.port])
+        for worker in workers:
+            _sql(target, "SELECT citus_add_node(%s, %s)", params=[worker.host, worker.port])
+        yield target
+    finally:
+        for url in node_urls:
+            _sql(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def databases(db) -> Iterator[tuple[str, str]]:
+    """A plain PostgreSQL database and an empty one on every node of the Citus cluster (same name)."""
+    citus_required()
     try:
         _sql(SOURCE_URL, "SELECT 1")
         plain = not _sql(SOURCE_URL, "SELECT 1 FROM pg_extension WHERE extname = 'citus'")
@@ -99,25 +129,12 @@ def databases(db, tmp_path) -> Iterator[tuple[str, str]]:
     if not plain:
         _skip("COBEE_CONVERT_SOURCE_URL is a Citus server, not plain PostgreSQL")
     name = f"cobee_convert_{secrets.token_hex(4)}"
-    settings = connection.settings_dict
-    citus_base = f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/postgres"
-    nodes = [(settings["HOST"], int(settings["PORT"])), *((w.host, w.port) for w in workers)]
-    node_urls = [f"postgres://{settings['USER']}@{host}:{port}/postgres" for host, port in nodes]
     _sql(SOURCE_URL, f'CREATE DATABASE "{name}"')
     try:
-        for url in node_urls:
-            _sql(url, f'CREATE DATABASE "{name}"')
-            _sql(_url(url, name), "CREATE EXTENSION IF NOT EXISTS citus")
-        target = _url(citus_base, name)
-        if coordinator is not None:
-            _sql(target, "SELECT citus_set_coordinator_host(%s, %s)", params=[coordinator.host, coordinator.port])
-        for worker in workers:
-            _sql(target, "SELECT citus_add_node(%s, %s)", params=[worker.host, worker.port])
-        yield _url(SOURCE_URL, name), target
+        with cluster_database(name) as target:
+            yield _url(SOURCE_URL, name), target
     finally:
         _sql(SOURCE_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        for url in node_urls:
-            _sql(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
