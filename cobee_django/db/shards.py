@@ -187,6 +187,17 @@ def count_rows(connection: BaseDatabaseWrapper, tables: list[str], *, company: s
     return Counts(total, of_company)
 
 
+def _lock_for_alter(connection: BaseDatabaseWrapper, tables: list[str]) -> None:
+    """Take every table's lock on the coordinator first, all at once, before altering them one by one.
+
+    Writers queue on the coordinator's lock instead of holding shard locks on the workers that the
+    ALTER TABLEs then wait for (Citus cancelled such writers as a distributed deadlock).
+    """
+    if tables:
+        _fetch(connection, "SELECT set_config('lock_timeout', %s, true)", [LOCK_TIMEOUT])
+        _fetch(connection, f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
+
+
 @contextmanager
 def lift_force(connection: BaseDatabaseWrapper, tables: list[str]) -> Iterator[list[str]]:
     """Lift ``FORCE ROW LEVEL SECURITY`` from those of ``tables`` that have it, and put it back afterwards.
@@ -197,6 +208,7 @@ def lift_force(connection: BaseDatabaseWrapper, tables: list[str]) -> Iterator[l
     """
     lifted = forced(connection, tables)
     with transaction.atomic(using=connection.alias):
+        _lock_for_alter(connection, lifted)
         for table in lifted:
             _fetch(connection, f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
     if lifted:
@@ -205,6 +217,7 @@ def lift_force(connection: BaseDatabaseWrapper, tables: list[str]) -> Iterator[l
         yield lifted
     finally:
         with transaction.atomic(using=connection.alias):
+            _lock_for_alter(connection, lifted)
             for table in lifted:
                 _fetch(connection, f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
         missing = sorted(set(lifted) - set(forced(connection, lifted)))
