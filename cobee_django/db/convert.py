@@ -30,7 +30,7 @@ from .citus import CreateReferenceTable, DistributeTenantModel, undistributed_ta
 from .policy import tenant_models
 from .shards import _fetch
 
-__all__ = ["Conversion", "convert"]
+__all__: list[str] = []
 
 
 @dataclass(frozen=True)

@@ -34,21 +34,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from ..conf import Problem
 from ..exceptions import ShardOperationError
 
-__all__ = [
-    "Counts",
-    "Move",
-    "anchor_table",
-    "colocated_tables",
-    "count_rows",
-    "forced",
-    "isolate_company",
-    "lift_force",
-    "move_shard",
-    "rebalance_plan",
-    "row_loss_hazards",
-    "shard_node",
-    "shard_operation_problems",
-]
+__all__: list[str] = []
 
 logger = logging.getLogger("cobee_django.citus")
 

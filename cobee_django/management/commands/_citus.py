@@ -12,7 +12,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from ...db.shards import Counts
 from ...exceptions import ShardOperationError
 
-__all__ = ["ShardCommand"]
+__all__: list[str] = []
 
 
 class ShardCommand(BaseCommand):

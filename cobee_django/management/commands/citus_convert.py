@@ -11,7 +11,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from ...db.convert import convert
 from ...exceptions import CitusError
 
-__all__ = ["Command"]
+__all__: list[str] = []
 
 
 class Command(BaseCommand):

@@ -12,7 +12,7 @@ from ...db.shards import isolate_company
 from ...exceptions import ShardOperationError
 from ._citus import ShardCommand
 
-__all__ = ["Command"]
+__all__: list[str] = []
 
 
 class Command(ShardCommand):

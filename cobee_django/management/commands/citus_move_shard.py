@@ -11,7 +11,7 @@ from ...db.shards import move_shard
 from ...exceptions import ShardOperationError
 from ._citus import ShardCommand
 
-__all__ = ["Command"]
+__all__: list[str] = []
 
 
 def node(value: str) -> tuple[str, int]:

@@ -9,7 +9,7 @@ from ...db.shards import move_shard, rebalance_plan, shard_node
 from ...exceptions import ShardOperationError
 from ._citus import ShardCommand
 
-__all__ = ["Command"]
+__all__: list[str] = []
 
 
 class Command(ShardCommand):
