@@ -102,6 +102,7 @@ def convert(connection: BaseDatabaseWrapper, say: Callable[[str], None] = lambda
     tables = sorted(existing)
     quote = connection.ops.quote_name
     with transaction.atomic(using=connection.alias):
+        _fetch(connection, "SELECT set_config('statement_timeout', '0', true)")  # a maintenance run, to its end
         # Threat: a write between the counts would hide (or fake) a lost row; writers wait instead.
         _fetch(connection, f"LOCK TABLE {', '.join(quote(t) for t in tables)} IN EXCLUSIVE MODE")
         before = _counts(connection, tables, tenant)

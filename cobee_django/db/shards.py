@@ -245,6 +245,8 @@ def _counted(
     def run() -> tuple[Counts, Counts]:
         with transaction.atomic(using=connection.alias):
             _fetch(connection, "SELECT set_config('lock_timeout', %s, true)", [LOCK_TIMEOUT])
+            # A maintenance operation runs to its end: a serving role's statement_timeout would cut it.
+            _fetch(connection, "SELECT set_config('statement_timeout', '0', true)")
             # Threat: a write between the counts would hide (or fake) a lost row; writers wait instead.
             _fetch(connection, f"LOCK TABLE {', '.join(tables)} IN EXCLUSIVE MODE")
             before = count_rows(connection, tables, company=company)
