@@ -58,7 +58,8 @@ def test_every_other_spelling_of_the_same_bytes_is_refused(data):
 
 @pytest.mark.parametrize(
     "segment",
-    ["YQ=", "YQ==", "Y Q", "YQ\n", "+/8", "YQ!", "Y", "YWJjZ", "éé", "YR", "YWJ", "\x00A"],
+    # "YE", "YB": trailing bits set where the last character carries four unused bits; "YWF": two.
+    ["YQ=", "YQ==", "Y Q", "YQ\n", "+/8", "YQ!", "Y", "YWJjZ", "éé", "YR", "YE", "YB", "YWJ", "YWF", "\x00A"],
 )
 def test_non_canonical_base64url_is_refused(segment):
     assert reason(b64url_decode, segment) == "bad_encoding"
@@ -69,6 +70,8 @@ def test_canonical_values_decode():
     assert b64url_decode("YQ") == b"a"
     assert b64url_decode("YWI") == b"ab"
     assert b64url_decode("-_8") == b"\xfb\xff"
+    # An encoding that ends in "X" (no padding to strip) keeps it.
+    assert b64url_encode(b"\x00\x00\x17") == "AAAX" and b64url_decode("AAAX") == b"\x00\x00\x17"
 
 
 # --- JSON -------------------------------------------------------------------------------------------
@@ -122,6 +125,9 @@ def _objects(levels: int) -> bytes:
         _objects(17),
         b'{"a":' + b'{"b":[' * 8 + b"1" + b"]}" * 8 + b"}",  # objects and arrays together: 17 levels
         _objects(17) + b" " * 10,
+        # A closed sibling before the deep branch: the count must go down by exactly one per bracket.
+        b'{"x":{},"y":[[]],"a":' + _objects(16) + b"}",
+        b'{"a":{"b":{},"c":' + _objects(15) + b"}}",
     ],
 )
 def test_objects_nested_past_the_limit_are_refused(data):
@@ -131,6 +137,9 @@ def test_objects_nested_past_the_limit_are_refused(data):
 
 def test_exactly_the_depth_limit_passes():
     assert loads_json(_objects(16))
+    # More brackets than the bound, so the exact depth is computed: 16 is still accepted.
+    assert loads_json(b'{"x":{},"a":' + _objects(15) + b"}")
+    assert loads_json(b'{"a":{"b":{},"c":' + _objects(14) + b"}}")
     assert loads_json(b'{"a":' + b"[" * 15 + b"]" * 15 + b"}")
     assert loads_json(b'{"a":' + b'{"b":[' * 7 + b"{}" + b"]}" * 7 + b"}")
 
@@ -198,6 +207,12 @@ def test_accepted_types(typ):
     assert check_header({"alg": "RS256", "kid": "k", "typ": typ}, RS256).kid == "k"
 
 
+def test_the_checked_header_keeps_every_field():
+    fields = {"alg": "RS256", "kid": "k", "typ": "JWT", "x-extra": [1]}
+    header = check_header(fields, RS256)
+    assert header.fields == fields and (header.alg, header.kid) == ("RS256", "k")
+
+
 def test_other_algorithms_can_be_allowed():
     assert check_header({"alg": "PS256", "kid": "k"}, frozenset({"RS256", "PS256"})).alg == "PS256"
 
@@ -215,6 +230,21 @@ def test_parser_splits_and_remembers_headers(rsa_key):
     assert jws.signing_input == token.rpartition(".")[0].encode()
     assert b64url_encode(jws.signature) == token.rpartition(".")[2]
     assert parser.parse(token).header is jws.header  # the checked header is reused
+
+
+def test_parser_remembers_a_bounded_number_of_headers():
+    parser = CompactParser(RS256, 16384)
+    payload, signature = b64url_encode(b"{}"), b64url_encode(b"sig")
+    for n in range(300):
+        header = b64url_encode(json.dumps({"alg": "RS256", "kid": f"k{n}"}).encode())
+        assert parser.parse(f"{header}.{payload}.{signature}").header.kid == f"k{n}"
+        assert len(parser._headers) <= 256
+    assert len(parser._headers) == 300 - 256
+
+
+@pytest.mark.parametrize("token", ["é.e30.c2ln", "e30.e30.c2ln\u0301", "\x00.e30.c2ln"])
+def test_parser_refuses_non_ascii_tokens(token):
+    assert reason(CompactParser(RS256, 16384).parse, token) == Reason.MALFORMED_TOKEN.value
 
 
 def test_parser_size_cap(rsa_key):
@@ -247,6 +277,7 @@ def test_key_from_jwk_builds_a_josepy_key(rsa_key):
     key = key_from_jwk(issuer.public_jwk, RS256)
     assert key.kid == issuer.kid and key.alg == "RS256" and key.bits == 2048
     assert key.public_key.public_numbers() == rsa_key.public_key().public_numbers()
+    assert key.jwk.key.public_numbers() == rsa_key.public_key().public_numbers()  # compared on key rotation
     entry = {k: v for k, v in issuer.public_jwk.items() if k not in ("alg", "use")}
     assert key_from_jwk(entry, RS256).alg is None
 
@@ -392,6 +423,18 @@ def test_the_test_issuer_signs_pss_with_the_digest_length_salt(rsa_key, alg):
         padding.PSS(mgf=padding.MGF1(digest()), salt_length=digest.digest_size),
         digest(),
     )
+
+
+def test_josepy_records_without_a_signature_failure_are_kept(caplog):
+    import logging
+
+    with caplog.at_level(logging.DEBUG, logger="josepy.jwa"):
+        logging.getLogger("josepy.jwa").debug("plain record")
+        try:
+            raise ValueError("another failure")
+        except ValueError:
+            logging.getLogger("josepy.jwa").debug("with a traceback", exc_info=True)
+    assert [record.getMessage() for record in caplog.records] == ["plain record", "with a traceback"]
 
 
 def test_a_bad_signature_leaves_no_josepy_traceback_in_the_logs(rsa_key, caplog):

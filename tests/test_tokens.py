@@ -155,7 +155,10 @@ def test_unexpected_errors_are_still_rejections(issuer, monkeypatch):
         raise RecursionError("deep")
 
     monkeypatch.setattr(tokens.get_verifier().parser, "parse", explode)
-    assert rejected(issuer.make_token(COMPANY)) == "verification_error"
+    with pytest.raises(TokenRejected) as info:
+        verify_token(issuer.make_token(COMPANY))
+    # The log record names what slipped past the rules (the client only ever sees the constant 401).
+    assert info.value.reason is Reason.VERIFICATION_ERROR and str(info.value) == "RecursionError"
 
 
 def test_rejection_after_the_signature_names_the_client(issuer):
@@ -327,3 +330,98 @@ def test_client_id_length_limit(issuer):
     assert verify_token(issuer.make_token(COMPANY, client_id=longest)).client_id == longest
     assert reason_of(issuer.make_token(COMPANY, client_id="c" * 257)) is Reason.BAD_CLIENT
     assert reason_of(issuer.make_token(COMPANY, client_id="client\n")) is Reason.BAD_CLIENT
+
+
+@pytest.mark.parametrize(
+    ("aud", "ok"),
+    [
+        (AUDIENCE, True),
+        ([AUDIENCE], True),
+        (["https://other.example", AUDIENCE], True),
+        (["https://other.example"], False),
+        ([], False),
+        ([AUDIENCE, 5], False),
+        ([[AUDIENCE]], False),
+        ("https://other.example", False),
+        (5, False),
+        ({AUDIENCE: True}, False),
+        (None, False),
+        (MISSING, False),
+    ],
+)
+def test_audience_forms(issuer, aud, ok):
+    token = issuer.make_token(COMPANY, aud=aud)
+    if ok:
+        assert verify_token(token)
+    else:
+        assert reason_of(token) is Reason.BAD_AUDIENCE
+
+
+METADATA = "https://auth.cobee.io/metadata"
+
+
+@pytest.mark.parametrize(
+    ("metadata", "refusal"),
+    [
+        (MISSING, Reason.BAD_METADATA),
+        ({}, Reason.BAD_METADATA),
+        ([str(COMPANY)], Reason.BAD_METADATA),
+        ({"corporationId": str(CORPORATION)}, Reason.BAD_COMPANY),
+        ({"companyId": None}, Reason.BAD_COMPANY),
+        ({"companyId": 5}, Reason.BAD_COMPANY),
+        ({"companyId": str(COMPANY).upper()}, Reason.BAD_COMPANY),
+        ({"companyId": "not-a-uuid"}, Reason.BAD_COMPANY),
+        ({"companyId": str(COMPANY), "corporationId": None}, Reason.BAD_CORPORATION),
+        ({"companyId": str(COMPANY), "corporationId": 5}, Reason.BAD_CORPORATION),
+        ({"companyId": str(COMPANY), "corporationId": "{" + str(CORPORATION) + "}"}, Reason.BAD_CORPORATION),
+    ],
+)
+def test_metadata_claim_refusals(issuer, metadata, refusal):
+    assert reason_of(issuer.make_token(None, **{METADATA: metadata})) is refusal
+
+
+def test_metadata_ids_are_parsed_and_remembered(issuer):
+    first = verify_token(issuer.make_token(COMPANY, CORPORATION, jti="1"))
+    again = verify_token(issuer.make_token(COMPANY, jti="2"))
+    assert (first.principal.company_id, first.principal.corporation_id) == (COMPANY, CORPORATION)
+    assert (again.principal.company_id, again.principal.corporation_id) == (COMPANY, None)
+
+
+def test_the_cache_drops_its_older_half_when_full(issuer, settings):
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "TOKEN_CACHE_SIZE": 4}
+    batch = [issuer.make_token(COMPANY, jti=str(n)) for n in range(5)]
+    first = [verify_token(token) for token in batch]
+    # Full at four: the two oldest went, the fifth came in.
+    assert tokens.get_verifier().cached_tokens == 3
+    assert [verify_token(token) is validated for token, validated in zip(batch[2:], first[2:], strict=True)] == [
+        True,
+        True,
+        True,
+    ]
+
+
+@pytest.mark.parametrize(
+    "iss", ["https://other.example/", ISSUER.rstrip("/"), [ISSUER], {"iss": ISSUER}, 5, None, MISSING]
+)
+def test_only_a_configured_issuer_string_is_accepted(issuer, iss):
+    assert reason_of(issuer.make_token(COMPANY, iss=iss)) is Reason.BAD_ISSUER
+
+
+def test_a_missing_exp_and_a_null_exp_have_their_own_reasons(issuer):
+    assert reason_of(issuer.make_token(COMPANY, exp=MISSING)) is Reason.MISSING_EXP
+    assert reason_of(issuer.make_token(COMPANY, exp=None)) is Reason.BAD_TIME_CLAIM
+
+
+@pytest.mark.parametrize("exp", [True, "4102444800", [4102444800], {"t": 4102444800}])
+def test_exp_must_be_a_numeric_date(issuer, exp):
+    assert reason_of(issuer.make_token(COMPANY, exp=exp)) is Reason.BAD_TIME_CLAIM
+
+
+def test_the_cache_stops_serving_a_token_at_its_exp(issuer, settings, frozen):
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "TOKEN_CACHE_SIZE": 8}
+    exp = int(frozen.now) + 10
+    token = issuer.make_token(COMPANY, exp=exp)
+    frozen.now = exp - 1
+    assert verify_token(token) is verify_token(token)
+    frozen.now = exp
+    assert reason_of(token) is Reason.EXPIRED
