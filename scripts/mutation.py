@@ -48,8 +48,8 @@ MODULES: dict[str, list[str]] = {
     "bearer": ["tests/test_bearer.py", "tests/test_authentication.py", "tests/test_permissions.py"],
     "authentication": ["tests/test_authentication.py", "tests/test_request_errors.py"],
     "permissions": ["tests/test_permissions.py", "tests/test_api.py"],
-    "guards": ["tests/test_write_guards.py", "tests/test_scoping.py"],
-    "managers": ["tests/test_scoping.py", "tests/test_write_guards.py", "tests/test_rebuilt_querysets.py"],
+    "guards": ["tests/test_guards.py", "tests/test_managers.py"],
+    "managers": ["tests/test_managers.py", "tests/test_guards.py", "tests/test_rebuilt_querysets.py"],
     "state": ["tests/test_state.py", "tests/test_state_names.py", "tests/test_middleware.py"],
 }
 
