@@ -156,11 +156,16 @@ class _Watchdog:
         with self._lock:
             ticket = next(self._tickets)
             self._running[ticket] = fd
-            heapq.heappush(self._heap, (time.monotonic() + seconds, ticket))
+            deadline = time.monotonic() + seconds
+            # Wake the thread only when this deadline comes first: deadlines are mostly later than
+            # the earliest one it already waits for, so most statements cost no context switch.
+            wake = not self._heap or deadline < self._heap[0][0]
+            heapq.heappush(self._heap, (deadline, ticket))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="cobee-statement-deadline", daemon=True)
                 self._thread.start()
-            self._lock.notify()
+            if wake:
+                self._lock.notify()
             return ticket
 
     def done(self, ticket: int) -> bool:
