@@ -1,7 +1,7 @@
 """Run every benchmark, each in its own process, and print each figure against its target.
 
     python -m bench                 # everything, full sizes (needs PostgreSQL for request and scale)
-    python -m bench verify fetch    # only some (verify, fetch, memory, rls, request, server, scale, base-manager)
+    python -m bench verify fetch    # only some (verify, dpop, fetch, memory, rls, request, server, scale, base-manager)
     python -m bench citus           # Citus against plain PostgreSQL (named only: needs a Citus cluster)
     python -m bench --quick         # tiny sizes: checks that they run, the figures mean nothing
 
@@ -22,6 +22,7 @@ from bench.common import ROOT, print_environment
 #: name -> (module, full-size arguments, quick arguments)
 BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "verify": ("bench.bench_verify", [], ["--tokens", "20", "--rounds", "3", "--cache-size", "20"]),
+    "dpop": ("bench.bench_dpop", [], ["--requests", "20", "--rounds", "3"]),
     "fetch": ("bench.bench_fetch", [], ["--requests", "300", "--threads", "4", "--cooldown", "0.2", "--periods", "2"]),
     "memory": ("bench.bench_memory", [], ["--tokens", "300"]),
     "rls": ("bench.bench_rls", [], ["--statements", "20", "--rounds", "3"]),

@@ -8,7 +8,7 @@ to no import cycle.
    ``signals``, ``bearer`` (RFC 6750), ``exceptions`` (every error and the reason codes),
    ``instrumentation`` (no-op hooks).
 2. The tenant: ``state`` (a ContextVar; it imports only the exceptions module).
-3. Tokens: ``jose`` < ``jwks`` < ``tokens`` < ``audit`` < ``credentials`` < ``authentication``.
+3. Tokens: ``jose`` < ``jwks`` < ``tokens`` < ``dpop`` < ``mtls`` < ``audit`` < ``credentials`` < ``authentication``.
 4. Tenancy in the ORM: ``guards`` < ``managers`` < ``_django`` (every override of Django internals) <
    ``models`` < ``membership``; background work: ``tasks``.
 5. The database walls: ``db._catalog``, ``db.policy``, ``db.rls``, ``db.operations``, ``db.citus``,

@@ -47,6 +47,14 @@ WARNING_REASONS = frozenset(
         Reason.KEY_ALG_MISMATCH,
         Reason.BAD_SIGNATURE,
         Reason.VERIFICATION_ERROR,
+        # A bound token presented without its key or certificate: most likely stolen.
+        Reason.BOUND_TOKEN_AS_BEARER,
+        Reason.CERTIFICATE_MISMATCH,
+        Reason.DPOP_KEY_MISMATCH,
+        Reason.DPOP_REPLAY,
+        Reason.DPOP_PRIVATE_KEY,
+        Reason.DPOP_ALG_NOT_ALLOWED,
+        Reason.DPOP_BAD_SIGNATURE,
     }
 )
 REQUEST_ID_HEADER = "HTTP_X_REQUEST_ID"

@@ -31,7 +31,6 @@ from typing import Any
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from . import bearer
 from .credentials import RequestAuthenticator
 from .tokens import ValidatedToken
 
@@ -77,4 +76,4 @@ class JWTAuthentication(BaseAuthentication):
         return validated.principal
 
     def authenticate_header(self, request: Request) -> str:
-        return bearer.challenge(self.www_authenticate_realm)
+        return self.get_authenticator().challenge()

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db.models import Model
 
-from .conf import raw_setting, validate
+from .conf import is_warning, raw_setting, validate
 from .throttling import RATE_FORMAT, parse_throttle_rate
 
 __all__: list[str] = []
@@ -29,8 +29,8 @@ MIDDLEWARE_BEFORE_TENANT = (
 
 @register(Tags.security)
 def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
-    """Report every problem of ``COBEE_DJANGO`` (ids E001 to E009)."""
-    return [Error(p.msg, hint=p.hint, id=p.id) for p in validate(raw_setting())]
+    """Report every problem of ``COBEE_DJANGO`` (ids E001 to E009, E070 to E073, W071)."""
+    return [(Warning if is_warning(p) else Error)(p.msg, hint=p.hint, id=p.id) for p in validate(raw_setting())]
 
 
 @register(Tags.security)

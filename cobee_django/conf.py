@@ -34,6 +34,13 @@ SETTING_NAME = "COBEE_DJANGO"
 
 #: Algorithms the verifier knows how to pin. Only RSA signatures: the issuer is Auth0.
 SUPPORTED_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
+#: Algorithms a DPoP proof may use (``DPOP_ALGORITHMS`` picks among them): asymmetric only.
+SUPPORTED_DPOP_ALGORITHMS = frozenset({"ES256", "ES384", "ES512", "EdDSA", *SUPPORTED_ALGORITHMS})
+DPOP_MODES = ("disabled", "allowed", "required")
+#: Cache backends that are not shared between processes (a replay is caught only by the process that saw it first).
+_PROCESS_LOCAL_CACHES = frozenset({"django.core.cache.backends.locmem.LocMemCache"})
+#: Cache backends that remember nothing (``add`` always succeeds: every replay would pass).
+_FORGETFUL_CACHES = frozenset({"django.core.cache.backends.dummy.DummyCache"})
 
 LOOPBACK_HOSTS = frozenset({"localhost"})
 _SUPPORTED = ", ".join(sorted(SUPPORTED_ALGORITHMS))
@@ -48,6 +55,11 @@ E_BOTH_FORMS = "cobee_django.E007"
 E_ALGORITHMS = "cobee_django.E008"
 E_CACHE_ALIAS = "cobee_django.E009"
 E_TELEMETRY = "cobee_django.E050"
+E_DPOP = "cobee_django.E070"
+E_DPOP_REPLAY_CACHE = "cobee_django.E071"
+W_DPOP_REPLAY_CACHE = "cobee_django.W071"
+E_MTLS = "cobee_django.E072"
+E_TENANT_CLAIMS = "cobee_django.E073"
 
 
 class Problem(NamedTuple):
@@ -229,6 +241,157 @@ def _cache_alias(*, optional: bool, hint: str) -> Check:
     return check
 
 
+def _dpop_mode(key: str, value: Any) -> list[Problem]:
+    if value in DPOP_MODES and isinstance(value, str):
+        return []
+    return _problem(
+        key,
+        'one of "disabled", "allowed", "required"',
+        '"allowed" accepts Bearer and DPoP tokens; "required" only DPoP-bound tokens.',
+        E_DPOP,
+    )
+
+
+def _dpop_algorithms(key: str, value: Any) -> list[Problem]:
+    strings = isinstance(value, _COLLECTIONS) and value and all(isinstance(item, str) for item in value)
+    if strings and set(value) <= SUPPORTED_DPOP_ALGORITHMS:
+        return []
+    return _problem(
+        key,
+        f"a non-empty list drawn from {', '.join(sorted(SUPPORTED_DPOP_ALGORITHMS))}",
+        "Proofs are signed with the client's own key pair; ES256 is what most clients use. "
+        "Symmetric algorithms and 'none' are never accepted.",
+        E_DPOP,
+    )
+
+
+def _optional_number(minimum: float) -> Check:
+    def check(key: str, value: Any) -> list[Problem]:
+        if value is None:
+            return []
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not number or value < minimum:
+            return _problem(key, f"None or a number of seconds of at least {minimum}", "None turns the feature off.")
+        return []
+
+    return check
+
+
+_replay_cache = _cache_alias(
+    optional=False, hint="Name a cache from CACHES that every process shares (Redis, Memcached, database)."
+)
+
+
+def _replay_cache_sharing(raw: Mapping[str, Any]) -> list[Problem]:
+    """E071/W071: with DPoP on, the cache of seen proofs must remember, and be shared between processes."""
+    if raw.get("DPOP_MODE", DEFAULTS["DPOP_MODE"]) not in ("allowed", "required"):
+        return []
+    key = "DPOP_REPLAY_CACHE_ALIAS"
+    alias = raw.get(key, DEFAULTS[key])
+    caches = getattr(django_settings, "CACHES", None)
+    if not isinstance(caches, Mapping) or not isinstance(alias, str) or not isinstance(caches.get(alias), Mapping):
+        return []  # reported by the alias check (E009)
+    backend = caches[alias].get("BACKEND")
+    if backend in _FORGETFUL_CACHES:
+        return [
+            Problem(
+                E_DPOP_REPLAY_CACHE,
+                f"COBEE_DJANGO['{key}'] names the cache {alias!r}, which remembers nothing: every replayed "
+                "DPoP proof would be accepted.",
+                "Name a cache that every process shares (Redis, Memcached, database).",
+            )
+        ]
+    if backend in _PROCESS_LOCAL_CACHES:
+        return [
+            Problem(
+                W_DPOP_REPLAY_CACHE,
+                f"COBEE_DJANGO['{key}'] names the cache {alias!r}, which each process keeps to itself: a proof "
+                "replayed to another worker or host is accepted there.",
+                "Name a cache that every process shares (Redis, Memcached, database); fine for one process.",
+            )
+        ]
+    return []
+
+
+def is_warning(problem: Problem) -> bool:
+    """Whether ``problem`` is a warning (``...W...`` id): reported by the checks, never raised."""
+    return ".W" in problem.id
+
+
+def _trusted_proxies(key: str, value: Any) -> list[Problem]:
+    if isinstance(value, _COLLECTIONS) and all(isinstance(item, str) for item in value):
+        try:
+            for item in value:
+                ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            pass
+        else:
+            return []
+    return _problem(
+        key,
+        "a list of IP addresses or networks",
+        "The addresses of the TLS-terminating proxies that forward client certificates, e.g. ['10.0.0.5'].",
+        E_MTLS,
+    )
+
+
+def _cert_header(key: str, value: Any) -> list[Problem]:
+    if value is None:
+        return []
+    if (
+        isinstance(value, str)
+        and value.startswith("HTTP_")
+        and value[5:].replace("_", "").isalnum()
+        and value.upper() == value
+        and value != "HTTP_AUTHORIZATION"
+    ):
+        return []
+    return _problem(
+        key,
+        "None or a request.META key such as 'HTTP_X_SSL_CLIENT_CERT'",
+        "The header your TLS proxy sets to the URL-encoded PEM client certificate, as Django names it "
+        "(HTTP_ + the header name upper-cased, dashes made underscores).",
+        E_MTLS,
+    )
+
+
+def _claim_path(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(item, str) and item for item in value)
+
+
+def _tenant_claims(key: str, value: Any) -> list[Problem]:
+    if value in ("metadata", "org_id") and isinstance(value, str):
+        return []
+    if (
+        isinstance(value, Mapping)
+        and set(value) <= {"company", "corporation"}
+        and _claim_path(value.get("company"))
+        and (value.get("corporation") is None or _claim_path(value.get("corporation")))
+    ):
+        return []
+    return _problem(
+        key,
+        '"metadata", "org_id", or {"company": [claim, member, ...], "corporation": [...] or None}',
+        "A path is the claim's name, then the members to follow inside it, e.g. "
+        '{"company": ["https://example.com/tenant", "company"]}.',
+        E_TENANT_CLAIMS,
+    )
+
+
+def _organization_resolver_needed(raw: Mapping[str, Any]) -> list[Problem]:
+    """E073: ``org_id`` names an Auth0 organization, not a company: a resolver must say which."""
+    if raw.get("TENANT_CLAIMS") == "org_id" and not raw.get("ORGANIZATION_RESOLVER"):
+        return [
+            Problem(
+                E_TENANT_CLAIMS,
+                "COBEE_DJANGO['TENANT_CLAIMS'] is 'org_id' but ORGANIZATION_RESOLVER is not set.",
+                "Auth0 generates organization ids (org_...); set ORGANIZATION_RESOLVER to the dotted path of "
+                "a function from an organization id to its company id (a UUID), or None when unknown.",
+            )
+        ]
+    return []
+
+
 def _telemetry(key: str, value: Any) -> list[Problem]:
     problems = _boolean(key, value)
     if not problems and value is True and find_spec("opentelemetry") is None:
@@ -345,7 +508,62 @@ SETTINGS: tuple[Setting, ...] = (
         ),
         Setting("AUTH0_CLAIMS", True, "`bool`", "Auth0's M2M claim rules.", _boolean, per_issuer=True),
         Setting("METADATA_CLAIM", "https://auth.cobee.io/metadata", "`str`", "The tenant claim.", _text()),
+        Setting(
+            "TENANT_CLAIMS",
+            "metadata",
+            "`str` or `dict`",
+            "Where company and corporation come from.",
+            _tenant_claims,
+            lambda value: value if isinstance(value, str) else {k: tuple(v) if v else None for k, v in value.items()},
+        ),
+        Setting(
+            "ORGANIZATION_RESOLVER",
+            None,
+            "dotted path or `None`",
+            "Auth0 organization to company.",
+            _text(optional=True),
+        ),
         Setting("REALM", "api", "`str`", "The realm of the Bearer challenge.", _text(quotable=True)),
+    ),
+    *_settings(
+        "Sender-constrained tokens",
+        Setting("DPOP_MODE", "disabled", "`str`", "`disabled`, `allowed` or `required`.", _dpop_mode),
+        Setting(
+            "DPOP_ALGORITHMS",
+            ["ES256", "PS256", "RS256"],
+            "`list[str]`",
+            "Algorithms of DPoP proofs.",
+            _dpop_algorithms,
+            frozenset,
+        ),
+        Setting("DPOP_PROOF_MAX_AGE", 60, "seconds", "Oldest proof `iat` accepted.", _number(1, integer=False), float),
+        Setting(
+            "DPOP_NONCE_LIFETIME",
+            None,
+            "seconds or `None`",
+            "Server nonce rotation period.",
+            _optional_number(10),
+            lambda value: None if value is None else float(value),
+        ),
+        Setting("DPOP_REPLAY_CACHE_ALIAS", "default", "`str`", "The cache of seen proofs.", _replay_cache),
+        Setting("DPOP_REPLAY_FAIL_OPEN", False, "`bool`", "Admit proofs when that cache is down.", _boolean),
+        Setting(
+            "DPOP_REQUIRED_CLIENTS",
+            [],
+            "`list[str]`",
+            "Clients that must use DPoP.",
+            _string_list(optional=False),
+            frozenset,
+        ),
+        Setting("MTLS_CLIENT_CERT_HEADER", None, "`str` or `None`", "The proxy's client-cert header.", _cert_header),
+        Setting(
+            "MTLS_TRUSTED_PROXIES",
+            [],
+            "`list[str]`",
+            "Proxies trusted with that header.",
+            _trusted_proxies,
+            lambda value: tuple(ipaddress.ip_network(item, strict=False) for item in value),
+        ),
     ),
     *_settings(
         "Key sets",
@@ -456,6 +674,8 @@ class Settings:
     leeway: float
     max_token_bytes: int
     metadata_claim: str
+    tenant_claims: Any
+    organization_resolver: str | None
     realm: str
     jwks_timeout: float
     jwks_max_bytes: int
@@ -464,6 +684,15 @@ class Settings:
     jwks_cache_alias: str | None
     unavailable_retry_after: int
     token_cache_size: int
+    dpop_mode: Any
+    dpop_algorithms: frozenset[str]
+    dpop_proof_max_age: float
+    dpop_nonce_lifetime: float | None
+    dpop_replay_cache_alias: str
+    dpop_replay_fail_open: bool
+    dpop_required_clients: frozenset[str]
+    mtls_client_cert_header: str | None
+    mtls_trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     provision_membership: bool
     membership_resolver: str | None
     company_url_kwarg: str
@@ -582,6 +811,8 @@ def validate(raw: Any) -> list[Problem]:
                 problems.extend(
                     problem._replace(msg=where + problem.msg) for problem in _BY_NAME[key].check(key, entry[key])
                 )
+    problems.extend(_replay_cache_sharing(raw))
+    problems.extend(_organization_resolver_needed(raw))
     issuers = _issuer_entries(raw)
     if not issuers and (entries is None or isinstance(entries, (list, tuple))):
         problems.append(
@@ -632,7 +863,7 @@ def get_settings() -> Settings:
     global _cached
     if _cached is None:
         raw = raw_setting()
-        problems = validate(raw)
+        problems = [problem for problem in validate(raw) if not is_warning(problem)]
         if problems:
             raise ImproperlyConfigured(" ".join(f"{p.id}: {p.msg} {p.hint}" for p in problems))
         _cached = _build(raw)

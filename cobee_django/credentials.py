@@ -37,16 +37,21 @@ from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import patch_cache_control, patch_vary_headers
 
-from . import audit, instrumentation
+from . import audit, bearer, dpop, instrumentation, mtls
 from .conf import get_settings
 from .exceptions import (
     AuthenticationUnavailable,
     CobeeAPIException,
+    InvalidDPoPProof,
     InvalidRequest,
     InvalidToken,
     KeySetUnavailable,
+    NonceRequired,
+    ProofRejected,
     Reason,
+    ReplayStoreUnavailable,
     TokenRejected,
+    UseDPoPNonce,
 )
 from .tokens import ValidatedToken, verify_token
 
@@ -145,45 +150,97 @@ class RequestAuthenticator:
         """:meth:`authenticate` for async code: it runs in a worker thread (a key-set download may block)."""
         return await sync_to_async(self.authenticate)(request)
 
+    def get_schemes(self) -> tuple[str, ...]:
+        """The schemes read: :attr:`schemes`, and ``"dpop"`` unless ``DPOP_MODE`` is ``disabled``."""
+        if dpop.get_proof_verifier().mode == "disabled" or dpop.DPOP in self.schemes:
+            return self.schemes
+        return (*self.schemes, dpop.DPOP)
+
     def read_authorization(self, request: HttpRequest, header: str) -> Credential | None:
-        """The credential of an ``Authorization`` header; ``None`` for a scheme not in :attr:`schemes`."""
+        """The credential of an ``Authorization`` header; ``None`` for a scheme not in :meth:`get_schemes`."""
         scheme, _, value = header.partition(" ")
         scheme = scheme.lower()
-        if scheme not in self.schemes:
+        if scheme not in self.get_schemes():
             return None
         # RFC 6750 section 2.1: ``"Bearer" 1*SP b64token``; several spaces are still one credential.
+        # RFC 9449 section 7.1 writes ``DPoP`` the same way.
         value = value.lstrip(" ")
         if "," in value:
-            self.reject(request, Reason.MULTIPLE_CREDENTIALS)
+            self.reject(request, Reason.MULTIPLE_CREDENTIALS, scheme=scheme)
         if not value or " " in value:
-            self.reject(request, Reason.MALFORMED_HEADER)
+            self.reject(request, Reason.MALFORMED_HEADER, scheme=scheme)
         return Credential(scheme, value)
 
     def verify(self, request: HttpRequest, credential: Credential) -> ValidatedToken:
-        """Verify ``credential`` under its scheme, record the outcome, and return the validated token."""
-        token = credential.token
+        """Verify ``credential`` under its scheme, record the outcome, and return the validated token.
+
+        After the token itself, its sender constraint: the DPoP rules (:func:`cobee_django.dpop.check_request`:
+        a proof for a DPoP token, no bound token as Bearer, ``DPOP_MODE``) and the certificate
+        binding (:func:`cobee_django.mtls.check_certificate_binding`).
+        """
+        token, scheme = credential.token, credential.scheme
+        django_request = _django_request(request)
         try:
             validated = verify_token(token)
         except TokenRejected as exc:
             if not _TOKEN68.issuperset(token):
                 # Not even token68 (RFC 7235): a malformed request rather than a bad token. Checked
                 # only on failure, since the strict parser already refuses such characters.
-                self.reject(request, Reason.MALFORMED_HEADER)
-            self.reject(request, exc.reason, exc.client_id)
+                self.reject(request, Reason.MALFORMED_HEADER, scheme=scheme)
+            self.reject(request, exc.reason, exc.client_id, scheme=scheme)
         except KeySetUnavailable:
             audit.token_rejected(self.sender, request, Reason.KEY_SET_UNAVAILABLE)
             raise AuthenticationUnavailable(
                 get_settings().unavailable_retry_after, reason=Reason.KEY_SET_UNAVAILABLE
             ) from None
+        try:
+            dpop.check_request(django_request, scheme, token, validated.claims, validated.client_id)
+            mtls.check_certificate_binding(django_request, validated.claims)
+        except NonceRequired as exc:
+            audit.token_rejected(self.sender, request, exc.reason, validated.client_id)
+            dpop.remember_nonce(django_request, exc.nonce)
+            challenge = dpop.www_authenticate(
+                self.realm, dpop.DPOP, dpop.USE_DPOP_NONCE, dpop.USE_DPOP_NONCE_DESCRIPTION
+            )
+            raise UseDPoPNonce(challenge, exc.nonce, reason=exc.reason) from None
+        except ProofRejected as exc:
+            audit.token_rejected(self.sender, request, exc.reason, validated.client_id)
+            challenge = dpop.www_authenticate(
+                self.realm, dpop.DPOP, dpop.INVALID_DPOP_PROOF, dpop.INVALID_DPOP_PROOF_DESCRIPTION
+            )
+            raise InvalidDPoPProof(challenge, reason=exc.reason) from None
+        except TokenRejected as exc:
+            self.reject(request, exc.reason, validated.client_id, scheme=scheme)
+        except ReplayStoreUnavailable:
+            audit.token_rejected(self.sender, request, Reason.DPOP_REPLAY_STORE_UNAVAILABLE, validated.client_id)
+            raise AuthenticationUnavailable(
+                get_settings().unavailable_retry_after, reason=Reason.DPOP_REPLAY_STORE_UNAVAILABLE
+            ) from None
         audit.token_accepted(self.sender, request, validated)
         return validated
 
-    def reject(self, request: HttpRequest, reason: Reason, client_id: str | None = None) -> NoReturn:
-        """Record the rejection and raise the matching RFC 6750 error (never returns)."""
+    def reject(
+        self, request: HttpRequest, reason: Reason, client_id: str | None = None, *, scheme: str = BEARER
+    ) -> NoReturn:
+        """Record the rejection and raise the matching RFC 6750 error (never returns).
+
+        The challenge names the error on the ``scheme`` the request used, beside the other accepted
+        scheme's challenge (:func:`cobee_django.dpop.www_authenticate`).
+        """
         audit.token_rejected(self.sender, request, reason, client_id)
+        error: InvalidRequest | InvalidToken
         if reason in _REQUEST_REASONS:
-            raise InvalidRequest(self.realm, reason=reason)
-        raise InvalidToken(self.realm, reason=reason)
+            error = InvalidRequest(self.realm, reason=reason)
+            code, description = bearer.INVALID_REQUEST, bearer.INVALID_REQUEST_DESCRIPTION
+        else:
+            error = InvalidToken(self.realm, reason=reason)
+            code, description = bearer.INVALID_TOKEN, bearer.INVALID_TOKEN_DESCRIPTION
+        error.auth_header = dpop.www_authenticate(self.realm, scheme, code, description)
+        raise error
+
+    def challenge(self) -> str:
+        """The ``WWW-Authenticate`` of a request without credentials: every scheme accepted."""
+        return dpop.www_authenticate(self.realm)
 
 
 def authenticate(request: HttpRequest, *, realm: str | None = None, sender: Any = None) -> ValidatedToken | None:
@@ -204,6 +261,9 @@ def error_response(error: CobeeAPIException) -> HttpResponse:
     wait = getattr(error, "wait", None)
     if wait is not None:
         response["Retry-After"] = str(int(wait))
+    nonce = getattr(error, "nonce", None)
+    if isinstance(nonce, str):
+        response["DPoP-Nonce"] = nonce
     patch_cache_control(response, private=True)
     patch_vary_headers(response, ["Authorization"])
     return response

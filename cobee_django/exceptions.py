@@ -34,12 +34,16 @@ __all__ = [
     "DatabaseUnavailable",
     "FetchError",
     "InsufficientScope",
+    "InvalidDPoPProof",
     "InvalidRequest",
     "InvalidToken",
     "KeySetUnavailable",
     "MalformedTenantHeader",
     "NoTenantBound",
+    "NonceRequired",
+    "ProofRejected",
     "Reason",
+    "ReplayStoreUnavailable",
     "RowLevelSecurityError",
     "ShardOperationError",
     "SignInRefused",
@@ -48,6 +52,7 @@ __all__ = [
     "ThrottleUnavailable",
     "TokenRejected",
     "UnusableKey",
+    "UseDPoPNonce",
 ]
 
 
@@ -100,6 +105,35 @@ class Reason(str, Enum):
     BAD_METADATA = "bad_metadata"
     BAD_COMPANY = "bad_company"
     BAD_CORPORATION = "bad_corporation"
+    BAD_ORGANIZATION = "bad_organization"
+    TENANT_CLAIMS_DISAGREE = "tenant_claims_disagree"
+    # Sender constraint (RFC 9449 DPoP, RFC 8705 certificate-bound tokens), answered invalid_token.
+    BAD_CONFIRMATION = "bad_confirmation"
+    BOUND_TOKEN_AS_BEARER = "bound_token_as_bearer"
+    DPOP_REQUIRED = "dpop_required"
+    TOKEN_NOT_DPOP_BOUND = "token_not_dpop_bound"
+    CERTIFICATE_MISMATCH = "certificate_mismatch"
+    # The DPoP proof (RFC 9449 section 4.3), answered invalid_dpop_proof (use_dpop_nonce for the nonce).
+    DPOP_MISSING_PROOF = "dpop_missing_proof"
+    DPOP_MULTIPLE_PROOFS = "dpop_multiple_proofs"
+    DPOP_MALFORMED_PROOF = "dpop_malformed_proof"
+    DPOP_BAD_TYP = "dpop_bad_typ"
+    DPOP_ALG_NOT_ALLOWED = "dpop_alg_not_allowed"
+    DPOP_FORBIDDEN_HEADER = "dpop_forbidden_header"
+    DPOP_BAD_KEY = "dpop_bad_key"
+    DPOP_PRIVATE_KEY = "dpop_private_key"
+    DPOP_BAD_CLAIM = "dpop_bad_claim"
+    DPOP_HTM_MISMATCH = "dpop_htm_mismatch"
+    DPOP_HTU_MISMATCH = "dpop_htu_mismatch"
+    DPOP_IAT_TOO_OLD = "dpop_iat_too_old"
+    DPOP_IAT_IN_FUTURE = "dpop_iat_in_future"
+    DPOP_ATH_MISMATCH = "dpop_ath_mismatch"
+    DPOP_KEY_MISMATCH = "dpop_key_mismatch"
+    DPOP_BAD_SIGNATURE = "dpop_bad_signature"
+    DPOP_NONCE_REQUIRED = "dpop_nonce_required"
+    DPOP_REPLAY = "dpop_replay"
+    # The shared store of seen proofs could not be reached (answered 503, unless DPOP_REPLAY_FAIL_OPEN).
+    DPOP_REPLAY_STORE_UNAVAILABLE = "dpop_replay_store_unavailable"
     # The issuer's keys could never be fetched (answered 503, not 401).
     KEY_SET_UNAVAILABLE = "key_set_unavailable"
     # Anything the rules above did not foresee (a bug or a library quirk): still a 401, logged loudly.
@@ -136,6 +170,22 @@ class KeySetUnavailable(CobeeDjangoError):
     def __init__(self, issuer: str) -> None:
         super().__init__(f"no key set available for {issuer}")
         self.issuer = issuer
+
+
+class ProofRejected(TokenRejected):
+    """A DPoP proof broke one rule (RFC 9449 section 4.3); answered ``invalid_dpop_proof``."""
+
+
+class NonceRequired(ProofRejected):
+    """The proof lacks the server's current nonce; answered ``use_dpop_nonce`` with ``nonce``."""
+
+    def __init__(self, reason: Reason, nonce: str) -> None:
+        super().__init__(reason)
+        self.nonce = nonce
+
+
+class ReplayStoreUnavailable(CobeeDjangoError):
+    """The shared cache of seen DPoP proofs cannot be reached (a 503 unless it fails open)."""
 
 
 # --- staff sign-in ----------------------------------------------------------------------------------
@@ -178,6 +228,36 @@ class InvalidToken(CobeeAPIException):
         #: Which rule the token broke (for logs and tests; never sent to the client).
         self.reason = reason
         self.auth_header = bearer.challenge(realm, bearer.INVALID_TOKEN, bearer.INVALID_TOKEN_DESCRIPTION)
+
+
+class InvalidDPoPProof(CobeeAPIException):
+    """401 ``invalid_dpop_proof`` (RFC 9449 section 7.1): the ``DPoP`` proof is missing or fails a rule.
+
+    ``auth_header`` is the challenge (built by :func:`cobee_django.dpop.challenge`, beside the Bearer
+    one when both schemes are accepted).
+    """
+
+    status_code = status.HTTP_401_UNAUTHORIZED
+    default_detail = "The DPoP proof is invalid."
+    default_code = "invalid_dpop_proof"
+
+    def __init__(self, auth_header: str, *, reason: Reason | None = None) -> None:
+        super().__init__()
+        #: Which rule the proof broke (for logs and tests; never sent to the client).
+        self.reason = reason
+        self.auth_header = auth_header
+
+
+class UseDPoPNonce(InvalidDPoPProof):
+    """401 ``use_dpop_nonce`` (RFC 9449 section 8): retry with the nonce of the ``DPoP-Nonce`` header."""
+
+    default_detail = "Retry with the nonce of the DPoP-Nonce header in the proof."
+    default_code = "use_dpop_nonce"
+
+    def __init__(self, auth_header: str, nonce: str, *, reason: Reason | None = None) -> None:
+        super().__init__(auth_header, reason=reason)
+        #: Sent in the ``DPoP-Nonce`` header.
+        self.nonce = nonce
 
 
 class InvalidRequest(CobeeAPIException):

@@ -25,7 +25,7 @@ from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.log import log_response
 from rest_framework.views import APIView
 
-from . import audit, bearer, instrumentation, state
+from . import audit, bearer, dpop, instrumentation, state
 from .authentication import JWTAuthentication
 from .conf import get_settings
 from .db.faults import DatabaseFault, classify
@@ -199,6 +199,7 @@ class TenantMiddleware:
         """Finish an API answer: the RFC 6750 challenge of a 403 for a missing scope (``HasScopes``),
         and, for views that authenticate with access tokens, headers that keep shared caches out."""
         bearer.add_insufficient_scope_challenge(request, response)
+        dpop.add_nonce_header(request, response)
         if is_token_authenticated_view(response):
             # A proxy or CDN caching one client's answer (or error) would serve it to the next client.
             patch_cache_control(response, private=True)

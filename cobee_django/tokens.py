@@ -15,10 +15,17 @@ Claim rules (exact JSON types everywhere: ``true`` is not a number, ``"123"`` is
 - ``gty`` is in ``ALLOWED_GRANT_TYPES`` and the client in ``ALLOWED_CLIENTS`` (when set);
 - with ``AUTH0_CLAIMS`` (Auth0 machine-to-machine tokens) the client is ``azp`` and ``sub`` is
   exactly ``{azp}@clients``; without it (RFC 9068) the client is ``client_id``, else ``azp``;
-- the ``METADATA_CLAIM`` object holds ``companyId`` (a UUID in canonical form) and optionally
-  ``corporationId`` (same form);
+- the tenant comes from ``TENANT_CLAIMS``: by default the ``METADATA_CLAIM`` object holding
+  ``companyId`` (a UUID in canonical form) and optionally ``corporationId`` (same form); or Auth0's
+  ``org_id`` (an organization id, mapped to its company by ``ORGANIZATION_RESOLVER``; the corporation
+  still from the metadata claim); or a custom claim path (canonical UUIDs). A token carrying another
+  of these sources as well must name the same company there, else it is refused
+  (``tenant_claims_disagree``);
 - ``scope`` is a space-separated string of RFC 6749 scope tokens; Auth0's ``permissions`` array,
-  when present, adds its entries.
+  when present, adds its entries;
+- ``cnf``, when present, is an object holding only ``jkt`` (DPoP, RFC 9449) and/or ``x5t#S256``
+  (certificate-bound, RFC 8705), each a base64url SHA-256 thumbprint; whether the request presents
+  that key or certificate is checked per request (:mod:`cobee_django.dpop`, :mod:`cobee_django.mtls`).
 """
 
 from __future__ import annotations
@@ -29,13 +36,14 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from django.utils.module_loading import import_string
 
 from . import jwks
 from .conf import IssuerSettings, Settings, get_settings, is_reloading
@@ -50,6 +58,11 @@ _SCOPES = re.compile(r"(?:[\x21\x23-\x5b\x5d-\x7e]+(?: [\x21\x23-\x5b\x5d-\x7e]+
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _MAX_CLIENT_ID = 256
 _UUID_CACHE_SIZE = 4096
+#: Confirmation methods understood: a DPoP key thumbprint and a certificate thumbprint (both SHA-256).
+_CONFIRMATION_MEMBERS = frozenset({"jkt", "x5t#S256"})
+_THUMBPRINT = re.compile(r"[A-Za-z0-9_-]{43}")
+#: Auth0 organization ids: ``org_`` and letters and digits.
+_ORG_ID = re.compile(r"org_[A-Za-z0-9]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +106,11 @@ class TokenVerifier:
         self.issuers = {entry.issuer: entry for entry in settings.issuers}
         self.leeway = settings.leeway
         self.metadata_claim = settings.metadata_claim
+        self.tenant_claims = settings.tenant_claims
+        self.organization_resolver: Callable[[str], Any] | None = (
+            import_string(settings.organization_resolver) if settings.organization_resolver else None
+        )
+        self._organizations: dict[str, uuid.UUID] = {}
         self.cache_size = settings.token_cache_size
         self._cache: dict[str, ValidatedToken] = {}
         self._cache_lock = threading.Lock()
@@ -152,14 +170,10 @@ class TokenVerifier:
         client_id = self._client_id(claims, issuer)
         try:
             expires_at = self._check_claims(claims, issuer)
-            metadata = claims.get(self.metadata_claim)
-            if type(metadata) is not dict or not metadata:
-                raise TokenRejected(Reason.BAD_METADATA)
-            company_id = self._uuid(metadata, "companyId", Reason.BAD_COMPANY)
-            if company_id is None:
-                raise TokenRejected(Reason.BAD_COMPANY, "companyId missing")
-            corporation_id = self._uuid(metadata, "corporationId", Reason.BAD_CORPORATION)
+            company_id, corporation_id = self._tenant(claims)
             scopes = self._scopes(claims)
+            if "cnf" in claims:
+                self._check_confirmation(claims["cnf"])
         except TokenRejected as exc:
             exc.client_id = client_id
             raise
@@ -233,6 +247,94 @@ class TokenVerifier:
             raise TokenRejected(Reason.BAD_GRANT_TYPE)
         return float(exp)
 
+    def _tenant(self, claims: Mapping[str, Any]) -> tuple[uuid.UUID, uuid.UUID | None]:
+        """The company and corporation of ``claims`` from the ``TENANT_CLAIMS`` source.
+
+        Every other source the token also carries must name the same company (and corporation):
+        one token, one tenant, whichever claim a reader looks at.
+        """
+        source = self.tenant_claims
+        metadata_present = self.metadata_claim in claims
+        corporation_id: uuid.UUID | None
+        if source == "metadata":
+            company_id, corporation_id = self._from_metadata(claims)
+        elif source == "org_id":
+            company_id = self._from_organization(claims)
+            corporation_id = None
+            if metadata_present:
+                # Auth0 organizations are flat: the corporation still comes from the metadata claim.
+                metadata = self._metadata(claims)
+                corporation_id = self._uuid(metadata, "corporationId", Reason.BAD_CORPORATION)
+        else:
+            found = self._at_path(claims, source["company"], Reason.BAD_COMPANY)
+            if found is None:
+                raise TokenRejected(Reason.BAD_COMPANY, "company claim missing")
+            company_id = found
+            corporation_path = source.get("corporation")
+            corporation_id = (
+                self._at_path(claims, corporation_path, Reason.BAD_CORPORATION) if corporation_path else None
+            )
+        # Threat: two tenant claims in one token, each reader trusting another one (one claim, one meaning).
+        if source != "metadata" and metadata_present:
+            metadata = self._metadata(claims)
+            other = self._uuid(metadata, "companyId", Reason.BAD_COMPANY)
+            if other is not None and other != company_id:
+                raise TokenRejected(Reason.TENANT_CLAIMS_DISAGREE)
+            other_corporation = self._uuid(metadata, "corporationId", Reason.BAD_CORPORATION)
+            if other_corporation is not None and other_corporation != corporation_id:
+                raise TokenRejected(Reason.TENANT_CLAIMS_DISAGREE)
+        if (
+            source != "org_id"
+            and "org_id" in claims
+            and self.organization_resolver is not None
+            and self._from_organization(claims) != company_id
+        ):
+            raise TokenRejected(Reason.TENANT_CLAIMS_DISAGREE)
+        return company_id, corporation_id
+
+    def _metadata(self, claims: Mapping[str, Any]) -> Mapping[str, Any]:
+        metadata = claims.get(self.metadata_claim)
+        if type(metadata) is not dict or not metadata:
+            raise TokenRejected(Reason.BAD_METADATA)
+        return metadata
+
+    def _from_metadata(self, claims: Mapping[str, Any]) -> tuple[uuid.UUID, uuid.UUID | None]:
+        metadata = self._metadata(claims)
+        company_id = self._uuid(metadata, "companyId", Reason.BAD_COMPANY)
+        if company_id is None:
+            raise TokenRejected(Reason.BAD_COMPANY, "companyId missing")
+        return company_id, self._uuid(metadata, "corporationId", Reason.BAD_CORPORATION)
+
+    def _from_organization(self, claims: Mapping[str, Any]) -> uuid.UUID:
+        """The company of the Auth0 organization in ``org_id``, by ``ORGANIZATION_RESOLVER``."""
+        org_id = claims.get("org_id")
+        if type(org_id) is not str or not _ORG_ID.fullmatch(org_id):
+            raise TokenRejected(Reason.BAD_ORGANIZATION)
+        company_id = self._organizations.get(org_id)
+        if company_id is None:
+            resolver = self.organization_resolver
+            if resolver is None:
+                raise TokenRejected(Reason.BAD_ORGANIZATION, "no ORGANIZATION_RESOLVER")
+            company_id = parse_uuid(resolver(org_id))
+            if company_id is None:
+                # An organization no company is registered for (not remembered: it may be added later).
+                raise TokenRejected(Reason.BAD_ORGANIZATION, "unknown organization")
+            if len(self._organizations) >= _UUID_CACHE_SIZE:
+                self._organizations.clear()
+            self._organizations[org_id] = company_id
+        return company_id
+
+    def _at_path(self, claims: Mapping[str, Any], path: tuple[str, ...], reason: Reason) -> uuid.UUID | None:
+        """The canonical UUID at ``path`` (a claim, then members inside it); ``None`` when absent."""
+        holder: Any = claims
+        for member in path[:-1]:
+            holder = holder.get(member) if type(holder) is dict or isinstance(holder, Mapping) else None
+            if holder is None:
+                return None
+            if type(holder) is not dict:
+                raise TokenRejected(reason, f"{member} is not an object")
+        return self._uuid(holder, path[-1], reason)
+
     def _uuid(self, metadata: Mapping[str, Any], name: str, reason: Reason) -> uuid.UUID | None:
         value = metadata.get(name)
         if value is None:
@@ -251,6 +353,18 @@ class TokenVerifier:
                 self._uuids.clear()
             self._uuids[value] = parsed
         return parsed
+
+    def _check_confirmation(self, cnf: Any) -> None:
+        """``cnf`` (RFC 7800) names the key (``jkt``, RFC 9449) or certificate (``x5t#S256``, RFC 8705)
+        the token is bound to; the binding itself is checked per request (``dpop``, ``mtls``)."""
+        # Threat: a binding this verifier cannot check, ignored, would make a bound token a bearer one.
+        if (
+            type(cnf) is not dict
+            or not cnf
+            or not _CONFIRMATION_MEMBERS.issuperset(cnf)
+            or not all(type(value) is str and _THUMBPRINT.fullmatch(value) for value in cnf.values())
+        ):
+            raise TokenRejected(Reason.BAD_CONFIRMATION)
 
     def _scopes(self, claims: Mapping[str, Any]) -> frozenset[str]:
         scope = claims.get("scope", "")

@@ -20,6 +20,7 @@ environment:
 - ``COBEE_THROTTLE_CLIENT_RATE``, ``COBEE_THROTTLE_COMPANY_RATE``: the API's rate limits per client and
   per company (DRF's ``"N/second|minute|hour|day"``; default generous; an empty value turns one off).
 - ``COBEE_TELEMETRY``: OpenTelemetry spans and metrics (default on when the extra ``otel`` is installed).
+- ``COBEE_DPOP_MODE``: ``DPOP_MODE`` (``disabled`` by default; ``allowed`` to try DPoP requests).
 """
 
 from __future__ import annotations
@@ -156,6 +157,7 @@ COBEE_DJANGO: dict[str, object] = {
     "AUDIENCE": AUDIENCE,
     "JWKS_URL": JWKS_URL,
     "ROW_LEVEL_SECURITY": _env_flag("COBEE_ROW_LEVEL_SECURITY", False),
+    "DPOP_MODE": os.environ.get("COBEE_DPOP_MODE") or "disabled",
     # Spans and metrics of every decision (docs/observability.md), when the extra "otel" is installed.
     "TELEMETRY": _env_flag("COBEE_TELEMETRY", find_spec("opentelemetry") is not None),
 }

@@ -35,7 +35,7 @@ def run_bench(*names: str, env: dict[str, str] | None = None) -> str:
 @pytest.fixture(scope="module")
 def output() -> str:
     """One quick run of every benchmark that needs no database (each runs in its own process)."""
-    return run_bench("verify", "fetch", "memory")
+    return run_bench("verify", "dpop", "fetch", "memory")
 
 
 def test_bench_on_postgres_prints_its_figures():
@@ -96,6 +96,15 @@ def test_environment_is_described(output):
         ),
         ("fetch", ["FIGURE key fetches, default cooldown 30 s: ", "FIGURE key fetches, cooldown 0.2 s: "]),
         ("memory", ["FIGURE token cache memory: "]),
+        (
+            "dpop",
+            [
+                "RATIO DPoP minus Bearer / proof signature, seen before: ",
+                "RATIO DPoP minus Bearer / proof signature, first sight: ",
+                "RATIO replay store (cache.add) / proof signature: ",
+                "FIGURE proof signature verification: ",
+            ],
+        ),
     ],
 )
 def test_bench_prints_its_figures(output, name, lines):

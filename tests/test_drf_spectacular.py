@@ -144,3 +144,23 @@ def test_the_extension_is_registered():
     from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
     assert JWTAuthenticationScheme in OpenApiAuthenticationExtension._registry
+
+
+@pytest.mark.parametrize(
+    ("mode", "names"),
+    [
+        ("disabled", ["oauth2", "bearerJWT"]),
+        ("allowed", ["oauth2", "bearerJWT", "dpopJWT"]),
+        ("required", ["oauth2", "dpopJWT"]),
+    ],
+)
+def test_the_dpop_scheme_follows_dpop_mode(settings, mode, names):
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "DPOP_MODE": mode, "DPOP_ALGORITHMS": ["ES256"]}
+    schema = schema_of()
+    assert sorted(schema["components"]["securitySchemes"]) == sorted(names)
+    requirements = security(schema, "/api/v3/companies/{companyId}/employees", "get")
+    assert [next(iter(r)) for r in requirements] == names
+    if mode != "disabled":
+        dpop = schema["components"]["securitySchemes"]["dpopJWT"]
+        assert (dpop["type"], dpop["scheme"]) == ("http", "DPoP")
+        assert "ES256" in dpop["description"]

@@ -6,7 +6,9 @@ declares two schemes for ``JWTAuthentication``:
 
 - ``oauth2``: OAuth2 client credentials with the token URL (``OPENAPI_TOKEN_URL``, default
   ``{ISSUER}oauth/token``) and every scope the API's views require;
-- ``bearerJWT``: HTTP bearer with ``bearerFormat: JWT``, for clients that already hold a token;
+- ``bearerJWT``: HTTP bearer with ``bearerFormat: JWT``, for clients that already hold a token
+  (left out when ``DPOP_MODE`` is ``required``);
+- ``dpopJWT``: the HTTP ``DPoP`` scheme (RFC 9449) when ``DPOP_MODE`` is not ``disabled``;
 
 and each operation's security lists, under ``oauth2``, the scopes its ``HasScopes`` permission
 requires for that method (``required_scopes`` plus ``required_read_scopes`` or
@@ -40,6 +42,10 @@ OAUTH2_DESCRIPTION = (
     "secret and the API's audience) and send it as `Authorization: Bearer <token>`."
 )
 BEARER_DESCRIPTION = "An access token issued for this API, sent as `Authorization: Bearer <token>`."
+DPOP_DESCRIPTION = (
+    "A DPoP-bound access token (RFC 9449), sent as `Authorization: DPoP <token>` with a `DPoP` header "
+    "holding a fresh proof signed by the token's key for this method and URL ({algs})."
+)
 
 
 def _alternatives(permission: Any, view: APIView, method: str) -> ScopeAlternatives:
@@ -91,7 +97,20 @@ class JWTAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[n
     priority = 0
     oauth2_name = "oauth2"
     bearer_name = "bearerJWT"
+    dpop_name = "dpopJWT"
     name = [oauth2_name, bearer_name]
+
+    def __init__(self, target: Any) -> None:
+        super().__init__(target)  # type: ignore[no-untyped-call]
+        settings = get_settings()
+        self.dpop_mode = settings.dpop_mode
+        self.dpop_algorithms = settings.dpop_algorithms
+        names = [self.oauth2_name]
+        if self.dpop_mode != "required":
+            names.append(self.bearer_name)
+        if self.dpop_mode != "disabled":
+            names.append(self.dpop_name)
+        self.name = names
 
     def get_token_url(self) -> str:
         """Where clients obtain tokens: ``OPENAPI_TOKEN_URL``, else ``{ISSUER}oauth/token``."""
@@ -123,17 +142,27 @@ class JWTAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[n
         alternatives = self._operation_scopes(auto_schema)
         self._remember(auto_schema, alternatives)
         requirements: list[dict[str, list[str]]] = [{self.oauth2_name: sorted(scopes)} for scopes in alternatives]
-        requirements.append({self.bearer_name: []})
+        if self.dpop_mode != "required":
+            requirements.append({self.bearer_name: []})
+        if self.dpop_mode != "disabled":
+            requirements.append({self.dpop_name: []})
         return requirements
 
     def get_security_definition(self, auto_schema: AutoSchema) -> list[dict[str, Any]]:
         scopes = self._remember(auto_schema, self._operation_scopes(auto_schema))
-        return [
+        definitions: list[dict[str, Any]] = [
             {
                 "type": "oauth2",
                 "description": OAUTH2_DESCRIPTION,
                 # The same dict object for the whole generation: later operations add their scopes.
                 "flows": {"clientCredentials": {"tokenUrl": self.get_token_url(), "scopes": scopes}},
             },
-            {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": BEARER_DESCRIPTION},
         ]
+        if self.dpop_mode != "required":
+            definitions.append(
+                {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": BEARER_DESCRIPTION}
+            )
+        if self.dpop_mode != "disabled":
+            algs = ", ".join(sorted(self.dpop_algorithms))
+            definitions.append({"type": "http", "scheme": "DPoP", "description": DPOP_DESCRIPTION.format(algs=algs)})
+        return definitions

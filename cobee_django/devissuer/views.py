@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote_plus
@@ -18,6 +19,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from .. import dpop
+from ..exceptions import NonceRequired, ProofRejected, Reason, ReplayStoreUnavailable
 from . import conf, keys, oidc_provider
 from .models import DevClient
 from .tokens import issue_token
@@ -31,12 +34,21 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 class OAuthError(Exception):
     """An RFC 6749 section 5.2 error answer."""
 
-    def __init__(self, error: str, description: str, *, status: int = 400, basic_challenge: bool = False) -> None:
+    def __init__(
+        self,
+        error: str,
+        description: str,
+        *,
+        status: int = 400,
+        basic_challenge: bool = False,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(description)
         self.error = error
         self.description = description
         self.status = status
         self.basic_challenge = basic_challenge
+        self.headers = dict(headers or {})
 
     def response(self) -> JsonResponse:
         response = JsonResponse({"error": self.error, "error_description": self.description}, status=self.status)
@@ -45,6 +57,8 @@ class OAuthError(Exception):
         if self.basic_challenge:
             # RFC 6749 5.2: a client that authenticated with the Authorization header gets its scheme back.
             response["WWW-Authenticate"] = 'Basic realm="oauth"'
+        for name, value in self.headers.items():
+            response[name] = value
         return response
 
 
@@ -180,7 +194,9 @@ def openid_configuration(request: HttpRequest) -> HttpResponse:
 def oauth_token(request: HttpRequest) -> HttpResponse:
     """Auth0's ``/oauth/token`` for the client-credentials grant."""
     try:
-        params = read_parameters(request, frozenset({"grant_type", "client_id", "client_secret", "audience", "scope"}))
+        params = read_parameters(
+            request, frozenset({"grant_type", "client_id", "client_secret", "audience", "scope", "organization"})
+        )
         grant_type = params.get("grant_type")
         if grant_type is None:
             raise _invalid_request("Missing grant_type.")
@@ -202,13 +218,17 @@ def oauth_token(request: HttpRequest) -> HttpResponse:
             if not wanted <= set(granted):
                 raise OAuthError("invalid_scope", "The client may not request these scopes.")
             scopes = [scope for scope in granted if scope in wanted]
-        token = issue_token(client, audience=audience, scopes=scopes)
+        organization = params.get("organization")
+        if organization is not None and not ORGANIZATION_ID.fullmatch(organization):
+            raise _invalid_request("organization must be an Auth0 organization id (org_...).")
+        jkt = _dpop_key(request)
+        token = issue_token(client, audience=audience, scopes=scopes, jkt=jkt, org_id=organization)
     except OAuthError as error:
         return error.response()
     return _token_response(
         {
             "access_token": token.access_token,
-            "token_type": "Bearer",
+            "token_type": "DPoP" if jkt is not None else "Bearer",
             "expires_in": token.expires_in,
             "scope": token.scope,
         }
@@ -227,6 +247,37 @@ def cobee_token(request: HttpRequest) -> HttpResponse:
     except OAuthError as error:
         return error.response()
     return _token_response({"accessToken": token.access_token, "tokenType": "Bearer", "expiresIn": token.expires_in})
+
+
+#: The ``organization`` parameter of a token request, as Auth0 spells organization ids.
+ORGANIZATION_ID = re.compile(r"org_[A-Za-z0-9]{1,64}")
+
+
+def _dpop_key(request: HttpRequest) -> str | None:
+    """The thumbprint of the key of the request's DPoP proof (RFC 9449 section 5), ``None`` without one.
+
+    The proof is checked as a resource server checks one, but for ``ath`` and the binding (there is no
+    token yet): a bad proof is ``invalid_dpop_proof``, never a token bound to a key nobody proved.
+    """
+    proof = request.META.get("HTTP_DPOP")
+    if proof is None:
+        return None
+    verifier = dpop.get_proof_verifier()
+    try:
+        if "," in proof:
+            raise ProofRejected(Reason.DPOP_MULTIPLE_PROOFS)
+        checked = verifier.verify(
+            proof.strip(), method=request.method or "", htu=dpop.request_htu(request), access_token=None, jkt=None
+        )
+        verifier.check_replay(checked)
+    except NonceRequired as exc:
+        # RFC 9449 section 8: the client retries with the nonce of the DPoP-Nonce header.
+        raise OAuthError(
+            "use_dpop_nonce", "Send the DPoP-Nonce value in the proof.", headers={"DPoP-Nonce": exc.nonce}
+        ) from None
+    except (ProofRejected, ReplayStoreUnavailable):
+        raise OAuthError("invalid_dpop_proof", "The DPoP proof is invalid.") from None
+    return checked.jkt
 
 
 def _token_response(body: dict[str, Any]) -> JsonResponse:

@@ -5,6 +5,7 @@
 - :func:`trust`: make the app trust an issuer's keys for a block, without HTTP (or
   :func:`install_key_set` / :func:`uninstall_key_set` for the whole process).
 - :class:`JWKSServer`: a real HTTP server on 127.0.0.1 publishing issuers' key sets (with faults).
+- :class:`DPoPKey`: a DPoP client's key pair, making proofs (RFC 9449) and tokens bound to it.
 - :class:`TenantAPIClient`: DRF's ``APIClient`` authenticated as a company or a corporation.
 - :func:`tenant` (and :func:`for_company`, :func:`for_corporation`, :func:`unscoped`, ...): bind a
   tenant around a block in unit tests; :func:`make_principal` builds a ``ClientPrincipal``.
@@ -28,12 +29,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._keysets import install_key_set, installed_key_set, uninstall_key_set
     from .client import TenantAPIClient
+    from .dpop import DPoPKey
     from .issuer import MISSING, TokenIssuer, random_client_id
     from .jwks_server import FAULTS, JWKSServer
     from .keys import configured_issuer, trust
     from .tenancy import make_principal, tenant
 
 _EXPORTS = {
+    "DPoPKey": ".dpop",
     "FAULTS": ".jwks_server",
     "JWKSServer": ".jwks_server",
     "MISSING": ".issuer",
@@ -52,6 +55,7 @@ _EXPORTS = {
 __all__ = [
     "FAULTS",
     "MISSING",
+    "DPoPKey",
     "JWKSServer",
     "TenantAPIClient",
     "TokenIssuer",

@@ -6,12 +6,14 @@ Only the token goes to stdout, so a shell can keep it:
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cobee_django.devissuer import conf, keys
+from cobee_django.devissuer.views import ORGANIZATION_ID
 from cobee_django.models import Company
 
 __all__: list[str] = []
@@ -54,6 +56,8 @@ class Command(BaseCommand):
         )
         parser.add_argument("--audience", help="The token's audience (default: the first configured one).")
         parser.add_argument("--lifetime", type=int, help="Seconds the token lives (default: TOKEN_LIFETIME).")
+        parser.add_argument("--org-id", help="An Auth0 organization id (org_...) the token names in org_id.")
+        parser.add_argument("--dpop-jkt", help="Bind the token to a DPoP key: its RFC 7638 thumbprint (cnf.jkt).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not conf.enabled():
@@ -82,5 +86,18 @@ class Command(BaseCommand):
             client_id=CLI_CLIENT_ID,
             lifetime=lifetime,
             aud=audience,
+            **self._extra_claims(options),
         )
         self.stdout.write(token)
+
+    def _extra_claims(self, options: dict[str, Any]) -> dict[str, Any]:
+        claims: dict[str, Any] = {}
+        if options["org_id"]:
+            if not ORGANIZATION_ID.fullmatch(options["org_id"]):
+                raise CommandError("--org-id must be an Auth0 organization id (org_ and letters or digits).")
+            claims["org_id"] = options["org_id"]
+        if options["dpop_jkt"]:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{43}", options["dpop_jkt"]):
+                raise CommandError("--dpop-jkt must be a base64url SHA-256 thumbprint (43 characters).")
+            claims["cnf"] = {"jkt": options["dpop_jkt"]}
+        return claims
