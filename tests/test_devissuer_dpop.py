@@ -14,7 +14,7 @@ from cobee_django.credentials import RequestAuthenticator
 from cobee_django.devissuer import keys
 from cobee_django.devissuer.models import DevClient
 from cobee_django.exceptions import InvalidToken, Reason
-from cobee_django.jwks import install_key_set, uninstall_key_set
+from cobee_django.jwks import pin_key_set, unpin_key_set
 from cobee_django.testing import DPoPKey
 
 from .test_devissuer import AUDIENCE, claims_of, form, post_form
@@ -52,7 +52,7 @@ def test_a_token_request_with_a_proof_gets_a_token_bound_to_its_key(client, dev_
     token = body["access_token"]
     assert claims_of(token)["cnf"] == {"jkt": key.jkt}
     issuer = keys.get_issuer()
-    install_key_set(issuer.issuer, issuer.jwks())
+    pin_key_set(issuer.issuer, issuer.jwks())
     try:
         request = RequestFactory().get("/orders", headers=key.headers("GET", API_URL, token))
         assert RequestAuthenticator().authenticate(request).principal.company_id == COMPANY
@@ -60,7 +60,7 @@ def test_a_token_request_with_a_proof_gets_a_token_bound_to_its_key(client, dev_
             RequestAuthenticator().authenticate(RequestFactory().get("/orders", HTTP_AUTHORIZATION=f"Bearer {token}"))
         assert caught.value.reason is Reason.BOUND_TOKEN_AS_BEARER
     finally:
-        uninstall_key_set(issuer.issuer)
+        unpin_key_set(issuer.issuer)
 
 
 def test_without_a_proof_the_token_is_a_bearer_token(client, dev_client):
