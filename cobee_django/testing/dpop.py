@@ -17,7 +17,7 @@ from ..dpop import access_token_hash, jwk_thumbprint
 from ..jose import b64url_encode
 from .issuer import MISSING, TokenIssuer
 
-__all__ = ["DPoPKey"]
+__all__: list[str] = []
 
 _HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
     "256": hashes.SHA256,
