@@ -179,7 +179,7 @@ class RequestAuthenticator:
         binding (:func:`cobee_django.mtls.check_certificate_binding`).
         """
         token, scheme = credential.token, credential.scheme
-        django_request = _django_request(request)
+        django_request: HttpRequest = getattr(request, "_request", request)  # DRF wraps the HttpRequest
         try:
             validated = verify_token(token)
         except TokenRejected as exc:
