@@ -103,8 +103,16 @@ class Credential:
 _set_scheme, _set_token = (Credential.__dict__[name].__set__ for name in Credential.__slots__)
 
 
+def _has_url_token(request: HttpRequest) -> bool:
+    # Threat: ``access%5Ftoken=`` or ``%61ccess_token=`` hid a token in the URL from a check on the raw
+    # query string; the decoded parameters are what a cache or a log reader sees.
+    return bool(request.META.get("QUERY_STRING")) and "access_token" in request.GET
+
+
 def _has_form_token(request: HttpRequest) -> bool:
-    if not request.META.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+    # Threat: a media type in other letter case (``Application/X-WWW-Form-Urlencoded``) is still a form
+    # body; ``content_type`` is Django's own lower-cased reading, the one that decides if it parses one.
+    if getattr(request, "content_type", None) != "application/x-www-form-urlencoded":
         return False
     return "access_token" in request.POST
 
@@ -135,7 +143,7 @@ class RequestAuthenticator:
         header = meta.get("HTTP_AUTHORIZATION")
         # RFC 6750 allows tokens in the URL and the form body; URLs end up in logs and caches, so we
         # refuse them, and a second credential could be a confused-deputy trick.
-        if ("access_token" in meta.get("QUERY_STRING", "") and "access_token" in django_request.GET) or (
+        if _has_url_token(django_request) or (
             meta.get("REQUEST_METHOD") not in ("GET", "HEAD") and _has_form_token(django_request)
         ):
             self.reject(request, Reason.MULTIPLE_CREDENTIALS if header else Reason.TOKEN_IN_URL_OR_BODY)
