@@ -9,6 +9,11 @@ setting is off for them). Both sides bind the same company and run the same stat
 own persistent connection; a round runs ``--statements`` statements, autocommit or inside one
 ``atomic()``. The rows and the role are removed at the end.
 
+A third side, "wall, no check", runs the wall without its look at each statement's text (whether it
+may change the setting behind the wrapper's back: ``rls.may_reset``), as the wrapper ran before that
+check existed; "wall / wall, no check" is what the check costs. A last pair of rounds measures a
+statement after one that resets the setting (``SET LOCAL``), against a statement after a plain one.
+
 No target: the figures are documented in docs/row-level-security.md.
 """
 
@@ -75,14 +80,27 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             connections["default"] = original
 
-    def measure(statement: Callable[[], Any], atomic: bool, runtime: BaseDatabaseWrapper | None) -> Callable[[], float]:
+    from cobee_django.db import rls
+
+    checked = rls.may_reset
+
+    def never(sql: str, *, bound: bool) -> bool:
+        return False
+
+    def measure(
+        statement: Callable[[], Any], atomic: bool, runtime: BaseDatabaseWrapper | None, check: bool = True
+    ) -> Callable[[], float]:
         def one_round() -> float:
             """Seconds per statement over one round."""
-            with walled(runtime), for_company(BOUND), transaction.atomic() if atomic else nullcontext():
-                start = time.perf_counter()
-                for _ in range(args.statements):
-                    statement()
-                return (time.perf_counter() - start) / args.statements
+            rls.may_reset = checked if check else never  # type: ignore[assignment]
+            try:
+                with walled(runtime), for_company(BOUND), transaction.atomic() if atomic else nullcontext():
+                    start = time.perf_counter()
+                    for _ in range(args.statements):
+                        statement()
+                    return (time.perf_counter() - start) / args.statements
+            finally:
+                rls.may_reset = checked
 
         return one_round
 
@@ -99,6 +117,19 @@ def main(argv: list[str] | None = None) -> None:
 
     def orm_page() -> Any:
         return list(Team.objects.order_by("name")[:20])
+
+    def after_a_reset() -> Any:
+        # Someone's SQL resets the setting; the statement after it must set it again (one more round trip).
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL cobee.company_ids TO ''")
+            cursor.execute("SELECT 1")
+            return cursor.fetchone()
+
+    def after_a_select() -> Any:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 2")
+            cursor.execute("SELECT 1")
+            return cursor.fetchone()
 
     companies = [BOUND] + [uuid.uuid4() for _ in range(COMPANIES - 1)]
     role = f"cobee_rls_bench_{secrets.token_hex(4)}"
@@ -118,11 +149,23 @@ def main(argv: list[str] | None = None) -> None:
                 for atomic in (False, True):
                     mode = "inside atomic()" if atomic else "autocommit"
                     results = interleave(
-                        {"bare": measure(statement, atomic, None), "wall": measure(statement, atomic, runtime)},
+                        {
+                            "bare": measure(statement, atomic, None),
+                            "wall": measure(statement, atomic, runtime),
+                            "unchecked": measure(statement, atomic, runtime, check=False),
+                        },
                         args.rounds,
                     )
                     result = ratio(results["wall"], results["bare"])
                     report(f"rls {label}, {mode} / no wall", result, unit="us per statement", scale=1e6)
+                    result = ratio(results["wall"], results["unchecked"])
+                    report(f"rls {label}, {mode} / wall, no check", result, unit="us per statement", scale=1e6)
+            results = interleave(
+                {"reset": measure(after_a_reset, True, runtime), "select": measure(after_a_select, True, runtime)},
+                args.rounds,
+            )
+            result = ratio(results["reset"], results["select"])
+            report("rls SET LOCAL + SELECT / SELECT + SELECT, inside atomic()", result, unit="us per pair", scale=1e6)
     finally:
         runtime.close()
         with unscoped():  # deleting companies looks for their tenant rows: a cascade needs a scope

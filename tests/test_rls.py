@@ -204,7 +204,9 @@ def test_inside_atomic_the_value_is_set_once_per_transaction_and_tenant(as_runti
 
     calls = []
     real_set = rls._set
-    monkeypatch.setattr(rls, "_set", lambda conn, values, sql: calls.append(values) or real_set(conn, values, sql))
+    monkeypatch.setattr(
+        rls, "_set", lambda conn, values, sql, **kw: calls.append(values) or real_set(conn, values, sql, **kw)
+    )
     with transaction.atomic():
         with for_company(A):
             for _ in range(3):
@@ -218,6 +220,86 @@ def test_inside_atomic_the_value_is_set_once_per_transaction_and_tenant(as_runti
         assert raw_names() == []
         assert raw_names() == []
     assert [ids for ids, _ in calls] == [f"{{{A}}}", f"{{{B}}}", ""]
+
+
+def run_raw(sql: str, params=()) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+#: SQL of the application's own that makes the server hold B's companies while A is bound.
+B_BEHIND_THE_WRAPPER = {
+    "ROLLBACK TO SAVEPOINT": "ROLLBACK TO SAVEPOINT raw_sp",
+    "rollback to savepoint, lower case, after a comment": "/* undo */ rollback to savepoint raw_sp",
+    "set_config(..., true)": f"SELECT set_config('cobee.company_ids', '{{{B}}}', true)",
+    "set_config(..., false)": f"SELECT set_config('cobee.company_ids', '{{{B}}}', false)",
+    "SET LOCAL": f"SET LOCAL cobee.company_ids TO '{{{B}}}'",
+    "SET": f"SET cobee.company_ids TO '{{{B}}}'",
+    "RESET": "RESET cobee.company_ids",
+    "RESET ALL": "RESET ALL",
+}
+
+
+@pytest.mark.parametrize("statement", B_BEHIND_THE_WRAPPER)
+def test_sql_that_changes_the_setting_behind_the_wrapper_is_undone_before_the_next_statement(as_runtime, statement):
+    with transaction.atomic():
+        with for_company(B):
+            assert raw_names() == ["b1"]
+            run_raw("SAVEPOINT raw_sp")  # made while the server holds B's companies
+        with for_company(A):
+            assert raw_names() == ["a1", "a2"]
+            run_raw(B_BEHIND_THE_WRAPPER[statement])
+            # The server held B (or nothing) here; the bound tenant is A, and A is what the next statement sees.
+            assert raw_names() == ["a1", "a2"]
+            assert raw_names("SELECT name FROM rlsapp_team WHERE company_id = %s", [B]) == []
+        assert raw_names() == []
+    with for_company(A):
+        assert raw_names() == ["a1", "a2"]
+    assert raw_names() == []
+    assert setting_now(as_runtime) in {("", ""), (None, None)}
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SET cobee.rls_bypass TO 'on'",
+        "SELECT set_config('cobee.rls_bypass', 'on', false)",
+        f"SELECT set_config('cobee.company_ids', '{{{B}}}', false)",
+    ],
+)
+@pytest.mark.parametrize("atomic", [False, True], ids=["autocommit", "atomic"])
+def test_a_session_level_setting_of_someones_sql_does_not_outlive_its_statement(as_runtime, statement, atomic):
+    with transaction.atomic() if atomic else nullcontext():
+        with unscoped():
+            run_raw(statement)
+        assert raw_names() == []  # nothing bound: no rows, whatever that SQL left behind
+    assert raw_names() == []
+    with for_company(A):
+        assert raw_names() == ["a1", "a2"]
+    assert raw_names() == []
+
+
+def test_a_raw_rollback_of_the_whole_transaction_is_followed_by_the_bound_tenant(as_runtime):
+    with for_company(A), transaction.atomic():
+        assert raw_names() == ["a1", "a2"]
+        with for_company(B):
+            run_raw("ROLLBACK")  # ends the server's transaction: its settings go with it
+            assert raw_names() == ["b1"]
+        assert raw_names() == ["a1", "a2"]
+
+
+def test_statements_after_a_resetting_one_in_the_same_execute_are_refused(as_runtime):
+    with transaction.atomic(), for_company(A):
+        assert raw_names() == ["a1", "a2"]
+        run_raw("SAVEPOINT raw_sp")
+        with pytest.raises(RowLevelSecurityError):
+            raw_names("ROLLBACK TO SAVEPOINT raw_sp; SELECT name FROM rlsapp_team")
+        # A statement may still end with one, and text in quotes or comments is not a statement.
+        run_raw("SELECT 1; ROLLBACK TO SAVEPOINT raw_sp")
+        assert raw_names("SELECT name FROM rlsapp_team WHERE name <> 'x; rollback' /* ; set x */ ORDER BY name") == [
+            "a1",
+            "a2",
+        ]
 
 
 def test_a_broken_transaction_keeps_djangos_error(as_runtime):
@@ -609,3 +691,55 @@ def test_a_new_token_through_permission_classes_resolves_its_tenant_once(api, is
     thread.start()
     thread.join(timeout=60)
     assert answers == [200]
+
+
+# --- which SQL may change the setting (no database) -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "resets"),
+    [
+        ("SELECT name FROM rlsapp_team WHERE company_id = %s", False),
+        ('UPDATE "rlsapp_team" SET "name" = %s WHERE "id" = %s', False),
+        ("SAVEPOINT s1", False),
+        ("RELEASE SAVEPOINT s1", False),
+        ("ROLLBACK TO SAVEPOINT s1", True),
+        ("  -- why\n  /* and how */ rollback", True),
+        ("ABORT", True),
+        ("COMMIT", True),
+        ("END", True),
+        ("SET search_path TO public", True),
+        ("set local cobee.company_ids to '{}'", True),
+        ("RESET ALL", True),
+        ("DISCARD ALL", True),
+        ("CALL do_things()", True),
+        ("DO $$ BEGIN PERFORM 1; END $$", True),
+        ("EXECUTE prepared_one", True),
+        ("SELECT SET_CONFIG('cobee.rls_bypass', 'on', false)", True),
+        ("SELECT 1; SELECT 2", False),
+        ("SELECT 1; ROLLBACK TO SAVEPOINT s1", True),
+        ("SELECT 'a; rollback'; SELECT \"b;set\"", False),
+        ("SELECT $tag$ ; reset all $tag$", False),
+    ],
+)
+def test_which_sql_may_change_the_setting(sql, resets):
+    from cobee_django.db.rls import may_reset
+
+    assert may_reset(sql, bound=True) is resets
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "ROLLBACK TO SAVEPOINT s1; SELECT 1",
+        "set x to 1 ; select 1",
+        "SELECT 1; COMMIT; SELECT 2",
+        "DO $$ x $$; SELECT 1",
+    ],
+)
+def test_statements_after_a_resetting_one_are_refused_only_with_a_tenant_bound(sql):
+    from cobee_django.db.rls import may_reset
+
+    with pytest.raises(RowLevelSecurityError):
+        may_reset(sql, bound=True)
+    assert may_reset(sql, bound=False) is True  # migrations and maintenance, nothing bound

@@ -26,6 +26,7 @@ tables) and refuses to run otherwise: a wall that is silently absent is worse th
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import uuid
 import weakref
@@ -59,11 +60,30 @@ _CITUS_SET_SQL = (
     f"SET LOCAL {COMPANY_IDS_SETTING} TO {{}}; SET LOCAL {BYPASS_SETTING} TO {{}}"
 )
 
+# Session-level values first (a SET or set_config(..., false) of someone's SQL outlives transactions), then ours.
+_RESET_SET_SQL = (
+    f"SELECT set_config('{COMPANY_IDS_SETTING}', '', false), set_config('{BYPASS_SETTING}', '', false), "
+    f"set_config('{COMPANY_IDS_SETTING}', %s, true), set_config('{BYPASS_SETTING}', %s, true)"
+)
+_CITUS_RESET = f"RESET {COMPANY_IDS_SETTING}; RESET {BYPASS_SETTING}; "
+
+#: The first words of the statements after which what the server holds for our settings is unknown:
+#: they change settings (SET, RESET, DISCARD), undo them (ROLLBACK [TO SAVEPOINT], ABORT), end the
+#: transaction they lived in (COMMIT, END, PREPARE TRANSACTION), or run code that may do any of these
+#: (CALL, DO, EXECUTE).
+_RESETTING_WORDS = frozenset(
+    {"set", "reset", "discard", "rollback", "abort", "commit", "end", "prepare", "call", "do", "execute"}
+)
+_FIRST_WORD = re.compile(r"\s*(?:(?:--[^\n]*(?:\n|$)|/\*.*?\*/)\s*)*\(*\s*([A-Za-z_]+)", re.DOTALL)
+_DOLLAR_TAG = re.compile(r"\$[A-Za-z_]*\$")
+
 #: Role verdicts per database (alias and settings), so each process asks PostgreSQL once.
 _verdicts: dict[tuple[str, ...], list[Problem]] = {}
 #: Connection objects already found safe (their settings do not change), to skip even the lookup.
 _safe: weakref.WeakSet[BaseDatabaseWrapper] = weakref.WeakSet()
 _resolving: ContextVar[bool] = ContextVar("cobee_django_rls_resolving", default=False)
+#: Connections on which a statement may have changed our settings behind the wrapper's back.
+_stale: weakref.WeakSet[BaseDatabaseWrapper] = weakref.WeakSet()
 #: Whether each connection's database is a Citus coordinator, asked once per physical connection.
 _citus: weakref.WeakKeyDictionary[BaseDatabaseWrapper, bool] = weakref.WeakKeyDictionary()
 
@@ -159,7 +179,63 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _set(connection: BaseDatabaseWrapper, values: tuple[str, str], sql: str) -> None:
+def _statements(sql: str) -> list[str]:
+    """The first word (lower case) of each statement of ``sql``, ignoring quotes, comments and dollar quotes."""
+    words: list[str] = []
+    start, i, n = 0, 0, len(sql)
+    while i < n:
+        char = sql[i]
+        if char in "'\"":
+            end = sql.find(char, i + 1)
+            while end != -1 and sql.startswith(char, end + 1):
+                end = sql.find(char, end + 2)  # a doubled quote inside the literal
+            i = n if end == -1 else end + 1
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = n if end == -1 else end + 1
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            i = n if end == -1 else end + 2
+        elif char == "$" and (tag := _DOLLAR_TAG.match(sql, i)):
+            end = sql.find(tag.group(), tag.end())
+            i = n if end == -1 else end + len(tag.group())
+        elif char == ";":
+            first = _FIRST_WORD.match(sql, start, i)
+            if first:
+                words.append(first.group(1).lower())
+            start = i = i + 1
+        else:
+            i += 1
+    first = _FIRST_WORD.match(sql, start)
+    if first:
+        words.append(first.group(1).lower())
+    return words
+
+
+def may_reset(sql: str, *, bound: bool) -> bool:
+    """True when ``sql`` may leave the server holding other values for our settings than the wrapper set.
+
+    Cheap for the statements Django writes (one anchored match, one substring search); SQL with
+    several statements is read statement by statement. With a tenant bound (or ``unscoped()``), SQL
+    that runs more statements after one of these is refused: they would run with whatever that one
+    left, before the wrapper could set the values again.
+    """
+    if ";" not in sql:
+        first = _FIRST_WORD.match(sql)
+        return bool(first and first.group(1).lower() in _RESETTING_WORDS) or "set_config" in sql.lower()
+    words = _statements(sql)
+    resetting = [word in _RESETTING_WORDS for word in words]
+    if bound and any(resetting[:-1]):
+        # Threat: the statements after a ROLLBACK TO SAVEPOINT or SET would run as another tenant.
+        raise RowLevelSecurityError(
+            "With row-level security on, run SET, RESET, DISCARD, ROLLBACK, COMMIT, CALL, DO and EXECUTE as "
+            "statements of their own, not followed by others in the same execute()."
+        )
+    return any(resetting) or "set_config" in sql.lower()
+
+
+def _set(connection: BaseDatabaseWrapper, values: tuple[str, str], sql: str, *, stale: bool = False) -> None:
+    """Set our values for this transaction; ``stale``: first clear any session-level values someone set."""
     # The raw cursor: not a statement of the application, so not wrapped, logged or counted.
     with connection.wrap_database_errors:
         citus = _citus.get(connection)
@@ -167,9 +243,11 @@ def _set(connection: BaseDatabaseWrapper, values: tuple[str, str], sql: str) -> 
             citus = _citus[connection] = is_citus(connection)
         with connection.connection.cursor() as cursor:
             if citus:
-                cursor.execute(_CITUS_SET_SQL.format(*(_literal(value) for value in values)))
+                statement = _CITUS_SET_SQL.format(*(_literal(value) for value in values))
+                cursor.execute(_CITUS_RESET + statement if stale else statement)
             else:
-                cursor.execute(_SET_SQL, values)
+                cursor.execute(_RESET_SET_SQL if stale else _SET_SQL, values)
+    _stale.discard(connection)
     if values == _BYPASS:
         _audit_bypass(connection, sql)
 
@@ -204,21 +282,43 @@ def execute_wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bo
     wanted = _wanted()
     if wanted is not None and wanted != _BYPASS:
         verify_role(connection)
+    resets = may_reset(sql, bound=wanted is not None)
+    try:
+        return _run(execute, sql, params, many, context, connection, wanted)
+    finally:
+        if resets:
+            # Whatever the server holds now is unknown: the next statement sets the values again.
+            _stale.add(connection)
+
+
+def _run(
+    execute: Callable[..., Any],
+    sql: str,
+    params: Any,
+    many: bool,
+    context: dict[str, Any],
+    connection: BaseDatabaseWrapper,
+    wanted: tuple[str, str] | None,
+) -> Any:
+    stale = connection in _stale
     if connection.in_atomic_block and connection.needs_rollback:
         return execute(sql, params, many, context)  # Django refuses it with its usual error
     if connection.in_atomic_block:
-        # In a transaction someone opened: set the values when they differ from those in effect.
-        current = _in_effect(connection)
-        target = wanted or (None if current in (None, _NOTHING) else _NOTHING)
-        if target is not None and target != current:
-            _set(connection, target, sql)
+        # In a transaction someone opened: set the values when they differ from those in effect
+        # (or when a statement may have changed them behind our back).
+        current = None if stale else _in_effect(connection)
+        target = wanted or (None if current in (None, _NOTHING) and not stale else _NOTHING)
+        if target is not None and (stale or target != current):
+            _set(connection, target, sql, stale=stale)
             connection.on_commit(_InEffect(target))
         return execute(sql, params, many, context)
     if not connection.get_autocommit():
         # A transaction managed by hand (set_autocommit(False)): nothing tracks it, set every time.
-        _set(connection, wanted or _NOTHING, sql)
+        _set(connection, wanted or _NOTHING, sql, stale=stale)
         return execute(sql, params, many, context)
     if wanted is None:
+        if stale:
+            _set(connection, _NOTHING, sql, stale=True)  # autocommit: clears session-level values for good
         return execute(sql, params, many, context)
     # Autocommit: run the statement in a transaction of its own, which the value cannot outlive.
     if connections[connection.alias] is not connection:
@@ -228,7 +328,7 @@ def execute_wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bo
             "outside a transaction; run it inside atomic() on that connection."
         )
     with transaction.atomic(using=connection.alias):
-        _set(connection, wanted, sql)
+        _set(connection, wanted, sql, stale=stale)
         return execute(sql, params, many, context)
 
 
@@ -241,5 +341,6 @@ def install(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None
     """
     if connection.vendor == "postgresql":
         _citus.pop(connection, None)  # a new physical connection: ask again, lazily
+        _stale.discard(connection)  # a new session holds nobody's values
         if execute_wrapper not in connection.execute_wrappers:
             connection.execute_wrappers.insert(0, execute_wrapper)
