@@ -587,7 +587,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     *_settings(
         "Tenancy",
-        Setting("PROVISION_MEMBERSHIP", True, "`bool`", "Tokens record memberships.", _boolean),
+        Setting("PROVISION_MEMBERSHIP", False, "`bool`", "Tokens record companies and corporation links.", _boolean),
         Setting("MEMBERSHIP_RESOLVER", None, "dotted path or `None`", "Corporation directory.", _text(optional=True)),
         Setting("COMPANY_URL_KWARG", "companyId", "`str`", "URL keyword of the company id.", _text()),
         Setting("CORPORATION_URL_KWARG", "corporationId", "`str`", "URL keyword of the corporation id.", _text()),

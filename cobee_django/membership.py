@@ -3,14 +3,22 @@
 A company-only token does not say which corporation its company belongs to, so membership has
 several sources, all ending in the ``Company`` table (``Company.corporation``):
 
-- verified tokens carrying both ``companyId`` and ``corporationId`` prove the link; it is
-  recorded the first time it is seen (``PROVISION_MEMBERSHIP``, on by default), and when a
-  company moves the token with the newest ``iat`` wins. What was recorded is remembered in
-  process, so a request does not write to the database;
 - the admin, and ``manage.py load_directory`` (a JSON or CSV export of the directory); a link
   they set (stamped with the moment they set it) is never changed by a token, older or newer;
 - ``MEMBERSHIP_RESOLVER``: a dotted path to ``f(corporation_id) -> iterable of company ids``,
-  for projects whose directory lives elsewhere; when set it answers instead of the table.
+  for projects whose directory lives elsewhere; when set it answers instead of the table;
+- rows your own code writes;
+- only when the project opts in (``PROVISION_MEMBERSHIP = True``, for projects whose token issuer
+  is their directory): verified tokens carrying both ``companyId`` and ``corporationId``; the link
+  is recorded the first time it is seen, and when a company moves the token with the newest
+  ``iat`` wins. What was recorded is remembered in process, so a request does not write to the
+  database.
+
+By default a token never creates a company nor creates or changes a corporation link: one
+misconfigured client at the issuer would otherwise move a company into a corporation, and open
+it to every client of that corporation, for good. A token whose corporation does not hold its
+company (by the directory) still reaches its own company, and the disagreement is logged once
+per process.
 """
 
 from __future__ import annotations
@@ -60,6 +68,7 @@ def _reset() -> None:
     with _lock:
         _recorded.clear()
         _resolver.clear()
+        _disagreements.clear()
 
 
 @receiver(setting_changed)
@@ -188,9 +197,44 @@ def _is_recorded(key: tuple[uuid.UUID, uuid.UUID | None], issued_at: float | Non
 
 
 def tenant_for_principal(principal: ClientPrincipal) -> Tenant:
-    """The tenant a verified token grants: its company, or every company of its corporation."""
+    """The tenant a verified token grants: its company, or every company of its corporation.
+
+    The corporation's companies come from the directory (the ``Company`` table or
+    ``MEMBERSHIP_RESOLVER``), never from the token, unless ``PROVISION_MEMBERSHIP`` is on.
+    """
     record_token(principal)
     companies = frozenset({principal.company_id})
     if principal.corporation_id is not None:
-        companies |= companies_of(principal.corporation_id)
+        members = companies_of(principal.corporation_id)
+        if principal.company_id not in members:
+            _report_disagreement(principal.company_id, principal.corporation_id)
+        companies |= members
     return Tenant(companies, principal.corporation_id, principal)
+
+
+#: (company, corporation) pairs whose disagreement with the directory was logged, per process.
+_disagreements: OrderedDict[tuple[uuid.UUID, uuid.UUID], None] = OrderedDict()
+
+
+def _report_disagreement(company_id: uuid.UUID, corporation_id: uuid.UUID) -> None:
+    """Log once per process that a token names a corporation the directory does not put its company in."""
+    key = (company_id, corporation_id)
+    with _lock:
+        if key in _disagreements:
+            return
+        _disagreements[key] = None
+        while len(_disagreements) > RECORDED_CACHE_SIZE:
+            _disagreements.popitem(last=False)
+    why = "" if conf.get_settings().provision_membership else " (PROVISION_MEMBERSHIP is off)"
+    logger.warning(
+        "A token names corporation %s for company %s, which the directory does not put in it: the token "
+        "reaches its own company and the corporation's companies; its link is not recorded%s.",
+        corporation_id,
+        company_id,
+        why,
+        extra={
+            "event": "membership_disagreement",
+            "company_id": str(company_id),
+            "corporation_id": str(corporation_id),
+        },
+    )

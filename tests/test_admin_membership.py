@@ -28,6 +28,12 @@ HOUR = 3600
 
 
 @pytest.fixture(autouse=True)
+def _tokens_provision(settings):
+    """These tests are about tokens meeting admin links: the project opts in to tokens recording links."""
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "PROVISION_MEMBERSHIP": True}
+
+
+@pytest.fixture(autouse=True)
 def _fresh_membership_cache():
     membership._reset()
     yield

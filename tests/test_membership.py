@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
+import time
 import uuid
 
 import pytest
@@ -22,6 +24,12 @@ def settings_with(**overrides):
     return override_settings(COBEE_DJANGO={**user_settings(), **overrides})
 
 
+@pytest.fixture
+def provisioning(settings):
+    """The project opts in: its token issuer is its directory, so tokens record companies and links."""
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "PROVISION_MEMBERSHIP": True}
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     membership._reset()
@@ -29,7 +37,7 @@ def _fresh_cache():
     membership._reset()
 
 
-def test_a_token_with_both_ids_provisions_the_link_on_first_sight(db):
+def test_a_token_with_both_ids_provisions_the_link_on_first_sight(db, provisioning):
     company, corp = uuid.uuid4(), uuid.uuid4()
     tenant = membership.tenant_for_principal(principal(company, corp, iat=1000))
     assert tenant.company_ids == {company} and tenant.corporation_id == corp
@@ -40,13 +48,13 @@ def test_a_token_with_both_ids_provisions_the_link_on_first_sight(db):
     assert Corporation.objects.filter(pk=corp).exists()
 
 
-def test_a_company_only_token_registers_the_company_without_a_corporation(db):
+def test_a_company_only_token_registers_the_company_without_a_corporation(db, provisioning):
     company = uuid.uuid4()
     assert membership.tenant_for_principal(principal(company)).company_ids == {company}
     assert Company.objects.get(pk=company).corporation_id is None
 
 
-def test_what_was_recorded_is_not_written_again(db, django_assert_num_queries):
+def test_what_was_recorded_is_not_written_again(db, provisioning, django_assert_num_queries):
     company, corp = uuid.uuid4(), uuid.uuid4()
     membership.record_token(principal(company, corp, iat=1000))
     with django_assert_num_queries(0):
@@ -54,7 +62,7 @@ def test_what_was_recorded_is_not_written_again(db, django_assert_num_queries):
         membership.record_token(principal(company, corp, iat=900))  # older: nothing to learn
 
 
-def test_the_newest_token_wins_when_a_company_moves(db):
+def test_the_newest_token_wins_when_a_company_moves(db, provisioning):
     company, first, second = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     membership.record_token(principal(company, first, iat=1000))
     membership.record_token(principal(company, second, iat=2000))
@@ -66,7 +74,7 @@ def test_the_newest_token_wins_when_a_company_moves(db):
     assert Company.objects.get(pk=company).corporation_id == first
 
 
-def test_a_token_without_iat_links_only_unlinked_companies(db):
+def test_a_token_without_iat_links_only_unlinked_companies(db, provisioning):
     company, first, second = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     membership.record_token(principal(company, first, iat=None))
     assert Company.objects.get(pk=company).corporation_id == first
@@ -74,12 +82,44 @@ def test_a_token_without_iat_links_only_unlinked_companies(db):
     assert Company.objects.get(pk=company).corporation_id == first
 
 
-def test_provisioning_can_be_turned_off(db):
+def test_tokens_record_nothing_by_default(db):
     company, corp = uuid.uuid4(), uuid.uuid4()
-    with settings_with(PROVISION_MEMBERSHIP=False):
-        tenant = membership.tenant_for_principal(principal(company, corp, iat=1000))
+    tenant = membership.tenant_for_principal(principal(company, corp, iat=1000))
     assert tenant.company_ids == {company}  # the token's own company is always granted
     assert not Company.objects.filter(pk=company).exists()
+    assert not Corporation.objects.filter(pk=corp).exists()
+
+
+def test_a_token_cannot_move_a_company_into_a_corporation_by_default(tenants, caplog):
+    """The issue's Globex: a company created in code, a token naming it with another corporation."""
+    globex = Company.objects.create(name="Globex")  # no link asserted: created in code
+    iberia = tenants.corp
+    with caplog.at_level(logging.WARNING, logger="cobee_django.membership"):
+        tenant = membership.tenant_for_principal(principal(globex.pk, iberia, iat=time.time()))
+        membership._recorded.clear()
+        membership.tenant_for_principal(principal(globex.pk, iberia, iat=time.time()))  # logged once
+    # The token reaches its own company (and the corporation's, as any client of it), and is logged...
+    assert tenant.company_ids == {globex.pk, tenants.a, tenants.b}
+    assert [r.event for r in caplog.records] == ["membership_disagreement"]
+    assert str(globex.pk) in caplog.records[0].getMessage()
+    # ...but the link is not recorded: every other client of the corporation still cannot reach Globex.
+    globex.refresh_from_db()
+    assert globex.corporation_id is None
+    assert membership.tenant_for_principal(principal(tenants.a, iberia)).company_ids == {tenants.a, tenants.b}
+
+
+def test_a_token_agreeing_with_the_directory_logs_nothing(tenants, caplog):
+    with caplog.at_level(logging.WARNING, logger="cobee_django.membership"):
+        membership.tenant_for_principal(principal(tenants.a, tenants.corp))
+    assert caplog.records == []
+
+
+def test_with_provisioning_on_the_token_links_the_company(tenants, provisioning):
+    globex = Company.objects.create(name="Globex")
+    tenant = membership.tenant_for_principal(principal(globex.pk, tenants.corp, iat=time.time()))
+    assert tenant.company_ids == {globex.pk, tenants.a, tenants.b}
+    globex.refresh_from_db()
+    assert globex.corporation_id == tenants.corp
 
 
 def test_a_corporation_token_reaches_every_company_of_its_corporation(tenants):
