@@ -256,12 +256,34 @@ def check_rows(model: type[Model], objs: Sequence[Model], using: str | None, fie
     check_references(model, objs, tenant, using, fields)
 
 
+#: The one answer to a save that names a primary key no row of the bound tenant has (see pk_refused).
+PK_REFUSED = (
+    "No {label} row of the bound tenant has this primary key, and new rows get theirs from the database: "
+    "leave it unset."
+)
+
+
+def database_assigns_pk(model: type[Model]) -> bool:
+    """True when ``model``'s primary key is a sequence the database assigns (``AutoField`` and kin)."""
+    pk: Any = model._meta.pk
+    return bool(getattr(pk, "db_returning", False)) and not pk.has_default()
+
+
+def pk_refused(model: type[Model]) -> TenantViolation:
+    """The refusal of a chosen sequential primary key: the same whether the key is free or another company's."""
+    return TenantViolation(PK_REFUSED.format(label=model._meta.label))
+
+
 def check_save(obj: Model, using: str | None, update_fields: Iterable[str] | None, *, raw: bool = False) -> None:
     """The guard of every save of a tenant row (``save()``, ``create()``, raw saves)."""
     tenant = _limit()
     fields = None if update_fields is None else set(update_fields)
     assign_company(obj, tenant)
     model = type(obj)
+    if tenant is not None and not raw and obj._state.adding and obj.pk is not None and database_assigns_pk(model):
+        # Threat: a chosen sequential id would be refused when another company has it and inserted when
+        # free, telling which ids exist: refuse both alike (fixtures, raw=True, and unscoped() may choose).
+        raise pk_refused(model)
     moved_from = _moving_from(obj, using, raw=raw)
     if moved_from is not None:
         if tenant is not None and not tenant.reaches(moved_from):

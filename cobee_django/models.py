@@ -180,11 +180,14 @@ class TenantModel(models.Model):
             values,
             lambda qs, vals: super(TenantModel, self)._do_update(qs, using, pk_val, vals, *rest, **kwargs),
         )
-        if (
-            not updated
-            and not state.is_unscoped()
-            and unscoped_rows(base_qs.model, using=base_qs.db).filter(pk=self.pk).exists()
-        ):
+        if updated or state.is_unscoped():
+            return updated
+        if guards.database_assigns_pk(type(self)) and not self._state.adding:
+            # A loaded row's sequential key the tenant has no row with: the same refusal whether another
+            # company has it or it is free (inserting it would tell which ids exist). A new row with a
+            # chosen key was refused before (guards.check_save), unless a fixture (raw) loads it.
+            raise guards.pk_refused(type(self))
+        if unscoped_rows(base_qs.model, using=base_qs.db).filter(pk=self.pk).exists():
             raise TenantViolation(f"This {self._meta.label} row belongs to a company the bound tenant does not reach.")
         return updated
 
