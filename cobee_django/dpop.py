@@ -628,8 +628,14 @@ def get_proof_verifier() -> ProofVerifier:
 
         with _verifier_lock:
             if _verifier is None:
-                secret = hashlib.sha256(b"cobee_django.dpop.nonce" + str(django_settings.SECRET_KEY).encode()).digest()
-                _verifier = ProofVerifier(get_settings(), secret)
+                settings = get_settings()
+                # SECRET_KEY is read only when nonces are on (a project without DPoP needs none here).
+                secret = (
+                    hashlib.sha256(b"cobee_django.dpop.nonce" + str(django_settings.SECRET_KEY).encode()).digest()
+                    if settings.dpop_nonce_lifetime is not None
+                    else b""
+                )
+                _verifier = ProofVerifier(settings, secret)
             verifier = _verifier
     return verifier
 
