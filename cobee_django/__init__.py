@@ -14,9 +14,9 @@ to no import cycle.
 5. The database walls: ``db._catalog``, ``db.policy``, ``db.rls``, ``db.operations``, ``db.citus``,
    ``db.checks``, ``db.backends.citus``. The core above asks the backend's features, never these.
 6. Staff and the admin: ``staff`` (grants) < ``staff.oidc``, ``staff.switcher`` < ``admin`` (the classes users import).
-7. Requests: ``permissions``, ``throttling``, ``views``, ``middleware``.
+7. Requests: ``permissions``, ``serializers``, ``throttling``, ``views``, ``middleware``.
 8. Optional integrations, loaded by the app config only when the project turns them on:
-   ``contrib.celery``, ``contrib.opentelemetry``, ``contrib.drf_spectacular``.
+   ``contrib.celery``, ``contrib.opentelemetry``, ``contrib.drf_spectacular``, ``contrib.ninja``.
 9. Wiring: ``checks``, ``apps``, ``urls``.
 10. Optional helpers and apps: ``testing`` < ``devissuer`` (the development token issuer).
 

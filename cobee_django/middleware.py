@@ -33,6 +33,7 @@ from .exceptions import DatabaseUnavailable, NoTenantBound, TenantViolation
 from .membership import tenant_for_principal
 from .principal import ClientPrincipal
 from .state import Tenant
+from .tokens import ValidatedToken
 
 __all__ = ["TenantMiddleware"]
 
@@ -43,6 +44,13 @@ NO_TENANT_PAGE_MESSAGE = "No company is selected for this page, so its data cann
 #: The constant body of the 503 answered when the database cannot be reached in time (as JSON
 #: ``{"detail": ...}`` for API requests, as text otherwise).
 DATABASE_UNAVAILABLE_MESSAGE = str(DatabaseUnavailable.default_detail)
+
+#: What a plain Django view answers, with a 401, when it reads a tenant model for a caller it never
+#: authenticated (no session, and nothing read the access token): what the view is missing.
+UNAUTHENTICATED_VIEW_MESSAGE = (
+    "This view reads company data but does not authenticate its caller: nothing read the access token. "
+    "Decorate the view with cobee_django.views.token_required (or use TokenRequiredMixin)."
+)
 
 #: Deprecated: the attribute is private to :mod:`cobee_django.bearer` now.
 INSUFFICIENT_SCOPE_ATTR = "cobee_insufficient_scope"
@@ -143,10 +151,12 @@ class TenantMiddleware:
 
         DRF views answer these errors themselves (they are ``APIException`` subclasses); anything
         else reaching Django's handler would be a 500 that also tells an attacker where the wall is.
-        ``NoTenantBound`` is a 403 here (a session has no Bearer challenge to offer), a
-        ``TenantViolation`` its own status (403; 400 for ``CompanyNotNamed``). The body is constant;
-        the message, which may name ids, is logged. Other exceptions (the programming errors of
-        ``TenantError`` among them) go on to Django's handling.
+        ``NoTenantBound`` is a 403 with :data:`NO_TENANT_PAGE_MESSAGE` for a signed-in user (a staff
+        member with no company selected), and a 401 with :data:`UNAUTHENTICATED_VIEW_MESSAGE` and the
+        Bearer challenge for a caller no one authenticated (a plain view without ``token_required``);
+        a ``TenantViolation`` is its own status (403; 400 for ``CompanyNotNamed``). The body is
+        constant; the message, which may name ids, is logged. Other exceptions (the programming
+        errors of ``TenantError`` among them) go on to Django's handling.
 
         A database fault (:func:`cobee_django.db.faults.classify`), from a DRF view or a plain one,
         is answered by :meth:`database_unavailable`.
@@ -154,13 +164,20 @@ class TenantMiddleware:
         fault = classify(exception)
         if fault is not None:
             return self.database_unavailable(request, exception, fault)
+        challenge = None
         if isinstance(exception, NoTenantBound):
-            status, text = 403, NO_TENANT_PAGE_MESSAGE
+            user = getattr(request, "user", None)
+            if user is not None and getattr(user, "is_authenticated", False):
+                status, text = 403, NO_TENANT_PAGE_MESSAGE
+            else:
+                status, text, challenge = 401, UNAUTHENTICATED_VIEW_MESSAGE, bearer.challenge()
         elif isinstance(exception, TenantViolation):
             status, text = exception.status_code, str(exception.default_detail)
         else:
             return None
         response = HttpResponse(text, status=status, content_type="text/plain; charset=utf-8")
+        if challenge is not None:
+            response["WWW-Authenticate"] = challenge
         log_response(
             "%s on %s: %s",
             type(exception).__name__,
@@ -200,7 +217,8 @@ class TenantMiddleware:
         and, for views that authenticate with access tokens, headers that keep shared caches out."""
         bearer.add_insufficient_scope_challenge(request, response)
         dpop.add_nonce_header(request, response)
-        if is_token_authenticated_view(response):
+        # DRF views that accept tokens, and any other view that verified one (plain views, Ninja).
+        if is_token_authenticated_view(response) or isinstance(getattr(request, "auth", None), ValidatedToken):
             # A proxy or CDN caching one client's answer (or error) would serve it to the next client.
             patch_cache_control(response, private=True)
             patch_vary_headers(response, ["Authorization"])

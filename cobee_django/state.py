@@ -94,11 +94,14 @@ TenantResolver = Callable[[], Tenant | None]
 
 #: Every tool that binds a tenant, named in each :class:`NoTenantBound` message.
 HOW_TO_BIND = (
-    "Bind one: in a request, TenantMiddleware with an authenticated principal (HasTenant in the view's "
-    "permission_classes); in code, cobee_django.state.for_company(), for_corporation(), for_tenant(), or "
-    "unscoped() to lift scoping on purpose; in a management command, subclass "
-    "cobee_django.management.base.TenantCommand or run it through `manage.py with_tenant --company ID -- "
-    "<command>`; in a background task, the helpers of cobee_django.tasks (tenant_task, task_kwargs, carry)."
+    "Bind one: in a DRF view, TenantMiddleware with an authenticated principal (HasTenant in the view's "
+    "permission_classes); in a plain Django view, sync or async, nothing reads the access token unless the "
+    "view says so: decorate it with cobee_django.views.token_required (or use TokenRequiredMixin); in "
+    "Django Ninja, auth=cobee_django.contrib.ninja.TokenAuth(); in code, cobee_django.state.for_company(), "
+    "for_corporation(), for_tenant(), or unscoped() to lift scoping on purpose; in a management command, "
+    "subclass cobee_django.management.base.TenantCommand or run it through `manage.py with_tenant --company "
+    "ID -- <command>`; in a Celery task, the Celery integration (cobee_django.contrib.celery.install(app) "
+    "carries the caller's tenant in the task's headers and binds it in the worker)."
 )
 NO_TENANT_MESSAGE = f"No tenant is bound, so tenant models refuse to read or write. {HOW_TO_BIND}"
 

@@ -14,7 +14,7 @@ from django.urls import path
 
 from cobee_django import state
 from cobee_django.exceptions import CompanyNotNamed, TenantViolation
-from cobee_django.middleware import NO_TENANT_PAGE_MESSAGE
+from cobee_django.middleware import NO_TENANT_PAGE_MESSAGE, UNAUTHENTICATED_VIEW_MESSAGE
 from tests.testapp.models import Department
 
 pytestmark = pytest.mark.urls(__name__)
@@ -98,8 +98,15 @@ def test_reading_a_tenant_model_with_no_tenant_bound_is_a_403(staff_client, tena
     assert_constant_refusal(staff_client.get(url), 403, NO_TENANT_PAGE_MESSAGE)
 
 
-def test_an_anonymous_plain_view_is_a_403_too(client, tenants):
-    assert_constant_refusal(client.get("/count"), 403, NO_TENANT_PAGE_MESSAGE)
+@pytest.mark.parametrize("url", ["/count", "/count-async"])
+@pytest.mark.parametrize("authorization", [None, "Bearer some.access.token"])
+def test_an_unauthenticated_plain_view_is_a_401_saying_what_to_add(client, tenants, url, authorization):
+    """No session and no one read the token: never the admin's text, but what the view lacks."""
+    headers = {"HTTP_AUTHORIZATION": authorization} if authorization else {}
+    response = client.get(url, **headers)
+    assert_constant_refusal(response, 401, UNAUTHENTICATED_VIEW_MESSAGE)
+    assert "token_required" in UNAUTHENTICATED_VIEW_MESSAGE
+    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
 
 
 @pytest.mark.parametrize("url", ["/admin/write-elsewhere/", "/write-elsewhere"])

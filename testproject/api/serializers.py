@@ -7,6 +7,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from cobee_django.serializers import CompanyRelatedField
+
 from .models import (
     PAYROLL_PATTERN,
     BenefitBagConfig,
@@ -87,9 +89,8 @@ class EmployeeSerializer(serializers.ModelSerializer[Employee]):
     costCenter = serializers.CharField(source="cost_center", max_length=64, required=False, allow_blank=True)
     payrollCompany = serializers.CharField(source="payroll_company", max_length=200, required=False, allow_blank=True)
     grossSalary = MoneyField("gross_salary_in_cents", "gross_salary_currency", required=False, allow_null=True)
-    modelId = serializers.PrimaryKeyRelatedField(
-        source="model", queryset=BenefitModel.objects.none(), required=False, allow_null=True
-    )
+    # A benefit model of another company (even a sibling the caller may read) is not a choice: a 400.
+    modelId = CompanyRelatedField(source="model", queryset=BenefitModel.objects.all(), required=False, allow_null=True)
     workdayConfiguration = serializers.DictField(source="workday_configuration", required=False)
     metadata = MetadataField(required=False)
 
@@ -117,13 +118,6 @@ class EmployeeSerializer(serializers.ModelSerializer[Employee]):
         read_only_fields = ["id"]
         # Uniqueness per company is checked below, against the company of the URL.
         validators: list[Any] = []
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        company_id = self.company_id
-        if company_id is not None:
-            # A benefit model of another company (even one the caller may see) is not a choice.
-            self.fields["modelId"].queryset = BenefitModel.objects.filter(company_id=company_id)  # type: ignore[attr-defined]
 
     @property
     def company_id(self) -> uuid.UUID | None:

@@ -9,7 +9,6 @@ the URL and puts new rows in it.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -25,10 +24,8 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from cobee_django.models import Company
-from cobee_django.permissions import CanAccessCompany, CanAccessCorporation, HasScopes, HasTenant, parse_url_id
-from cobee_django.state import tenant_or_none
-from cobee_django.views import CompanyFromURLMixin
+from cobee_django.permissions import CanAccessCompany, CanAccessCorporation, HasScopes, HasTenant
+from cobee_django.views import CompanyFromURLMixin, CorporationFromURLMixin
 
 from .models import BenefitModel, Consumption, Employee, EmployeeState
 from .pagination import EmployeePagination
@@ -177,7 +174,7 @@ CSV_COLUMNS = [
 ]
 
 
-class CorporationConsumptions(EmployeeScopes, APIView):
+class CorporationConsumptions(EmployeeScopes, CorporationFromURLMixin, APIView):
     """``GET /api/v3/corporations/{corporationId}/consumptions?payroll=YYYY-MM``, grouped by company.
 
     JSON by default, CSV with ``Accept: text/csv``. An employee who moved between companies of the
@@ -191,40 +188,27 @@ class CorporationConsumptions(EmployeeScopes, APIView):
         query = ConsumptionQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         payroll = query.validated_data["payroll"]
-        corporation_id = parse_url_id(self, "corporationId")
-        tenant = tenant_or_none()
-        bound = tenant.company_ids if tenant is not None else frozenset()
-        companies = list(Company.objects.filter(corporation_id=corporation_id, id__in=bound).order_by("name", "id"))
         consumptions = (
-            Consumption.objects.filter(company__in=companies, payroll=payroll)
+            Consumption.objects.filter(company_id__in=self.get_corporation_company_ids(), payroll=payroll)
             .select_related("employee")
             .order_by("date", "id")
         )
-        by_company: dict[uuid.UUID, list[Consumption]] = {company.id: [] for company in companies}
-        for consumption in consumptions:
-            by_company[consumption.company_id].append(consumption)
+        report = self.group_by_company(consumptions)
         if isinstance(request.accepted_renderer, CSVRenderer):
-            rows = [
-                [company.id, company.name, *self._csv_row(consumption)]
-                for company in companies
-                for consumption in by_company[company.id]
-            ]
+            rows = [[company.id, company.name, *self._csv_row(row)] for company, rows in report for row in rows]
             return Response({"columns": CSV_COLUMNS, "rows": rows})
         return Response(
             {
-                "corporationId": str(corporation_id),
+                "corporationId": str(self.get_url_corporation_id()),
                 "payroll": payroll,
                 "companies": [
                     {
                         "companyId": str(company.id),
                         "companyName": company.name,
-                        "total": {
-                            "amountInCents": sum(c.amount_in_cents for c in by_company[company.id]),
-                            "currency": "EUR",
-                        },
-                        "consumptions": ConsumptionSerializer(by_company[company.id], many=True).data,
+                        "total": {"amountInCents": sum(c.amount_in_cents for c in rows), "currency": "EUR"},
+                        "consumptions": ConsumptionSerializer(rows, many=True).data,
                     }
-                    for company in companies
+                    for company, rows in report
                 ],
             }
         )
