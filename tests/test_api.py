@@ -211,20 +211,21 @@ def test_another_companys_or_unknown_employee_is_404(world, as_client, target):
         assert Employee.objects.filter(state="removed").count() == 1
 
 
-@pytest.mark.parametrize(
-    ("caller", "target", "status"),
-    [
-        ("a", "a", 200),
-        ("a", "b", 403),
-        ("a", "solo", 403),
-        ("corp", "a", 200),
-        ("corp", "b", 200),
-        ("corp", "c", 403),
-        ("corp", "solo", 403),
-        ("solo", "solo", 200),
-        ("solo", "a", 403),
-    ],
-)
+#: Which company URLs each caller reaches (tests/test_serving_surfaces.py asks every way of serving).
+COMPANY_REACH = [
+    ("a", "a", 200),
+    ("a", "b", 403),
+    ("a", "solo", 403),
+    ("corp", "a", 200),
+    ("corp", "b", 200),
+    ("corp", "c", 403),
+    ("corp", "solo", 403),
+    ("solo", "solo", 200),
+    ("solo", "a", 403),
+]
+
+
+@pytest.mark.parametrize(("caller", "target", "status"), COMPANY_REACH)
 def test_which_company_urls_a_caller_reaches(world, as_client, caller, target, status):
     api = as_client(world.a, world.corp) if caller == "corp" else as_client(getattr(world, caller))
     target_company = getattr(world, target)
@@ -232,7 +233,11 @@ def test_which_company_urls_a_caller_reaches(world, as_client, caller, target, s
         assert api.get(path).status_code == status, path
 
 
-@pytest.mark.parametrize("company_id", ["not-a-uuid", str(uuid.uuid4())])
+#: Company ids in the path that no caller reaches: malformed (404) or unknown (403).
+BAD_COMPANY_IDS = ["not-a-uuid", str(uuid.uuid4()), "5E9E9701-9883-447D-9884-46E75993E33B", "%00"]
+
+
+@pytest.mark.parametrize("company_id", BAD_COMPANY_IDS)
 def test_malformed_or_unknown_company_is_refused(world, as_client, company_id):
     response = as_client(world.a).get(f"/api/v3/companies/{company_id}/employees")
     assert response.status_code in (403, 404)
@@ -272,18 +277,19 @@ def test_a_token_from_another_key_is_401(world, cobee_issuer):
     assert api.get(employees_url(world.a)).status_code == 401
 
 
-@pytest.mark.parametrize(
-    ("scopes", "method", "status"),
-    [
-        ([], "get", 403),
-        (["write:employees"], "get", 403),
-        (READ, "get", 200),
-        (READ, "post", 403),
-        (READ, "patch", 403),
-        (READ, "delete", 403),
-        (["write:employees"], "delete", 204),
-    ],
-)
+#: What each scope set may do (tests/test_serving_surfaces.py asks every way of serving).
+SCOPE_MATRIX = [
+    ([], "get", 403),
+    (["write:employees"], "get", 403),
+    (READ, "get", 200),
+    (READ, "post", 403),
+    (READ, "patch", 403),
+    (READ, "delete", 403),
+    (["write:employees"], "delete", 204),
+]
+
+
+@pytest.mark.parametrize(("scopes", "method", "status"), SCOPE_MATRIX)
 def test_reads_need_read_scope_and_writes_write_scope(world, as_client, scopes, method, status):
     api = as_client(world.a, scopes=scopes)
     ana = world.employees["ana"]

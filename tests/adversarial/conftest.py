@@ -50,6 +50,7 @@ SUITES = {
     "test_concurrency": "concurrency",
     "test_jwks_faults": "jwks faults",
     "test_fuzz": "fuzz",
+    "test_asgi_surfaces": "asgi surfaces",
 }
 
 
@@ -312,11 +313,21 @@ def _own_group_dies_with_us() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-_LISTENING = re.compile(rb"(?:Listening at: |Uvicorn running on )http://127\.0\.0\.1:(\d+)")
+def _daphne_command() -> list[str]:
+    return [
+        *(sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", "0", "--access-log", os.devnull),
+        "testproject.asgi:application",
+    ]
+
+
+_LISTENING = re.compile(
+    rb"(?:Listening at: |Uvicorn running on )http://127\.0\.0\.1:(\d+)|Listening on TCP address 127\.0\.0\.1:(\d+)"
+)
+_COMMANDS = {"wsgi": _gunicorn_command, "asgi": _uvicorn_command, "daphne": _daphne_command}
 
 
 class ServedProject:
-    """The test project under gunicorn (``kind="wsgi"``) or uvicorn (``kind="asgi"``) in a subprocess."""
+    """The test project under gunicorn (``kind="wsgi"``), uvicorn (``"asgi"``) or Daphne (``"daphne"``)."""
 
     def __init__(self, kind: str, env: Mapping[str, str], log_path: Path) -> None:
         self.kind = kind
@@ -326,7 +337,7 @@ class ServedProject:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> ServedProject:
-        command = _gunicorn_command() if self.kind == "wsgi" else _uvicorn_command()
+        command = _COMMANDS[self.kind]()
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_own_group_dies_with_us
@@ -336,7 +347,7 @@ class ServedProject:
         while time.monotonic() < deadline:
             match = _LISTENING.search(self.log_path.read_bytes())
             if match:
-                self.port = int(match.group(1))
+                self.port = int(match.group(1) or match.group(2))
                 break
             if self.process.poll() is not None:
                 raise RuntimeError(f"the {self.kind} server exited:\n{self.log()}")
