@@ -18,6 +18,7 @@ OPTIONAL = {
     "testing": "test",
     "contrib/celery.py": "celery",
     "contrib/opentelemetry.py": "otel",
+    "contrib/ninja.py": "ninja",
 }
 
 
