@@ -216,3 +216,92 @@ def tenant_manager_warnings(models: Iterable[type[Model]]) -> list[CheckMessage]
                 )
             )
     return warnings
+
+
+# --- deploy checks (``manage.py check --deploy``) ------------------------------------------------------
+
+W_ISSUER_SLASH = "cobee_django.W060"
+W_OIDC_INSECURE = "cobee_django.W061"
+W_CACHE_NOT_SHARED = "cobee_django.W062"
+#: The admin's OpenID provider endpoints (mozilla-django-oidc's settings).
+OIDC_ENDPOINT_SETTINGS = (
+    "OIDC_OP_AUTHORIZATION_ENDPOINT",
+    "OIDC_OP_TOKEN_ENDPOINT",
+    "OIDC_OP_USER_ENDPOINT",
+    "OIDC_OP_JWKS_ENDPOINT",
+)
+#: Cache backends that each process holds on its own (or not at all).
+PROCESS_LOCAL_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+
+
+@register(Tags.security, deploy=True)
+def check_deployment(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """W060-W062: what works in development but not in production (``check --deploy`` only)."""
+    if validate(raw_setting()):
+        return []  # the settings checks report what is broken first
+    from .conf import get_settings
+
+    cobee = get_settings()
+    return [
+        *issuer_slash_warnings([issuer.issuer for issuer in cobee.issuers]),
+        *oidc_endpoint_warnings(settings),
+        *shared_cache_warnings(settings, cobee.jwks_cache_alias, cobee.throttle_cache_alias),
+    ]
+
+
+def issuer_slash_warnings(issuers: Iterable[str]) -> list[CheckMessage]:
+    """W060: an Auth0 issuer ends with ``/``, and ``iss`` must equal the setting exactly."""
+    return [
+        Warning(
+            f"The issuer {issuer!r} does not end with '/': Auth0's tokens carry 'https://TENANT.auth0.com/', "
+            "and a token whose iss differs by the slash is refused (bad_issuer).",
+            hint=f"Write ISSUER as {issuer + '/'!r}, exactly as the iss claim of your tokens.",
+            id=W_ISSUER_SLASH,
+        )
+        for issuer in issuers
+        if not issuer.endswith("/")
+    ]
+
+
+def oidc_endpoint_warnings(project: Any) -> list[CheckMessage]:
+    """W061: with DEBUG off, the admin's OpenID endpoints must be https and not this machine."""
+    if getattr(project, "DEBUG", False):
+        return []
+    from .conf import get_settings, is_loopback_url
+
+    found = [(name, getattr(project, name, None)) for name in OIDC_ENDPOINT_SETTINGS]
+    found.append(("COBEE_DJANGO['ADMIN_OIDC_ISSUER']", get_settings().admin_oidc_issuer))
+    return [
+        Warning(
+            f"{name} is {value!r} while DEBUG is off: staff sign-in goes to a provider on plain http or on "
+            "this machine (the development issuer), not to your identity provider.",
+            hint="Point the OIDC_OP_* settings at your provider's https endpoints (its discovery document lists "
+            "them; manage.py dev_oidc_settings prints the development issuer's).",
+            id=W_OIDC_INSECURE,
+        )
+        for name, value in found
+        if isinstance(value, str) and (not value.lower().startswith("https://") or is_loopback_url(value))
+    ]
+
+
+def shared_cache_warnings(project: Any, *aliases: str | None) -> list[CheckMessage]:
+    """W063: key sets and throttle counts kept per process: each worker fetches and counts alone."""
+    caches = getattr(project, "CACHES", None) or {}
+    warnings: list[CheckMessage] = []
+    for alias in dict.fromkeys(a for a in aliases if a is not None):
+        backend = (caches.get(alias) or {}).get("BACKEND", "")
+        if backend in PROCESS_LOCAL_CACHES:
+            warnings.append(
+                Warning(
+                    f"The cache {alias!r} (JWKS_CACHE_ALIAS or THROTTLE_CACHE_ALIAS) is {backend.rsplit('.', 1)[-1]}, "
+                    "which no two processes share: each worker downloads key sets on its own and counts "
+                    "throttled requests on its own (a limit of N becomes N per worker).",
+                    hint="Point the alias at a shared cache (Redis: pip install 'cobee-django[redis]'), or set "
+                    "JWKS_CACHE_ALIAS to None to keep key sets in process on purpose.",
+                    id=W_CACHE_NOT_SHARED,
+                )
+            )
+    return warnings

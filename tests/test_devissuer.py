@@ -565,6 +565,9 @@ def test_the_project_does_not_start_with_the_issuer_and_debug_off(tmp_path, env,
     if not starts:
         assert "cobee_devissuer.E001" in result.stderr
         assert "DEBUG is off" in result.stderr
+        # One line, not a traceback.
+        assert "Traceback" not in result.stderr
+        assert result.stderr.strip().count("\n") == 0, result.stderr
 
 
 # manage.py dev_token: a ready token for a company or a corporation

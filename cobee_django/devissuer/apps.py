@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
-from django.core.exceptions import ImproperlyConfigured
 
 __all__: list[str] = []
 
@@ -25,4 +24,6 @@ class DevIssuerConfig(AppConfig):
             return
         _startup_checked = True
         if conf.refuses_to_run():
-            raise ImproperlyConfigured(f"{checks.E001}: {conf.REFUSAL} {conf.REFUSAL_HINT}")
+            # One line on stderr and a failed exit, from manage.py and servers alike: a configuration
+            # refusal, not a crash, so no traceback to read through.
+            raise SystemExit(f"{checks.E001}: {conf.REFUSAL} {conf.REFUSAL_HINT}")

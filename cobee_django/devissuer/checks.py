@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from . import conf
 
@@ -13,6 +13,7 @@ __all__: list[str] = []
 
 E001 = "cobee_devissuer.E001"
 E002 = "cobee_devissuer.E002"
+W001 = "cobee_devissuer.W001"
 
 
 @register(Tags.security)
@@ -35,3 +36,38 @@ def check_key_dir(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> li
             id=E002,
         )
     ]
+
+
+@register(Tags.database, Tags.security, deploy=True)
+def check_dev_clients(
+    app_configs: Sequence[Any] | None = None, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """W001: development clients (each with a secret that mints tokens) stored where DEBUG is off.
+
+    A database check: ``manage.py check --deploy --database default``.
+    """
+    from django.conf import settings
+
+    if settings.DEBUG or not databases:
+        return []
+    from django.db import DatabaseError
+
+    from .models import DevClient
+
+    found: list[CheckMessage] = []
+    for alias in databases:
+        try:
+            count = DevClient.objects.using(alias).count()
+        except DatabaseError:
+            continue  # not migrated there: nothing stored
+        if count:
+            found.append(
+                Warning(
+                    f"{count} development client(s) of the dev issuer are stored in the database {alias!r} while "
+                    "DEBUG is off: their secrets obtain tokens from the dev issuer wherever it runs.",
+                    hint="Delete them (DevClient in the admin, or a shell) from databases that serve production, "
+                    "and keep the dev issuer out of production settings.",
+                    id=W001,
+                )
+            )
+    return found
