@@ -288,7 +288,7 @@ def oidc_endpoint_warnings(project: Any) -> list[CheckMessage]:
 
 
 def shared_cache_warnings(project: Any, *aliases: str | None) -> list[CheckMessage]:
-    """W063: key sets and throttle counts kept per process: each worker fetches and counts alone."""
+    """W062: key sets and throttle counts kept per process: each worker fetches and counts alone."""
     caches = getattr(project, "CACHES", None) or {}
     warnings: list[CheckMessage] = []
     for alias in dict.fromkeys(a for a in aliases if a is not None):
