@@ -609,17 +609,28 @@ def test_a_dev_token_is_accepted_by_the_api_and_scoped_to_its_company(db, client
     assert client.get(f"/api/v3/companies/{other.pk}/employees", **auth).status_code == 403
 
 
-def test_a_corporation_token_names_the_corporation_and_its_first_company(db):
+def test_a_corporation_token_names_the_company_the_user_means(db):
     corporation = Corporation.objects.create(name="Group")
-    for name in ("a", "b"):
-        Company.objects.create(name=name, corporation=corporation)
-    # The database's order of primary keys (MariaDB's native UUID sorts differently from Python's).
-    first = Company.objects.filter(corporation=corporation).order_by("pk").values_list("pk", flat=True)[0]
-    claims = claims_of(dev_token("--corporation", str(corporation.pk), "--scope", "read:employees"))
-    assert claims["https://auth.cobee.io/metadata"] == {
-        "companyId": str(first),
+    a = Company.objects.create(name="a", corporation=corporation)
+    out, err = io.StringIO(), io.StringIO()
+    with override_settings(DEBUG=True):
+        call_command("dev_token", "--corporation", str(corporation.pk), stdout=out, stderr=err)
+    # The only company is taken, and the command says which (stdout keeps only the token).
+    assert claims_of(out.getvalue().strip())["https://auth.cobee.io/metadata"] == {
+        "companyId": str(a.pk),
         "corporationId": str(corporation.pk),
     }
+    assert str(a.pk) in err.getvalue() and "a (" in err.getvalue()
+    b = Company.objects.create(name="b", corporation=corporation)
+    # Two companies: the user says which, and it must be one of the corporation's.
+    with pytest.raises(CommandError, match="pass --company") as caught:
+        dev_token("--corporation", str(corporation.pk))
+    assert str(a.pk) in str(caught.value) and str(b.pk) in str(caught.value)
+    claims = claims_of(dev_token("--corporation", str(corporation.pk), "--company", str(b.pk)))
+    assert claims["https://auth.cobee.io/metadata"]["companyId"] == str(b.pk)
+    lone = Company.objects.create(name="lone")
+    with pytest.raises(CommandError, match="not a company of corporation"):
+        dev_token("--corporation", str(corporation.pk), "--company", str(lone.pk))
 
 
 @pytest.mark.parametrize(
@@ -662,3 +673,91 @@ def test_without_a_key_folder_the_check_says_where_to_set_one(settings):
     assert [e.id for e in checks.check_key_dir()] == ["cobee_devissuer.E002"]
     settings.COBEE_DEV_ISSUER = {"ENABLED": False}
     assert checks.check_key_dir() == []
+
+
+# manage.py create_dev_person and dev_oidc_settings
+
+
+def test_create_dev_person_for_the_sign_in_page_and_the_staff_group(db, settings):
+    from django.contrib.auth.models import Group
+
+    from cobee_django.devissuer.people import DevPerson
+
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "ADMIN_OIDC_GROUPS": ["Operators"]}
+    out = io.StringIO()
+    call_command("create_dev_person", "Ana Ops", "--email", "ana@example.com", "--company", str(COMPANY), stdout=out)
+    person = DevPerson.objects.get()
+    assert (person.subject, person.name, person.company_id, person.cobee_staff) == (
+        "dev|ana@example.com",
+        "Ana Ops",
+        COMPANY,
+        False,
+    )
+    assert Group.objects.filter(name="Operators").exists()
+    assert "Created the group 'Operators'" in out.getvalue()
+    # Again: the same person updated, the group left as it is.
+    out = io.StringIO()
+    call_command("create_dev_person", "Ana", "--email", "ana@example.com", "--cobee-staff", stdout=out)
+    person = DevPerson.objects.get()
+    assert (person.name, person.company_id, person.cobee_staff) == ("Ana", None, True)
+    assert out.getvalue().startswith("Updated") and "group" not in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["Ana"], "Pass --company"),
+        (["Ana", "--company", "nope"], "not a UUID"),
+        (["Ana", "--email", "nope", "--cobee-staff"], "not an email"),
+        (["  ", "--cobee-staff"], "a name"),
+    ],
+)
+def test_create_dev_person_refuses_bad_input(db, args, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("create_dev_person", *args)
+
+
+def test_dev_oidc_settings_from_the_dev_issuers_discovery_document(db, settings, client):
+    out = io.StringIO()
+    call_command("dev_oidc_settings", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 5
+    namespace: dict = {"COBEE_DJANGO": {}}
+    exec("\n".join(lines), namespace)  # the printed lines are valid settings
+    settings.DEBUG = True
+    document = client.get("/.well-known/openid-configuration").json()
+    assert namespace["OIDC_OP_AUTHORIZATION_ENDPOINT"] == document["authorization_endpoint"]
+    assert namespace["OIDC_OP_TOKEN_ENDPOINT"] == document["token_endpoint"]
+    assert namespace["OIDC_OP_USER_ENDPOINT"] == document["userinfo_endpoint"]
+    assert namespace["OIDC_OP_JWKS_ENDPOINT"] == document["jwks_uri"]
+    assert namespace["COBEE_DJANGO"]["ADMIN_OIDC_ISSUER"] == document["issuer"]
+
+
+def test_dev_oidc_settings_from_a_providers_url(db, token_issuer):
+    from cobee_django.testing import JWKSServer
+
+    # A provider's document without the sign-in endpoints (a machine-to-machine issuer's) is named.
+    with (
+        JWKSServer(token_issuer, openid=True) as provider,
+        pytest.raises(CommandError, match="no 'authorization_endpoint'"),
+    ):
+        call_command("dev_oidc_settings", "--url", provider.url("/.well-known/openid-configuration"))
+    with pytest.raises(CommandError, match="not an http"):
+        call_command("dev_oidc_settings", "--url", "file:///etc/passwd")
+    with pytest.raises(CommandError, match="Could not read"):
+        call_command("dev_oidc_settings", "--url", "http://127.0.0.1:9/nothing")
+
+
+def test_oidc_settings_needs_every_field():
+    from cobee_django.devissuer.oidc_provider import oidc_settings
+
+    document = {
+        "authorization_endpoint": "https://idp.example/authorize",
+        "token_endpoint": "https://idp.example/oauth/token",
+        "userinfo_endpoint": "https://idp.example/userinfo",
+        "jwks_uri": "https://idp.example/.well-known/jwks.json",
+        "issuer": "https://idp.example/",
+    }
+    assert oidc_settings(document)["OIDC_OP_USER_ENDPOINT"] == "https://idp.example/userinfo"
+    with pytest.raises(ValueError, match="userinfo_endpoint"):
+        oidc_settings({**document, "userinfo_endpoint": None})

@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -68,6 +69,32 @@ def discovery_fields(base: str) -> dict[str, Any]:
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": ["sub", "name", "given_name", "family_name", "email", "email_verified"],
     }
+
+
+#: The admin's sign-in settings (mozilla-django-oidc's, and the ID tokens' issuer) and the discovery
+#: document's field each comes from.
+OIDC_SETTING_FIELDS = {
+    "OIDC_OP_AUTHORIZATION_ENDPOINT": "authorization_endpoint",
+    "OIDC_OP_TOKEN_ENDPOINT": "token_endpoint",
+    "OIDC_OP_USER_ENDPOINT": "userinfo_endpoint",
+    "OIDC_OP_JWKS_ENDPOINT": "jwks_uri",
+    "ADMIN_OIDC_ISSUER": "issuer",
+}
+
+
+def oidc_settings(document: Mapping[str, Any]) -> dict[str, str]:
+    """The admin's five OpenID settings from a provider's discovery document (the dev issuer's or Auth0's).
+
+    ``ADMIN_OIDC_ISSUER`` goes in ``COBEE_DJANGO``, the others at the top level of the settings.
+    Raises ``ValueError`` when the document lacks one of the fields or it is not a string.
+    """
+    found: dict[str, str] = {}
+    for setting, field in OIDC_SETTING_FIELDS.items():
+        value = document.get(field)
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"The discovery document has no {field!r}.")
+        found[setting] = value
+    return found
 
 
 def _client_id() -> str | None:

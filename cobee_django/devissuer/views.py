@@ -173,9 +173,14 @@ def jwks(request: HttpRequest) -> HttpResponse:
 @_served
 def openid_configuration(request: HttpRequest) -> HttpResponse:
     """Discovery: where the keys and the token endpoint are."""
+    return JsonResponse(discovery_document())
+
+
+def discovery_document() -> dict[str, Any]:
+    """The dev issuer's OpenID discovery document (``/.well-known/openid-configuration``)."""
     issuer = conf.served_issuer().issuer
     base = issuer if issuer.endswith("/") else f"{issuer}/"
-    document = {
+    document: dict[str, Any] = {
         "issuer": issuer,
         "jwks_uri": f"{base}.well-known/jwks.json",
         "token_endpoint": f"{base}oauth/token",
@@ -185,7 +190,7 @@ def openid_configuration(request: HttpRequest) -> HttpResponse:
         "id_token_signing_alg_values_supported": ["RS256"],
     }
     document.update(oidc_provider.discovery_fields(base))
-    return JsonResponse(document)
+    return document
 
 
 @csrf_exempt

@@ -29,25 +29,39 @@ def _uuid(value: str) -> uuid.UUID:
         raise CommandError(f"{value!r} is not a UUID.") from None
 
 
-def _first_company_of(corporation_id: uuid.UUID) -> uuid.UUID:
-    """A corporation token still names one company (Cobee's tokens always do): its first one."""
-    company_id: uuid.UUID | None = (
-        Company.objects.filter(corporation_id=corporation_id).order_by("pk").values_list("pk", flat=True).first()
-    )
-    if company_id is None:
-        raise CommandError(f"No company of corporation {corporation_id} is stored: pass --company as well.")
-    return company_id
+def _company_of(corporation_id: uuid.UUID, company: uuid.UUID | None) -> Company:
+    """The company a corporation token names (Cobee's tokens always name one): the one given, or the
+    corporation's only company. With several and none given, the user must say which."""
+    companies: list[Company] = list(Company.objects.filter(corporation_id=corporation_id).order_by("name", "pk"))
+    if company is not None:
+        chosen = next((c for c in companies if c.pk == company), None)
+        if chosen is None:
+            raise CommandError(f"Company {company} is not a company of corporation {corporation_id}.")
+        return chosen
+    if not companies:
+        raise CommandError(f"No company of corporation {corporation_id} is stored: create one, or pass --company.")
+    if len(companies) > 1:
+        listed = ", ".join(f"{c.name or '(no name)'} {c.pk}" for c in companies)
+        raise CommandError(
+            f"Corporation {corporation_id} has {len(companies)} companies ({listed}): pass --company with the one "
+            "the token names."
+        )
+    return companies[0]
 
 
 class Command(BaseCommand):
     help = (
         "Print an access token from the development token issuer for a company (--company) or a corporation "
-        "(--corporation), with the scopes given (--scope, repeatable)."
+        "(--corporation; with --company when it has several), with the scopes given (--scope, repeatable)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--company", help="The company id (UUID) the token carries.")
-        parser.add_argument("--corporation", help="A corporation id (UUID): the token reaches every company of it.")
+        parser.add_argument(
+            "--corporation",
+            help="A corporation id (UUID): the token reaches every company of it. It still names one company: "
+            "--company, or the corporation's only one (the command says which on stderr).",
+        )
         parser.add_argument(
             "--scope",
             action="append",
@@ -67,11 +81,13 @@ class Command(BaseCommand):
         if not options["company"] and not options["corporation"]:
             raise CommandError("Pass --company UUID, --corporation UUID, or both.")
         corporation_id = _uuid(options["corporation"]) if options["corporation"] else None
-        if options["company"]:
-            company_id = _uuid(options["company"])
-        else:
-            assert corporation_id is not None
-            company_id = _first_company_of(corporation_id)
+        company_id = _uuid(options["company"]) if options["company"] else None
+        if corporation_id is not None:
+            company = _company_of(corporation_id, company_id)
+            company_id = company.pk
+            # stderr: stdout holds only the token, for TOKEN=$(manage.py dev_token ...).
+            self.stderr.write(f"The token names company {company.name or '(no name)'} ({company.pk}).")
+        assert company_id is not None
         scopes = [scope for value in options["scope"] for scope in value.split()]
         audience = options["audience"] or conf.default_audience()
         if audience not in conf.served_issuer().audiences:
