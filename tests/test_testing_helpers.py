@@ -334,3 +334,37 @@ def test_the_key_set_helpers_moved_to_testing_and_stay_importable_from_jwks():
     assert testing.uninstall_key_set is jwks.unpin_key_set
     assert testing.installed_key_set is jwks.pinned_key_set
     assert not hasattr(jwks.IssuerKeys, "fetches")
+
+
+# Cache isolation, and the fixtures' errors in their own words
+
+
+def test_isolated_cache_hides_what_another_block_wrote_and_deletes_nothing():
+    from django.core.cache import caches
+
+    from cobee_django.testing import isolated_cache
+
+    caches["default"].set("outside", 1)
+    with isolated_cache():
+        assert caches["default"].get("outside") is None  # not seen ...
+        caches["default"].set("throttle-count", 5)
+    with isolated_cache():
+        assert caches["default"].get("throttle-count") is None  # ... and nothing leaks to the next test
+    assert caches["default"].get("outside") == 1  # ... and nothing was deleted
+    caches["default"].delete("outside")
+
+
+def test_the_token_fixtures_isolate_the_cache(cobee_issuer, settings):
+    from django.conf import settings as live
+
+    assert all(str(config.get("KEY_PREFIX", "")).startswith("cobee-test-") for config in live.CACHES.values())
+
+
+def test_an_empty_corporation_names_the_fixtures_own_keyword(cobee_api_client, db):
+    from cobee_django.models import Corporation
+
+    empty = Corporation.objects.create(name="Nobody yet")
+    with pytest.raises(CobeeDjangoError, match=r"pass company= as well"):
+        cobee_api_client(corporation=empty.pk)
+    with pytest.raises(CobeeDjangoError, match=r"pass company_id= as well"):
+        TenantAPIClient().authenticate_as(corporation_id=empty.pk)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from .dpop import DPoPKey
     from .issuer import MISSING, TokenIssuer, random_client_id
     from .jwks_server import FAULTS, JWKSServer
-    from .keys import configured_issuer, trust
+    from .keys import configured_issuer, isolated_cache, trust
     from .tenancy import make_principal, tenant
 
 _EXPORTS = {
@@ -45,6 +45,7 @@ _EXPORTS = {
     "configured_issuer": ".keys",
     "install_key_set": "._keysets",
     "installed_key_set": "._keysets",
+    "isolated_cache": ".keys",
     "make_principal": ".tenancy",
     "random_client_id": ".issuer",
     "tenant": ".tenancy",
@@ -62,6 +63,7 @@ __all__ = [
     "configured_issuer",
     "install_key_set",
     "installed_key_set",
+    "isolated_cache",
     "make_principal",
     "random_client_id",
     "tenant",

@@ -105,13 +105,15 @@ class TenantAPIClient(APIClient):
             return super().request(**kwargs)
 
 
-def _first_company_of(corporation_id: uuid.UUID | str) -> uuid.UUID:
+def _first_company_of(corporation_id: uuid.UUID | str, keyword: str = "company_id") -> uuid.UUID:
+    """The corporation's first company; the error names ``keyword``, the caller's own argument."""
     from ..models import Company
 
     company = Company.objects.filter(corporation_id=corporation_id).order_by("pk").first()
     if company is None:
         raise CobeeDjangoError(
-            f"The corporation {corporation_id} has no company in the Company table; pass company_id= as well."
+            f"The corporation {corporation_id} has no company in the Company table; create one, or pass "
+            f"{keyword}= as well."
         )
     company_id: uuid.UUID = company.pk
     return company_id

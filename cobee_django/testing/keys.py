@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -73,3 +74,23 @@ def trust(issuer: TokenIssuer | None = None) -> Iterator[TokenIssuer]:
             uninstall_key_set(issuer.issuer)
         else:
             install_key_set(issuer.issuer, previous)
+
+
+@contextmanager
+def isolated_cache() -> Iterator[None]:
+    """Give every cache alias a fresh key prefix for the block: throttle counts, cached key sets and
+    verified tokens from before (another test) are not seen, and nothing written leaks out.
+
+    Nothing is deleted (a shared Redis keeps other users' keys); the in-process key sets are dropped
+    too (installed ones stay), as ``COBEE_DJANGO`` reloads when ``CACHES`` changes.
+    """
+    from django.conf import settings
+    from django.test import override_settings
+
+    prefix = f"cobee-test-{uuid.uuid4().hex}-"
+    caches = {
+        alias: {**config, "KEY_PREFIX": prefix + str(config.get("KEY_PREFIX", ""))}
+        for alias, config in getattr(settings, "CACHES", {}).items()
+    }
+    with override_settings(CACHES=caches):
+        yield

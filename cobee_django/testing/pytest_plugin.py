@@ -17,6 +17,9 @@ Fixtures (each does nothing until a test asks for it, so projects without Django
 ``cobee_jwks_server``
     A :class:`~cobee_django.testing.JWKSServer` on 127.0.0.1 publishing ``cobee_issuer``'s keys, with
     ``JWKS_URL`` pointed at it: for live-server tests where keys must travel over HTTP.
+``cobee_isolated_cache``
+    Every cache alias under a fresh key prefix for the test (:func:`cobee_django.testing.isolated_cache`):
+    throttle counts and cached key sets never leak between tests. The fixtures above use it.
 """
 
 from __future__ import annotations
@@ -49,7 +52,17 @@ def _require_django() -> None:
 
 
 @pytest.fixture
-def cobee_issuer(request: pytest.FixtureRequest) -> Iterator[TokenIssuer]:
+def cobee_isolated_cache() -> Iterator[None]:
+    """Every cache alias under a fresh key prefix for this test (see :func:`~cobee_django.testing.isolated_cache`)."""
+    _require_django()
+    from .keys import isolated_cache
+
+    with isolated_cache():
+        yield
+
+
+@pytest.fixture
+def cobee_issuer(request: pytest.FixtureRequest, cobee_isolated_cache: None) -> Iterator[TokenIssuer]:
     """An issuer shaped like the configured one, trusted by the app for this test."""
     _require_django()
     from .keys import configured_issuer, trust
@@ -115,6 +128,10 @@ def cobee_api_client(
         **claims: Any,
     ) -> TenantAPIClient:
         client = TenantAPIClient(issuer=cobee_issuer, inject_keys=not served)
+        if company is None and corporation is not None:
+            from .client import _first_company_of
+
+            company = _first_company_of(corporation, keyword="company")  # this fixture's own keyword
         client.authenticate_as(company, corporation, scopes, **claims)
         return client
 
