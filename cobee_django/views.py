@@ -245,6 +245,10 @@ def token_required(
                 return guard.finish(response)
 
             async_view.token_guard = guard  # type: ignore[attr-defined]
+            # A bearer token is not sent by browsers on their own, so no cross-site request carries it:
+            # Django's CSRF check (meant for cookies) would only refuse API clients (DRF exempts too).
+            # The attribute, not csrf_exempt(): Django 4.2's wrapper would hide the coroutine function.
+            async_view.csrf_exempt = True  # type: ignore[attr-defined]
             return async_view  # type: ignore[return-value]
 
         @functools.wraps(function)
@@ -257,6 +261,7 @@ def token_required(
             return guard.finish(response)
 
         sync_view.token_guard = guard  # type: ignore[attr-defined]
+        sync_view.csrf_exempt = True  # type: ignore[attr-defined]
         return sync_view  # type: ignore[return-value]
 
     return decorate(view) if view is not None else decorate
@@ -277,6 +282,13 @@ class TokenRequiredMixin:
     www_authenticate_realm: str | None = None
     company_url_kwarg: str | None = None
     corporation_url_kwarg: str | None = None
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        # Bearer tokens are not cookies: no CSRF check, as for DRF's APIView and token_required.
+        view = super().as_view(**initkwargs)  # type: ignore[misc]
+        view.csrf_exempt = True
+        return view
 
     def get_token_guard(self) -> TokenGuard:
         return TokenGuard(

@@ -141,3 +141,19 @@ def test_a_refused_request_never_runs_the_view(tenants):
     response = sync_view(factory.get(f"/companies/{tenants.a}/things"), companyId=str(tenants.a))
     assert response.status_code == 401
     assert SEEN == []
+
+
+@pytest.mark.urls("testproject.urls")
+@pytest.mark.parametrize("surface", ["plain", "plain-async", "cbv", "cbv-async", "ninja", "ninja-async"])
+def test_a_post_with_a_token_needs_no_csrf_cookie(tenants, cobee_token, surface):
+    """Bearer tokens are not cookies: Django's CSRF check must not refuse API clients."""
+    from django.test import Client
+
+    token = cobee_token(company=tenants.a, scopes=["write:employees"])
+    response = Client(enforce_csrf_checks=True).post(
+        f"/api/v3/{surface}/companies/{tenants.a}/employees",
+        {"email": "csrf@a.example", "legalId": "1X", "name": "N", "surname": "S"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+    assert response.status_code == 201, response.content
