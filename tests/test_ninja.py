@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 from ninja import NinjaAPI as PlainNinjaAPI
 from ninja.testing import TestClient
-from testproject.api.ninja_api import api, async_api
 
 from cobee_django.contrib.ninja import TokenAuth, document_scopes, install, operation_scopes
+from testproject.api.ninja_api import api, async_api
 
 
 @pytest.mark.parametrize("ninja_api", [api, async_api], ids=["sync", "async"])
