@@ -86,6 +86,7 @@ CONCEPTS: dict[str, list[str]] = {
     "Authentication": [
         "cobee_django.authentication",
         "cobee_django.credentials",
+        "cobee_django.contrib.ninja",
         "cobee_django.principal",
         "cobee_django.tokens",
     ],
@@ -95,6 +96,7 @@ CONCEPTS: dict[str, list[str]] = {
         "cobee_django.managers",
         "cobee_django.middleware",
         "cobee_django.views",
+        "cobee_django.serializers",
         "cobee_django.tasks",
         "cobee_django.management.base",
         "cobee_django.contrib.celery",

@@ -21,7 +21,7 @@ from cobee_django.conf import get_settings
 from cobee_django.devissuer import conf
 from cobee_django.devissuer.people import DevPerson
 
-__all__ = ["Command"]
+__all__: list[str] = []
 
 
 def _uuid(value: str | None) -> uuid.UUID | None:

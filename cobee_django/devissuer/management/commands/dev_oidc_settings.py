@@ -16,7 +16,7 @@ from cobee_django.devissuer import conf
 from cobee_django.devissuer.oidc_provider import oidc_settings
 from cobee_django.devissuer.views import discovery_document
 
-__all__ = ["Command"]
+__all__: list[str] = []
 
 
 class Command(BaseCommand):
