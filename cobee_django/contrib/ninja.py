@@ -47,13 +47,14 @@ from ..tokens import ValidatedToken
 from ..views import TokenGuard
 
 __all__ = [
+    "RESPONSE_ATTR",
     "AsyncTokenAuth",
     "NinjaAPI",
-    "Refused",
     "TokenAuth",
     "document_scopes",
     "install",
     "operation_scopes",
+    "refusal",
 ]
 
 OAUTH2_NAME = "oauth2"
@@ -65,13 +66,20 @@ _OAUTH2_DESCRIPTION = (
 _BEARER_DESCRIPTION = "An access token issued for this API, sent as `Authorization: Bearer <token>`."
 
 
-class Refused(HttpError):
-    """A request :class:`TokenAuth` refused; ``response`` is the complete answer (status, body, challenge)."""
+#: Attribute of the ``HttpError`` a refusal raises: the complete answer (status, body, challenge).
+RESPONSE_ATTR = "cobee_response"
 
-    def __init__(self, response: HttpResponseBase) -> None:
-        detail = json.loads(response.content).get("detail", "") if isinstance(response, HttpResponse) else ""
-        super().__init__(response.status_code, str(detail))
-        self.response = response
+
+def refusal(response: HttpResponseBase) -> HttpError:
+    """Ninja's ``HttpError`` for a refusal of :class:`TokenAuth`, carrying the complete answer.
+
+    Ninja answers it with the status and ``{"detail": ...}``; :func:`install` makes it answer the full
+    response (with the challenge or ``Retry-After``).
+    """
+    detail = json.loads(response.content).get("detail", "") if isinstance(response, HttpResponse) else ""
+    error = HttpError(response.status_code, str(detail))
+    setattr(error, RESPONSE_ATTR, response)
+    return error
 
 
 def _url_kwargs(request: HttpRequest) -> dict[str, Any]:
@@ -85,7 +93,7 @@ class TokenAuth(HttpBearer):
 
     ``scopes`` are needed by every method, ``read_scopes`` by GET/HEAD/OPTIONS, ``write_scopes`` by the
     others; ``realm`` goes into the challenges. Returns the ``ValidatedToken`` (Ninja's ``request.auth``)
-    or raises :class:`Refused`.
+    or raises Ninja's ``HttpError`` (:func:`refusal`).
     """
 
     openapi_bearerFormat = "JWT"
@@ -132,7 +140,7 @@ class TokenAuth(HttpBearer):
 
     def _admitted(self, request: HttpRequest, admitted: Tenant | HttpResponseBase) -> ValidatedToken:
         if isinstance(admitted, HttpResponseBase):
-            raise Refused(admitted)
+            raise refusal(admitted)
         validated: ValidatedToken = request.auth  # type: ignore[attr-defined]
         return validated
 
@@ -153,9 +161,15 @@ class AsyncTokenAuth(TokenAuth):
         return auth if isinstance(auth, ValidatedToken) else None
 
 
-def _refused(request: HttpRequest, exc: Refused | type[Refused]) -> HttpResponse:
-    response: HttpResponse = exc.response  # type: ignore[assignment,misc]  # Ninja passes the instance
-    return response
+def _http_error(api: _NinjaAPI) -> Any:
+    def handle(request: HttpRequest, exc: Any) -> HttpResponse:
+        response = getattr(exc, RESPONSE_ATTR, None)
+        if isinstance(response, HttpResponse):
+            return response
+        # Any other HttpError: as Ninja's own handler answers it.
+        return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
+
+    return handle
 
 
 def operation_scopes(api: _NinjaAPI) -> dict[str, frozenset[str]]:
@@ -231,7 +245,7 @@ def document_scopes(api: _NinjaAPI, schema: dict[str, Any]) -> dict[str, Any]:
 
 def install(api: _NinjaAPI) -> None:
     """Make a ``NinjaAPI`` answer :class:`TokenAuth`'s refusals with their challenge (see the module docstring)."""
-    api.add_exception_handler(Refused, _refused)
+    api.add_exception_handler(HttpError, _http_error(api))
 
 
 class NinjaAPI(_NinjaAPI):
