@@ -220,9 +220,9 @@ def tenant_manager_warnings(models: Iterable[type[Model]]) -> list[CheckMessage]
 
 # --- deploy checks (``manage.py check --deploy``) ------------------------------------------------------
 
-W_ISSUER_SLASH = "cobee_django.W070"
-W_OIDC_INSECURE = "cobee_django.W071"
-W_CACHE_NOT_SHARED = "cobee_django.W072"
+W_ISSUER_SLASH = "cobee_django.W080"
+W_OIDC_INSECURE = "cobee_django.W081"
+W_CACHE_NOT_SHARED = "cobee_django.W082"
 #: The admin's OpenID provider endpoints (mozilla-django-oidc's settings).
 OIDC_ENDPOINT_SETTINGS = (
     "OIDC_OP_AUTHORIZATION_ENDPOINT",
@@ -239,7 +239,7 @@ PROCESS_LOCAL_CACHES = (
 
 @register(Tags.security, deploy=True)
 def check_deployment(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
-    """W070-W072: what works in development but not in production (``check --deploy`` only)."""
+    """W080-W082: what works in development but not in production (``check --deploy`` only)."""
     if validate(raw_setting()):
         return []  # the settings checks report what is broken first
     from .conf import get_settings
@@ -253,7 +253,7 @@ def check_deployment(app_configs: Sequence[Any] | None = None, **kwargs: Any) ->
 
 
 def issuer_slash_warnings(issuers: Iterable[str]) -> list[CheckMessage]:
-    """W070: an Auth0 issuer ends with ``/``, and ``iss`` must equal the setting exactly."""
+    """W080: an Auth0 issuer ends with ``/``, and ``iss`` must equal the setting exactly."""
     return [
         Warning(
             f"The issuer {issuer!r} does not end with '/': Auth0's tokens carry 'https://TENANT.auth0.com/', "
@@ -267,7 +267,7 @@ def issuer_slash_warnings(issuers: Iterable[str]) -> list[CheckMessage]:
 
 
 def oidc_endpoint_warnings(project: Any) -> list[CheckMessage]:
-    """W071: with DEBUG off, the admin's OpenID endpoints must be https and not this machine."""
+    """W081: with DEBUG off, the admin's OpenID endpoints must be https and not this machine."""
     if getattr(project, "DEBUG", False):
         return []
     from .conf import get_settings, is_loopback_url
@@ -288,7 +288,7 @@ def oidc_endpoint_warnings(project: Any) -> list[CheckMessage]:
 
 
 def shared_cache_warnings(project: Any, *aliases: str | None) -> list[CheckMessage]:
-    """W072: key sets and throttle counts kept per process: each worker fetches and counts alone."""
+    """W082: key sets and throttle counts kept per process: each worker fetches and counts alone."""
     caches = getattr(project, "CACHES", None) or {}
     warnings: list[CheckMessage] = []
     for alias in dict.fromkeys(a for a in aliases if a is not None):
