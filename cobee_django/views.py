@@ -61,8 +61,6 @@ from .tokens import ValidatedToken
 from .uuids import parse_uuid
 
 __all__ = [
-    "NOT_AUTHENTICATED_DETAIL",
-    "NOT_FOUND_DETAIL",
     "CompanyFromURLMixin",
     "CorporationFromURLMixin",
     "TokenGuard",

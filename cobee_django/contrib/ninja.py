@@ -47,13 +47,11 @@ from ..tokens import ValidatedToken
 from ..views import TokenGuard
 
 __all__ = [
-    "RESPONSE_ATTR",
     "AsyncTokenAuth",
     "NinjaAPI",
     "TokenAuth",
     "document_scopes",
     "install",
-    "operation_scopes",
     "refusal",
 ]
 
