@@ -106,7 +106,9 @@ _set_scheme, _set_token = (Credential.__dict__[name].__set__ for name in Credent
 def _has_url_token(request: HttpRequest) -> bool:
     # Threat: ``access%5Ftoken=`` or ``%61ccess_token=`` hid a token in the URL from a check on the raw
     # query string; the decoded parameters are what a cache or a log reader sees.
-    return bool(request.META.get("QUERY_STRING")) and "access_token" in request.GET
+    # Only a percent escape can disguise the name, so other query strings are not parsed here.
+    query = request.META.get("QUERY_STRING", "")
+    return ("access_token" in query or "%" in query) and "access_token" in request.GET
 
 
 def _has_form_token(request: HttpRequest) -> bool:

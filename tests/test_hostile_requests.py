@@ -89,6 +89,13 @@ def test_a_token_in_the_query_string_is_refused_however_encoded(client, tenants,
     assert_clean(response, allowed=(400,))
 
 
+@pytest.mark.parametrize("escape", ["", "%20"])
+def test_a_query_string_with_too_many_fields_is_a_4xx_or_served(client, tenants, token, escape):
+    query = "&".join(f"f{i}=1{escape}" for i in range(1500))
+    response = client.get(f"/token/companies/{tenants.a}/departments?{query}", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert_clean(response, allowed=(200, 400))
+
+
 @pytest.mark.parametrize(
     "content_type",
     [
