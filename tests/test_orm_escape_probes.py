@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 from django.db import transaction
-from django.db.models import Count, Max, OuterRef, Prefetch, Subquery, Sum
+from django.db.models import Count, F, FilteredRelation, Max, OuterRef, Prefetch, Q, Subquery, Sum
 
 from cobee_django import state
 from cobee_django.exceptions import NoTenantBound
@@ -64,6 +64,15 @@ def test_locking_union_in_bulk_iterator_alias_and_prefetch_to_attr(data):
         assert [n.text for n in notes if getattr(n, "who", None)] == ["a0", "a1"]
 
 
+def test_filtered_relations_expressions_and_set_operations_through_plain_models(data):
+    with state.for_company(data.a):
+        paid = FilteredRelation("employee", condition=Q(employee__salary=10))
+        assert sorted(e for e in Company.objects.annotate(e=paid).values_list("e__email", flat=True) if e) == A
+        assert sorted(Note.objects.annotate(x=F("employee__email")).exclude(x=None).values_list("x", flat=True)) == A
+        mine = Note.objects.values_list("employee__email", flat=True)
+        assert sorted(mine.intersection(Employee.objects.values_list("email", flat=True))) == A
+
+
 @pytest.mark.parametrize(
     "read",
     [
@@ -72,6 +81,8 @@ def test_locking_union_in_bulk_iterator_alias_and_prefetch_to_attr(data):
         lambda: list(Note.objects.annotate(e=Subquery(Employee.objects.values("email")[:1]))),
         lambda: list(Employee.objects.values_list("email").union(Note.objects.values_list("text"))),
         lambda: Employee.objects.in_bulk(),
+        lambda: list(Note.objects.annotate(x=F("employee__email")).values_list("x")),
+        lambda: list(Company.objects.annotate(e=FilteredRelation("employee")).values_list("e__email")),
         lambda: list(Employee.objects.iterator()),
         lambda: list(Department._base_manager.prefetch_related(Prefetch("employees", to_attr="x"))),
         lambda: list(Note.objects.prefetch_related(Prefetch("employee", to_attr="who"))),
