@@ -168,9 +168,19 @@ class RequestAuthenticator:
 
     def read_authorization(self, request: HttpRequest, header: str) -> Credential | None:
         """The credential of an ``Authorization`` header; ``None`` for a scheme not in :meth:`get_schemes`."""
+        schemes = self.get_schemes()
         scheme, _, value = header.partition(" ")
         scheme = scheme.lower()
-        if scheme not in self.get_schemes():
+        if scheme not in schemes:
+            # Threat: a credential of ours behind a tab (``Bearer<TAB>token``) or after another scheme's
+            # (two Authorization headers joined by a comma) was read as no credential at all.
+            first = scheme.split("\t", 1)[0]
+            if first != scheme and first in schemes:
+                self.reject(request, Reason.MALFORMED_HEADER, scheme=first)
+            for part in header.split(",")[1:]:
+                other = part.strip(" \t").split(" ", 1)[0].split("\t", 1)[0].lower()
+                if other in schemes:
+                    self.reject(request, Reason.MULTIPLE_CREDENTIALS, scheme=other)
             return None
         # RFC 6750 section 2.1: ``"Bearer" 1*SP b64token``; several spaces are still one credential.
         # RFC 9449 section 7.1 writes ``DPoP`` the same way.

@@ -8,8 +8,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from django.test import RequestFactory
 
 from cobee_django import state
+from cobee_django.credentials import authenticate
+from cobee_django.exceptions import InvalidRequest, Reason
 from tests.testapp.auth import header
 
 pytestmark = pytest.mark.urls("tests.testapp.urls")
@@ -76,6 +79,29 @@ def test_odd_authorization_headers_under_asgi(async_client, tenants, value):
         return await async_client.get("/token/departments", AUTHORIZATION=wire)
 
     assert_clean(asyncio.run(go()))
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("Bearer\t{t}", Reason.MALFORMED_HEADER),
+        ("bearer\t\t{t}", Reason.MALFORMED_HEADER),
+        ("Basic dXNlcjpwYXNz, Bearer {t}", Reason.MULTIPLE_CREDENTIALS),
+        ("Token abc,bearer {t}", Reason.MULTIPLE_CREDENTIALS),
+        ("Basic dXNlcjpwYXNz,\tBearer\t{t}", Reason.MULTIPLE_CREDENTIALS),
+    ],
+)
+def test_a_bearer_credential_hidden_behind_a_tab_or_another_scheme_is_refused(cobee_issuer, tenants, value, reason):
+    token = cobee_issuer.make_token(tenants.a, scopes=READ)
+    with pytest.raises(InvalidRequest) as caught:
+        authenticate(RequestFactory().get("/", HTTP_AUTHORIZATION=value.format(t=token)))
+    assert caught.value.reason is reason
+    assert 'error="invalid_request"' in caught.value.auth_header
+
+
+@pytest.mark.parametrize("value", ['Digest username="a", realm="b", nonce="c"', "Basic dXNlcjpwYXNz", "Token a, b"])
+def test_other_schemes_stay_someone_elses(value):
+    assert authenticate(RequestFactory().get("/", HTTP_AUTHORIZATION=value)) is None
 
 
 @pytest.mark.parametrize(
