@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from cobee_django.testing import DPoPKey, TokenIssuer
+from cobee_django.testing import DPoPKey
 
-from .conftest import AUDIENCE, ServedProject, fresh_world, server_env
+from .conftest import ServedProject, fresh_world, server_env
 
 pytestmark = pytest.mark.adversarial
 
@@ -47,12 +47,12 @@ def send(server: ServedProject, token: str, proof: str) -> tuple[int, str]:
         connection.close()
 
 
-def test_a_proof_replayed_in_parallel_to_two_processes_is_accepted_once(tmp_path, jwks_server, rsa_key):
+def test_a_proof_replayed_in_parallel_to_two_processes_is_accepted_once(tmp_path, jwks_server, issuer):
+    # The session's issuer: publishing another key set here would make the session's other served
+    # projects refuse every token of the later suites.
     require_redis()
     import redis
 
-    issuer = TokenIssuer(issuer=jwks_server.base_url, audience=AUDIENCE, key=rsa_key)
-    jwks_server.serve(issuer)
     redis.Redis.from_url(REDIS_URL).flushdb()
     world = fresh_world(jwks_server, tmp_path, suffix="dpop")
     servers: list[ServedProject] = []

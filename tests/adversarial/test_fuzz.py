@@ -129,12 +129,8 @@ def test_the_authorization_header_only_answers_400_or_401(trusted, header, query
     from rest_framework.test import APIRequestFactory
     from rest_framework.views import APIView
 
-    from cobee_django.authentication import (
-        AuthenticationUnavailable,
-        InvalidRequest,
-        InvalidToken,
-        JWTAuthentication,
-    )
+    from cobee_django.authentication import JWTAuthentication
+    from cobee_django.exceptions import AuthenticationUnavailable, InvalidRequest, InvalidToken
 
     request = APIView().initialize_request(APIRequestFactory().get("/" + query, HTTP_AUTHORIZATION=header))
     with contextlib.suppress(InvalidToken, InvalidRequest, AuthenticationUnavailable):

@@ -629,7 +629,7 @@ CASES += [
     Case("scheme JWT", NO_CREDENTIALS, lambda k: Request([("Authorization", f"JWT {k.token()}")])),
     Case("the token without a scheme", NO_CREDENTIALS, lambda k: Request([("Authorization", k.token())])),
     Case("scheme glued with '='", NO_CREDENTIALS, lambda k: Request([("Authorization", f"Bearer={k.token()}")])),
-    Case("a tab after the scheme", NO_CREDENTIALS, lambda k: Request([("Authorization", f"Bearer\t{k.token()}")])),
+    Case("a tab after the scheme", INVALID_REQUEST, lambda k: Request([("Authorization", f"Bearer\t{k.token()}")])),
     Case(
         "a space inside the token",
         INVALID_REQUEST,
