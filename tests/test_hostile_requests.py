@@ -13,11 +13,13 @@ from django.test import RequestFactory
 from cobee_django import state
 from cobee_django.credentials import authenticate
 from cobee_django.exceptions import InvalidRequest, Reason
+from tests import test_api
 from tests.testapp.auth import header
 
 pytestmark = pytest.mark.urls("tests.testapp.urls")
 
 READ = ["read:departments"]
+world = test_api.world  # a fixture: the test project's companies
 CHALLENGE = 'Bearer realm="api"'
 
 
@@ -178,3 +180,26 @@ def test_unusual_methods_are_a_4xx_or_allowed_and_leave_no_tenant(client, tenant
     assert_clean(response, allowed=(200, 405))
     response = getattr(client, method)(path, HTTP_AUTHORIZATION="Bearer x.y.z")
     assert_clean(response, allowed=(401,) if method != "options" else (200, 401))
+
+
+# --- every way of serving: plain views sync/async, class-based views, adrf, Ninja ---------------------
+
+
+@pytest.mark.urls("testproject.urls")
+@pytest.mark.parametrize("surface", ["drf", "plain", "plain-async", "cbv", "cbv-async", "adrf", "ninja", "ninja-async"])
+def test_every_surface_answers_odd_headers_and_hidden_tokens_with_a_4xx(world, cobee_issuer, surface):
+    from rest_framework.test import APIClient
+
+    from tests.test_serving_surfaces import employees_url
+
+    url = employees_url(surface, world.a)
+    token = cobee_issuer.make_token(world.a.id, scopes=["read:employees"])
+    for value in [*HEADERS, f"Bearer\t{token}", f"Basic dXNlcjpwYXNz, Bearer {token}"]:
+        response = APIClient().get(url, HTTP_AUTHORIZATION=value)
+        assert_clean(response, allowed=(400, 401))
+    for query in (f"access_token={token}", f"access%5Ftoken={token}"):
+        response = APIClient().get(f"{url}?{query}", HTTP_AUTHORIZATION=f"Bearer {token}")
+        assert_clean(response, allowed=(400,))
+    for bad in ("x" * 5000, str(world.a.id).upper(), f"{{{world.a.id}}}"):
+        response = APIClient().get(employees_url(surface, bad), HTTP_AUTHORIZATION=f"Bearer {token}")
+        assert_clean(response, allowed=(403, 404))
