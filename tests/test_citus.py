@@ -60,7 +60,7 @@ def _distributed_models() -> list[type]:
     """The tenant models this suite distributes (tests.rlsapp's tables are distributed with its
     row-level security on Citus, which Citus's rules for policies on distributed tables hold back; the
     relation zoo of tests.zooapp stays in plain tables: it tests the ORM's join restriction, not Citus)."""
-    return [m for m in tenant_models() if not m._meta.parents and m._meta.app_label not in {"rlsapp", "zooapp"}]
+    return [m for m in tenant_models() if not m._meta.parents and m._meta.app_label not in {"rlsapp", "zoo"}]
 
 
 def _rows(sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
