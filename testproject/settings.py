@@ -109,10 +109,12 @@ TEMPLATES = [
 # Persistent connections, checked before each request reuses them: opening one per request made the
 # API three to four times slower on Citus (docs/operations.md, "Persistent connections"). The tenant
 # never outlives its transaction, so a reused connection carries nothing from one request to the next.
+# Under ASGI (testproject/asgi.py) each request's sync code runs in a thread of its own, so a kept
+# connection per thread would exhaust the server: there, one connection per request, as Django advises.
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
-        conn_max_age=600,
+        conn_max_age=0 if os.environ.get("COBEE_SERVED_BY_ASGI") else 600,
         conn_health_checks=True,
     )
 }

@@ -294,5 +294,9 @@ def test_an_exclude_across_a_relation_reads_the_tenant_when_it_runs(zoo):
         )
 
 
+@pytest.mark.skipif(
+    django.VERSION < (5, 0),
+    reason="Django 4.2 writes a ForeignObject's from_fields and to_fields as tuples, 5.x as lists: one schema",
+)
 def test_the_zoo_migrations_are_complete(db):
     call_command("makemigrations", "zoo", "--check", "--dry-run", verbosity=0)
