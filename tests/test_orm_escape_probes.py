@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, FilteredRelation, Max, OuterRef, Prefetch, Q, Subquery, Sum
 
 from cobee_django import state
@@ -48,8 +48,10 @@ def test_subqueries_and_aggregates_over_tenant_rows_from_plain_models(data):
 def test_locking_union_in_bulk_iterator_alias_and_prefetch_to_attr(data):
     with state.for_company(data.a):
         with transaction.atomic():
-            # Only "self": PostgreSQL cannot lock the nullable side of the outer join to the department.
-            rows = Employee.objects.select_related("department").select_for_update(of=("self",))
+            # Only "self": PostgreSQL cannot lock the nullable side of the outer join to the department;
+            # MariaDB has no FOR UPDATE OF at all.
+            of = ("self",) if connection.features.has_select_for_update_of else ()
+            rows = Employee.objects.select_related("department").select_for_update(of=of)
             assert emails(rows) == A
         union = Employee.objects.values_list("email", flat=True).union(Note.objects.values_list("text", flat=True))
         assert sorted(union) == sorted([*A, "a0", "a1", "b0", "b1", "c0", "c1"])
