@@ -46,6 +46,39 @@ def test_an_empty_tenant_reaches_nothing():
     assert not tenant.reaches("garbage")
 
 
+def test_a_tenant_reaches_its_companies_by_uuid_or_string_form():
+    a, b = uuid.uuid4(), uuid.uuid4()
+    tenant = Tenant(frozenset({a}))
+    assert tenant.reaches(a)
+    assert tenant.reaches(str(a))
+    assert tenant.reaches(str(a).upper())
+    assert not tenant.reaches(b)
+    assert not tenant.reaches(str(b))
+    assert not tenant.reaches(None)
+
+
+def test_tenant_for_companies_reaches_exactly_those_companies():
+    a, b = uuid.uuid4(), uuid.uuid4()
+    principal = object()
+    tenant = state.tenant_for_companies([a, str(b)], principal)
+    assert tenant.company_ids == frozenset({a, b})
+    assert tenant.corporation_id is None
+    assert tenant.principal is principal
+    assert state.tenant_for_companies([]).company_ids == frozenset()
+    assert state.tenant_for_companies([a]).principal is None
+
+
+@pytest.mark.parametrize("value", [None, 42, "not-a-uuid"])
+def test_tenant_for_companies_refuses_non_ids_and_names_them(value):
+    # The message says which argument was wrong: the only diagnostic a TypeError carries.
+    with pytest.raises(TypeError, match=r"^A company id must be a UUID"):
+        state.tenant_for_companies([uuid.uuid4(), value])
+
+
+def test_unscoped_has_a_readable_repr():
+    assert repr(state.UNSCOPED) == "UNSCOPED"
+
+
 @pytest.mark.parametrize("value", [None, 42, "not-a-uuid", ""])
 def test_for_company_refuses_non_ids(value):
     with pytest.raises(TypeError), state.for_company(value):
@@ -209,3 +242,16 @@ def test_for_corporation_asks_the_lookup_membership_installs(tenants):
         state._corporation_lookup[:] = saved
     with state.for_corporation(tenants.corp) as tenant:
         assert tenant.company_ids == {tenants.a, tenants.b}
+
+
+def test_set_corporation_lookup_replaces_the_lookup():
+    corporation, company = uuid.uuid4(), uuid.uuid4()
+    saved = list(state._corporation_lookup)
+    try:
+        state.set_corporation_lookup(lambda corp: frozenset({company}) if corp == corporation else frozenset())
+        assert len(state._corporation_lookup) == 1
+        with state.for_corporation(corporation) as tenant:
+            assert tenant.company_ids == {company}
+            assert tenant.corporation_id == corporation
+    finally:
+        state._corporation_lookup[:] = saved
