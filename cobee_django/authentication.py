@@ -66,7 +66,11 @@ class JWTAuthentication(BaseAuthentication):
         return authenticator
 
     def authenticate(self, request: Request) -> tuple[Any, ValidatedToken] | None:
-        validated = self.get_authenticator().authenticate(request)
+        # The shared authenticator looked up inline: DRF builds this class anew for every request.
+        authenticator = _authenticators.get((self.authenticator_class, self.www_authenticate_realm, type(self)))
+        if authenticator is None:
+            authenticator = self.get_authenticator()
+        validated = authenticator.authenticate(request)
         if validated is None:
             return None
         return self.get_user(request, validated), validated

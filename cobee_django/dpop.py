@@ -562,9 +562,10 @@ def check_request(request: HttpRequest, scheme: str, token: str, claims: Mapping
     Raises ``TokenRejected`` (answer ``invalid_token``), ``ProofRejected`` (``invalid_dpop_proof``),
     ``NonceRequired`` (``use_dpop_nonce``) or ``ReplayStoreUnavailable`` (503).
     """
-    verifier = get_proof_verifier()
+    verifier = _verifier or get_proof_verifier()
     cnf = claims.get("cnf")
-    jkt = cnf.get("jkt") if isinstance(cnf, Mapping) else None
+    # ``cnf is None`` first: most tokens are unbound, and an ABC isinstance check costs per request.
+    jkt = None if cnf is None else cnf.get("jkt") if isinstance(cnf, Mapping) else None
     if scheme != DPOP:
         # Threat: a DPoP-bound token leaked from a log, replayed as Bearer without the client's key.
         if jkt is not None:

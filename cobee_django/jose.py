@@ -22,8 +22,9 @@ import binascii
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from json.scanner import make_scanner
 from typing import Any, NamedTuple, Protocol
 
 from cryptography.exceptions import InvalidSignature
@@ -173,6 +174,8 @@ def _finite_float(text: str) -> float:
 
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_no_constant, parse_float=_finite_float)
+_SCAN: Callable[[str, int], tuple[Any, int]] = make_scanner(_DECODER)  # type: ignore[arg-type]  # typeshed's stub
+_JSON_WHITESPACE = " \t\n\r"  # RFC 8259 section 2
 _STRUCTURE = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
 
 
@@ -199,10 +202,15 @@ def loads_json(data: bytes, *, reason: Reason = Reason.BAD_JSON, max_depth: int 
     # Counting brackets is cheap; the exact depth is computed only when the count could exceed the bound.
     if text.count("{") + text.count("[") > max_depth and _depth(text) > max_depth:
         raise TokenRejected(reason, "nested too deeply")
+    # The decoder's scanner, called directly: JSONDecoder.decode adds two Python frames and a regex
+    # per document. JSON's own whitespace may surround the value; anything else after it is refused.
+    stripped = text.strip(_JSON_WHITESPACE)
     try:
-        value = _DECODER.decode(text)
-    except (ValueError, RecursionError):
+        value, end = _SCAN(stripped, 0)
+    except (ValueError, RecursionError, StopIteration):
         raise TokenRejected(reason, "invalid JSON") from None
+    if end != len(stripped):
+        raise TokenRejected(reason, "invalid JSON")
     if type(value) is not dict:
         raise TokenRejected(reason, "not a JSON object")
     return value

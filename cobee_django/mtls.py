@@ -116,6 +116,8 @@ def check_certificate_binding(request: HttpRequest, claims: Mapping[str, Any]) -
     A token without ``cnf["x5t#S256"]`` passes untouched. Raises ``TokenRejected(certificate_mismatch)``.
     """
     cnf = claims.get("cnf")
+    if cnf is None:  # most tokens: no binding, nothing else to read
+        return
     expected = cnf.get(X5T_S256) if isinstance(cnf, Mapping) else None
     if expected is None:
         return

@@ -37,9 +37,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NoReturn
 
 from django.core.signals import setting_changed
 from django.dispatch import receiver
@@ -65,12 +65,19 @@ _THUMBPRINT = re.compile(r"[A-Za-z0-9_-]{43}")
 _ORG_ID = re.compile(r"org_[A-Za-z0-9]{1,64}")
 
 
-@dataclass(frozen=True, slots=True)
+_TOKEN_FIELDS = ("claims", "header", "issuer", "principal", "expires_at", "key_generation")
+
+
 class ValidatedToken:
     """A token that passed every rule: DRF's ``request.auth`` for API calls.
 
     It does not keep the encoded token, so it can be logged or shown without leaking a credential.
+    Read-only (assignments raise ``dataclasses.FrozenInstanceError``, an ``AttributeError``, as they
+    did when it was a frozen dataclass). A slotted class rather than a frozen dataclass: one is built for every token
+    verified, and a frozen dataclass's ``__init__`` costs twice as much.
     """
+
+    __slots__ = _TOKEN_FIELDS
 
     claims: Mapping[str, Any]
     header: Mapping[str, Any]
@@ -79,6 +86,38 @@ class ValidatedToken:
     expires_at: float
     key_generation: int
 
+    def __init__(
+        self,
+        claims: Mapping[str, Any],
+        header: Mapping[str, Any],
+        issuer: IssuerSettings,
+        principal: ClientPrincipal,
+        expires_at: float,
+        key_generation: int,
+    ) -> None:
+        # The slots' own setters: __setattr__ below refuses every assignment.
+        _set_claims(self, claims)
+        _set_header(self, header)
+        _set_issuer(self, issuer)
+        _set_principal(self, principal)
+        _set_expires_at(self, expires_at)
+        _set_key_generation(self, key_generation)
+
+    def __setattr__(self, name: str, value: Any) -> NoReturn:
+        raise FrozenInstanceError(f"ValidatedToken is read-only: cannot assign {name!r}")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise FrozenInstanceError(f"ValidatedToken is read-only: cannot delete {name!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), tuple(getattr(self, name) for name in _TOKEN_FIELDS)
+
+    def __repr__(self) -> str:
+        return (
+            f"ValidatedToken(client_id={self.client_id!r}, issuer={self.issuer.issuer!r},"
+            f" expires_at={self.expires_at!r})"
+        )
+
     @property
     def client_id(self) -> str:
         return self.principal.client_id
@@ -86,6 +125,11 @@ class ValidatedToken:
     @property
     def scopes(self) -> frozenset[str]:
         return self.principal.scopes
+
+
+(_set_claims, _set_header, _set_issuer, _set_principal, _set_expires_at, _set_key_generation) = (
+    ValidatedToken.__dict__[name].__set__ for name in _TOKEN_FIELDS
+)
 
 
 def _numeric_date(claims: Mapping[str, Any], name: str) -> float:
@@ -115,6 +159,7 @@ class TokenVerifier:
         self._cache: dict[str, ValidatedToken] = {}
         self._cache_lock = threading.Lock()
         self._uuids: dict[str, uuid.UUID] = {}
+        self._scope_sets: dict[str, frozenset[str]] = {}
 
     def verify(self, token: str) -> ValidatedToken:
         """The validated form of ``token``; raises ``TokenRejected`` or ``KeySetUnavailable``."""
@@ -368,10 +413,21 @@ class TokenVerifier:
 
     def _scopes(self, claims: Mapping[str, Any]) -> frozenset[str]:
         scope = claims.get("scope", "")
+        permissions = claims.get("permissions")
+        if permissions is None and type(scope) is str:
+            # A client's tokens repeat one scope string: its parsed form is remembered (bounded).
+            known = self._scope_sets.get(scope)
+            if known is not None:
+                return known
         if type(scope) is not str or not _SCOPES.fullmatch(scope):
             raise TokenRejected(Reason.BAD_SCOPE, "scope malformed")
         scopes = scope.split(" ") if scope else []
-        permissions = claims.get("permissions")
+        if permissions is None:
+            parsed = frozenset(scopes)
+            if len(self._scope_sets) >= _UUID_CACHE_SIZE:
+                self._scope_sets.clear()
+            self._scope_sets[scope] = parsed
+            return parsed
         if permissions is not None:
             if type(permissions) is not list or not all(
                 type(item) is str and _SCOPE_TOKEN.fullmatch(item) for item in permissions
