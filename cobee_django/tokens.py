@@ -109,9 +109,6 @@ class ValidatedToken:
     def __delattr__(self, name: str) -> NoReturn:
         raise FrozenInstanceError(f"ValidatedToken is read-only: cannot delete {name!r}")
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return type(self), tuple(getattr(self, name) for name in _TOKEN_FIELDS)
-
     def __repr__(self) -> str:
         return (
             f"ValidatedToken(client_id={self.client_id!r}, issuer={self.issuer.issuer!r},"

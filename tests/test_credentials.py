@@ -54,6 +54,9 @@ def test_no_credential_of_ours_is_none(issuer, header):
         ("Bearer ", Reason.MALFORMED_HEADER),
         ("Bearer a b", Reason.MALFORMED_HEADER),
         ("Bearer a,b", Reason.MULTIPLE_CREDENTIALS),
+        ("Bearer a.b.c, Basic dXNlcjpwYXNz", Reason.MULTIPLE_CREDENTIALS),
+        ("Bearer  a b", Reason.MALFORMED_HEADER),
+        ("Bearer a.b.c d", Reason.MALFORMED_HEADER),
         ("Bearer é.x.y", Reason.MALFORMED_HEADER),
     ],
 )
@@ -190,3 +193,37 @@ def test_the_scheme_is_read_in_one_place_and_dispatched_on(issuer):
     Custom().authenticate(with_header(f"CUSTOM {token}"))
     Custom().authenticate(with_header(f"bearer {token}"))
     assert seen == ["custom", "bearer"]
+
+
+def test_a_valid_token_followed_by_a_second_credential_is_refused(issuer):
+    """The comma and space checks run when verification fails: a valid token never passes with a suffix."""
+    token = issuer.make_token(COMPANY)
+    assert authenticate(with_header(f"Bearer {token}")) is not None  # now in the validated-token cache
+    for header, reason in [
+        (f"Bearer {token}, Basic dXNlcjpwYXNz", Reason.MULTIPLE_CREDENTIALS),
+        (f"Bearer {token},{token}", Reason.MULTIPLE_CREDENTIALS),
+        (f"Bearer {token} x", Reason.MALFORMED_HEADER),
+    ]:
+        with pytest.raises(InvalidRequest) as caught:
+            authenticate(with_header(header))
+        assert caught.value.reason is reason, header
+
+
+def test_the_schemes_follow_the_dpop_mode_on_one_authenticator(issuer, settings):
+    authenticator = RequestAuthenticator()
+    assert authenticator.get_schemes() == (BEARER,)
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "DPOP_MODE": "allowed"}
+    assert authenticator.get_schemes() == (BEARER, "dpop")
+    assert authenticator.get_schemes() is authenticator.get_schemes()  # one tuple per settings
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "DPOP_MODE": "disabled"}
+    assert authenticator.get_schemes() == (BEARER,)
+
+
+def test_a_credential_compares_by_value_with_credentials_only():
+    credential = Credential(BEARER, "abc")
+    assert credential == Credential(BEARER, "abc") and hash(credential) == hash(Credential(BEARER, "abc"))
+    assert credential != Credential(BEARER, "abd") and credential != Credential("dpop", "abc")
+    assert credential != (BEARER, "abc")
+    assert (credential.scheme, credential.token) == (BEARER, "abc")
+    with pytest.raises(AttributeError):
+        credential.token = "other"  # type: ignore[misc]

@@ -98,6 +98,10 @@ def test_canonical_values_decode():
         b"{",
         b"{}x",
         b"{} {}",
+        b"\x0c{}",  # form feed and no-break space are not JSON whitespace
+        b"{}\x0c",
+        b"\xc2\xa0{}",
+        b" \t\r\n",
         b'{"a":' + b"[" * 17 + b"]" * 17 + b"}",
         b"[" * 100000,
     ],

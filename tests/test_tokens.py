@@ -274,6 +274,37 @@ def test_an_empty_scope_is_the_empty_set(issuer):
     assert verify_token(issuer.make_token(COMPANY, scope="a b", permissions=[])).scopes == {"a", "b"}
 
 
+def test_a_remembered_scope_string_answers_only_for_tokens_without_permissions(issuer):
+    """A client's scope string is parsed once; permissions and malformed strings never use the memory."""
+    assert verify_token(issuer.make_token(COMPANY, scope="read:a write:a")).scopes == {"read:a", "write:a"}
+    assert verify_token(issuer.make_token(COMPANY, scope="read:a write:a")).scopes == {"read:a", "write:a"}
+    with_permissions = issuer.make_token(COMPANY, scope="read:a write:a", permissions=["read:b"])
+    assert verify_token(with_permissions).scopes == {"read:a", "write:a", "read:b"}
+    assert verify_token(issuer.make_token(COMPANY, scope="read:a write:a")).scopes == {"read:a", "write:a"}
+    for _ in range(2):  # a refused string is never remembered as valid
+        assert reason_of(issuer.make_token(COMPANY, scope="read:a  write:a")) is Reason.BAD_SCOPE
+    assert reason_of(issuer.make_token(COMPANY, scope="read:a write:a", permissions="read:b")) is Reason.BAD_SCOPE
+
+
+def test_the_remembered_scope_strings_are_bounded(issuer):
+    verifier = tokens.get_verifier()
+    for n in range(tokens._UUID_CACHE_SIZE + 1):
+        verifier._scopes({"scope": f"s:{n}"})
+        assert len(verifier._scope_sets) <= tokens._UUID_CACHE_SIZE
+    assert verifier._scopes({"scope": "s:0"}) == {"s:0"}
+
+
+def test_a_validated_token_is_read_only(issuer):
+    token = issuer.make_token(COMPANY, scopes=["read:employees"])
+    validated = verify_token(token)
+    for name in ("claims", "principal", "key_generation", "other"):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(validated, name, None)
+        with pytest.raises(AttributeError):
+            delattr(validated, name)
+    assert token not in repr(validated) and repr(validated).startswith("ValidatedToken(client_id=")
+
+
 @pytest.mark.parametrize("scope", [" a", "a ", "a  b", "a\tb", 'a"b', "a\\b", 5, None, ["a"]])
 def test_malformed_scope_is_refused(issuer, scope):
     assert reason_of(issuer.make_token(COMPANY, scope=scope)) is Reason.BAD_SCOPE
