@@ -238,6 +238,10 @@ def read_results(work: Path, module: str, diffs: str = "all") -> list[Mutant]:
     return [Mutant(name, module, status, diff) for name, (status, diff) in results.items()]
 
 
+def _has_words(line: str) -> bool:
+    return any(char.isalnum() for char in line)
+
+
 def changed_lines(since: str) -> dict[str, set[str]]:
     """For each core module a change touched, the text (stripped) of its added or changed lines."""
     files = [f"cobee_django/{module}.py" for module in MODULES]
@@ -249,10 +253,9 @@ def changed_lines(since: str) -> dict[str, set[str]]:
     for line in diff.splitlines():
         if line.startswith("+++ "):
             module = Path(line[6:]).stem if line.startswith("+++ b/") else None
-        elif module and line.startswith("+") and not line[1:].lstrip().startswith("#"):
-            # A line of brackets alone (the end of a call, say) would match every mutant spanning one.
-            if any(char.isalnum() for char in line):
-                changed.setdefault(module, set()).add(line[1:].strip())
+        # A line of brackets alone (the end of a call, say) would match every mutant spanning one.
+        elif module and line.startswith("+") and not line[1:].lstrip().startswith("#") and _has_words(line):
+            changed.setdefault(module, set()).add(line[1:].strip())
     return changed
 
 
