@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
+import math
 import os
 import threading
 import time
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -17,7 +20,7 @@ from rest_framework.test import APIClient
 
 from cobee_django import jwks
 from cobee_django.conf import get_settings
-from cobee_django.exceptions import FetchError
+from cobee_django.exceptions import CobeeDjangoError, FetchError, KeySetUnavailable, Reason, TokenRejected
 from cobee_django.testing import JWKSServer, TokenIssuer
 
 pytestmark = pytest.mark.urls("tests.testapp.authviews")
@@ -398,3 +401,332 @@ def test_cache_outage_does_not_break_authentication(jwks_settings, token_issuer,
     }
     jwks_settings(JWKS_CACHE_ALIAS="broken")
     assert status(fresh(token_issuer)) == 200
+
+
+# --- pinned key sets ------------------------------------------------------------------------------
+
+
+def test_a_pinned_key_set_is_used_and_never_fetched(jwks_settings, token_issuer, jwks_server):
+    assert status(fresh(token_issuer)) == 200  # the fetched set is in use ...
+    pinned = TokenIssuer(issuer=token_issuer.issuer, audience=token_issuer.audience, kid="pinned")
+    document = pinned.jwks()
+    generation = jwks.key_generation
+    jwks.pin_key_set(token_issuer.issuer, document)
+    try:
+        assert jwks.key_generation == generation + 1  # tokens verified with the old keys are verified again
+        document["keys"].clear()  # the pin keeps its own copy
+        assert jwks.pinned_key_set(token_issuer.issuer) == pinned.jwks()
+        jwks.pinned_key_set(token_issuer.issuer)["keys"].clear()  # and hands out copies
+        assert jwks.pinned_key_set(token_issuer.issuer) == pinned.jwks()
+        # ... and replaced by the pinned one, which never expires and is never fetched, even for unknown kids.
+        assert status(fresh(pinned)) == 200
+        assert issuer_keys().key_set.fetched_at == math.inf
+        age_key_set(3600)
+        assert status(fresh(token_issuer)) == 401
+        with pytest.raises(TokenRejected) as refused:
+            issuer_keys().get_key("unknown")
+        assert refused.value.reason is Reason.UNKNOWN_KID
+        assert jwks_server.fetches() == 1
+    finally:
+        jwks.unpin_key_set(token_issuer.issuer)
+    assert jwks.key_generation == generation + 2
+    assert jwks.pinned_key_set(token_issuer.issuer) is None
+    assert status(fresh(token_issuer)) == 200
+    assert status(fresh(pinned)) == 401
+    assert jwks_server.fetches() == 2
+
+
+def test_pins_are_per_issuer_and_unpinned_one_or_all(jwks_settings, token_issuer):
+    first, second = "https://first.example/", "https://second.example/"
+    jwks.pin_key_set(first, token_issuer.jwks())  # never used before: nothing to drop from the registry
+    jwks.pin_key_set(second, token_issuer.jwks())
+    try:
+        jwks.unpin_key_set(first)
+        assert jwks.pinned_key_set(first) is None
+        assert jwks.pinned_key_set(second) == token_issuer.jwks()
+        jwks.pin_key_set(first, token_issuer.jwks())
+        jwks.unpin_key_set()
+        assert jwks.pinned_key_set(first) is None and jwks.pinned_key_set(second) is None
+    finally:
+        jwks.unpin_key_set()
+
+
+def test_a_key_set_without_a_usable_key_cannot_be_pinned(jwks_settings, token_issuer):
+    with pytest.raises(CobeeDjangoError, match="install_key_set"):
+        jwks.pin_key_set(token_issuer.issuer, {"keys": [{"kty": "oct", "kid": "x", "k": "c2VjcmV0"}]})
+    assert jwks.pinned_key_set(token_issuer.issuer) is None
+
+
+# --- the key cache, driven directly: a frozen clock, a counted fetch, a local shared cache ----------
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """``jwks``' wall clock, frozen at ``now[0]`` (monotonic time keeps running)."""
+    now = [1_000_000.0]
+    fake = SimpleNamespace(time=lambda: now[0], monotonic=time.monotonic, perf_counter=time.perf_counter)
+    monkeypatch.setattr(jwks, "time", fake)
+    return now
+
+
+@pytest.fixture
+def served(monkeypatch, token_issuer):
+    """``fetch_jwks`` answering ``documents[-1]`` (or raising it), counting calls in ``calls``."""
+    fetches = SimpleNamespace(documents=[token_issuer.jwks()], calls=0)
+
+    def fetch(url, *, timeout, max_bytes):
+        fetches.calls += 1
+        document = fetches.documents[-1]
+        if isinstance(document, Exception):
+            raise document
+        return document
+
+    monkeypatch.setattr(jwks, "fetch_jwks", fetch)
+    return fetches
+
+
+@pytest.fixture
+def shared_cache(settings):
+    settings.CACHES = {
+        **settings.CACHES,
+        "jwks-local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": uuid.uuid4().hex},
+    }
+    from django.core.cache import caches
+
+    return caches["jwks-local"]
+
+
+def direct_keys(jwks_settings, **extra) -> jwks.IssuerKeys:
+    jwks_settings(JWKS_CACHE_TTL=600, JWKS_REFRESH_COOLDOWN=30, **extra)
+    return jwks.IssuerKeys(get_settings().issuers[0], get_settings())
+
+
+def key_set(*issuers: TokenIssuer, fetched_at: float) -> jwks.KeySet:
+    document = {"keys": [issuer.public_jwk for issuer in issuers]}
+    return jwks.build_key_set(document, frozenset({"RS256"}), fetched_at=fetched_at)[0]
+
+
+def store_shared(cache, keys: jwks.IssuerKeys, *issuers: TokenIssuer, fetched_at: object) -> None:
+    entry = {"fetched_at": fetched_at, "keys": [issuer.public_jwk for issuer in issuers]}
+    cache.set(keys.cache_key, sign(json.dumps(entry)))
+
+
+def test_a_key_set_is_refreshed_at_exactly_the_ttl(jwks_settings, token_issuer, clock, served):
+    keys = direct_keys(jwks_settings)
+    assert keys.get_key(token_issuer.kid).kid == token_issuer.kid
+    assert served.calls == 1
+    clock[0] += 600 - 0.5
+    keys.get_key(token_issuer.kid)
+    assert served.calls == 1
+    clock[0] += 0.5
+    keys.get_key(token_issuer.kid)
+    assert served.calls == 2
+
+
+def test_a_failed_refresh_is_retried_at_exactly_the_cooldown(jwks_settings, token_issuer, clock, served):
+    keys = direct_keys(jwks_settings)
+    keys.get_key(token_issuer.kid)
+    clock[0] += 600
+    served.documents.append(FetchError("down"))
+    assert keys.get_key(token_issuer.kid).kid == token_issuer.kid  # the last good set keeps serving
+    assert served.calls == 2
+    clock[0] += 30 - 0.5
+    keys.get_key(token_issuer.kid)
+    assert served.calls == 2
+    clock[0] += 0.5
+    keys.get_key(token_issuer.kid)
+    assert served.calls == 3
+
+
+def test_an_unknown_kid_refreshes_at_exactly_the_cooldown(jwks_settings, token_issuer, clock, served):
+    keys = direct_keys(jwks_settings)
+    keys.get_key(token_issuer.kid)
+    clock[0] += 30 - 0.5
+    with pytest.raises(TokenRejected):
+        keys.get_key("unknown")
+    assert served.calls == 1
+    clock[0] += 0.5
+    with pytest.raises(TokenRejected):
+        keys.get_key("unknown")
+    assert served.calls == 2
+
+
+def test_a_refresh_finding_a_fresh_set_or_a_known_kid_does_not_fetch(jwks_settings, token_issuer, clock, served):
+    keys = direct_keys(jwks_settings)
+    keys.get_key(token_issuer.kid)
+    clock[0] += 3600  # past the cooldown: only the set itself can spare the fetch
+    keys._set = dataclasses.replace(keys._set, fetched_at=clock[0] - 600 + 0.5)
+    assert keys._refresh(kid=None) is keys._set  # another thread refreshed it in the meantime
+    assert keys._refresh(kid=token_issuer.kid) is keys._set  # another thread found the kid in the meantime
+    assert served.calls == 1
+
+
+def test_the_no_key_set_error_names_the_issuer(jwks_settings, token_issuer, clock, served):
+    keys = direct_keys(jwks_settings)
+    served.documents.append(FetchError("down"))
+    with pytest.raises(KeySetUnavailable) as unavailable:
+        keys.get_key(token_issuer.kid)
+    assert unavailable.value.issuer == token_issuer.issuer
+
+
+def test_an_old_set_keeps_serving_while_another_thread_refreshes_it(jwks_settings, token_issuer, clock, served):
+    keys = direct_keys(jwks_settings)
+    keys.get_key(token_issuer.kid)
+    clock[0] += 3600
+    found: list[object] = []
+    with keys._lock:  # another thread is refreshing
+        reader = threading.Thread(target=lambda: found.append(keys.get_key(token_issuer.kid).kid), daemon=True)
+        reader.start()
+        reader.join(5)
+        assert found == [token_issuer.kid]  # answered without waiting for the lock
+    assert served.calls == 1
+
+
+def test_a_miss_that_waited_for_another_threads_fetch_shares_its_result(jwks_settings, token_issuer, clock, served):
+    keys = direct_keys(jwks_settings)
+    keys.get_key(token_issuer.kid)
+    clock[0] += 3600
+    rotated = TokenIssuer(issuer=token_issuer.issuer, audience=token_issuer.audience)
+    found: list[object] = []
+
+    def miss():
+        try:
+            found.append(keys.get_key(rotated.kid).kid)
+        except Exception as exc:
+            found.append(exc)
+
+    with keys._lock:  # another thread is fetching
+        waiter = threading.Thread(target=miss, daemon=True)
+        waiter.start()
+        time.sleep(0.2)  # the waiter is now blocked on the lock
+        keys._set = key_set(rotated, fetched_at=clock[0])
+        keys._attempts += 1
+    waiter.join(5)
+    assert found == [rotated.kid]
+    assert served.calls == 1
+
+
+def test_key_generation_moves_only_when_a_key_is_dropped_or_replaced(jwks_settings, token_issuer, clock):
+    keys = direct_keys(jwks_settings)
+    jwks.unpin_key_set("https://nobody.example/")  # the generation is not 0 from here on
+    rotated = TokenIssuer(issuer=token_issuer.issuer, audience=token_issuer.audience)
+    generation = jwks.key_generation
+    keys._install(key_set(token_issuer, fetched_at=clock[0]))
+    assert jwks.key_generation == generation  # a first set replaces nothing
+    keys._install(key_set(token_issuer, rotated, fetched_at=clock[0]))
+    assert jwks.key_generation == generation  # a key added, none dropped
+    keys._install(key_set(rotated, fetched_at=clock[0]))
+    assert jwks.key_generation == generation + 1  # one dropped
+    replaced = {**token_issuer.public_jwk, "kid": rotated.kid}
+    keys._install(jwks.build_key_set({"keys": [replaced]}, frozenset({"RS256"}), fetched_at=clock[0])[0])
+    assert jwks.key_generation == generation + 2  # the same kid, another key
+
+
+def test_the_shared_cache_entry_is_kept_a_week_under_a_stable_key(
+    jwks_settings, token_issuer, clock, served, shared_cache, monkeypatch
+):
+    stored: list[tuple] = []
+
+    class Recorder:
+        def get(self, key):
+            return None
+
+        def set(self, *args, **kwargs):
+            stored.append((args, kwargs))
+
+    monkeypatch.setattr(jwks, "caches", {"jwks-local": Recorder()})
+    keys = direct_keys(jwks_settings, JWKS_CACHE_ALIAS="jwks-local")
+    keys.get_key(token_issuer.kid)
+    # Workers of two versions (a rolling deploy) share the entry only if its key stays the same.
+    expected_key = "cobee_django:jwks:" + hashlib.sha256(get_settings().issuers[0].jwks_url.encode()).hexdigest()
+    assert keys.cache_key == expected_key
+    [(args, kwargs)] = stored
+    assert args[0] == expected_key and args[2:] == (7 * 24 * 3600,) and not kwargs
+
+
+def test_a_shared_set_from_the_near_future_is_accepted_the_far_future_refused(
+    jwks_settings, token_issuer, clock, served, shared_cache
+):
+    for skew, fetches in [(60, 0), (60.5, 1), ("1", 1)]:
+        served.calls = 0
+        keys = direct_keys(jwks_settings, JWKS_CACHE_ALIAS="jwks-local")
+        fetched_at = skew if isinstance(skew, str) else clock[0] + skew
+        store_shared(shared_cache, keys, token_issuer, fetched_at=fetched_at)
+        assert keys.get_key(token_issuer.kid).kid == token_issuer.kid
+        assert served.calls == fetches, skew
+
+
+def test_a_newer_shared_set_is_taken_only_while_it_answers(jwks_settings, token_issuer, clock, served, shared_cache):
+    rotated = TokenIssuer(issuer=token_issuer.issuer, audience=token_issuer.audience)
+    keys = direct_keys(jwks_settings, JWKS_CACHE_ALIAS="jwks-local")
+    start = clock[0]
+    keys.get_key(token_issuer.kid)
+    assert served.calls == 1
+    served.documents.append(rotated.jwks())
+    # An old set, and a newer shared one that is old too: fetched, not taken.
+    clock[0] = start + 2000
+    store_shared(shared_cache, keys, token_issuer, fetched_at=start + 1000)
+    with pytest.raises(TokenRejected):
+        keys.get_key(token_issuer.kid)  # the fetched set is the rotated one
+    assert served.calls == 2
+    # An unknown kid, past the cooldown: a newer shared set without it, younger than the TTL but older than the
+    # cooldown, does not answer for it (fetched); one holding it answers, however old.
+    third = TokenIssuer(issuer=token_issuer.issuer, audience=token_issuer.audience)
+    keys._set = key_set(rotated, fetched_at=clock[0] - 500)
+    keys._last_attempt = clock[0] - 100
+    store_shared(shared_cache, keys, rotated, fetched_at=clock[0] - 100)
+    served.documents.append(third.jwks())
+    assert keys.get_key(third.kid).kid == third.kid
+    assert served.calls == 3
+    keys._set = key_set(rotated, fetched_at=clock[0] - 500)
+    keys._last_attempt = clock[0] - 100
+    store_shared(shared_cache, keys, rotated, third, fetched_at=clock[0] - 100)
+    assert keys.get_key(third.kid).kid == third.kid
+    assert served.calls == 3
+
+
+def test_shared_sets_are_taken_until_exactly_the_ttl_and_the_cooldown(
+    jwks_settings, token_issuer, clock, served, shared_cache
+):
+    rotated = TokenIssuer(issuer=token_issuer.issuer, audience=token_issuer.audience)
+    keys = direct_keys(jwks_settings, JWKS_CACHE_ALIAS="jwks-local")
+    keys.get_key(token_issuer.kid)
+    served.documents.append(rotated.jwks())
+    for age, fetches in [(600 - 0.5, 1), (600, 2)]:
+        served.calls = 1
+        keys._set = key_set(token_issuer, fetched_at=clock[0] - 5000)
+        store_shared(shared_cache, keys, token_issuer, fetched_at=clock[0] - age)
+        if fetches == 1:
+            keys.get_key(token_issuer.kid)  # the shared set answers
+        else:
+            with pytest.raises(TokenRejected):
+                keys.get_key(token_issuer.kid)  # the fetched, rotated set answers
+        assert served.calls == fetches, age
+    for age, fetches in [(30 - 0.5, 1), (30, 2)]:
+        served.calls = 1
+        keys._set = key_set(token_issuer, fetched_at=clock[0] - 100)
+        keys._last_attempt = clock[0] - 100
+        store_shared(shared_cache, keys, token_issuer, fetched_at=clock[0] - age)
+        with pytest.raises(TokenRejected):
+            keys.get_key("unknown")
+        assert served.calls == fetches, age
+
+
+def test_a_shared_cache_outage_is_logged_with_the_alias_and_the_error(
+    jwks_settings, token_issuer, clock, served, shared_cache, monkeypatch, caplog
+):
+    class Broken:
+        def get(self, key):
+            raise ConnectionError
+
+        def set(self, *args, **kwargs):
+            raise TimeoutError
+
+    monkeypatch.setattr(jwks, "caches", {"jwks-local": Broken()})
+    keys = direct_keys(jwks_settings, JWKS_CACHE_ALIAS="jwks-local")
+    with caplog.at_level(logging.WARNING, logger="cobee_django.jwks"):
+        assert keys.get_key(token_issuer.kid).kid == token_issuer.kid
+    assert [record.args for record in caplog.records] == [
+        ("jwks-local", "ConnectionError"),
+        ("jwks-local", "TimeoutError"),
+    ]
