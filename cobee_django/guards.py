@@ -36,24 +36,22 @@ from django.db.models.expressions import Combinable
 from . import state
 from .company_field import COMPANY_ATTNAME, COMPANY_FIELD, SAVED_COMPANY, is_tenant_model, unscoped_rows
 from .exceptions import CompanyNotNamed, TenantViolation
+from .state import Tenant, Unscoped
 
 if TYPE_CHECKING:
     from .managers import TenantQuerySet
-    from .state import Tenant
 
 __all__: list[str] = []
 
 _bulk_update_checked: ContextVar[bool] = ContextVar("cobee_django_bulk_update_checked", default=False)
 
 
-def _limit() -> Tenant | None:
-    """Raises NoTenantBound when nothing is bound; else the tenant the guards check against.
-
-    ``None`` here means "nothing to check": inside ``unscoped()`` (``state.require_scope()`` answers
-    ``UNSCOPED``) every write is allowed on purpose. The guards' helpers take this value.
+def _limit() -> Tenant | Unscoped:
+    """Raises NoTenantBound when nothing is bound; else the tenant the guards check against, or
+    ``UNSCOPED`` inside ``unscoped()``, where every write is allowed on purpose (reachability is not
+    checked; same-company references still are). The guards' helpers take this value as ``scope``.
     """
-    scope = state.require_scope()
-    return scope if isinstance(scope, state.Tenant) else None
+    return state.require_scope()
 
 
 def _as_uuid(value: Any) -> uuid.UUID | None:
@@ -67,24 +65,24 @@ def _as_uuid(value: Any) -> uuid.UUID | None:
         raise TenantViolation(f"{value!r} is not a company id.") from exc
 
 
-def _check_reachable(model: type[Model], company_id: Any, tenant: Tenant | None) -> None:
-    if tenant is not None and not tenant.reaches(company_id):
+def _check_reachable(model: type[Model], company_id: Any, scope: Tenant | Unscoped) -> None:
+    if isinstance(scope, Tenant) and not scope.reaches(company_id):
         raise TenantViolation(
             f"A {model._meta.label} row cannot be written to company {company_id}: the bound tenant does not reach it."
         )
 
 
-def assign_company(obj: Model, tenant: Tenant | None) -> None:
+def assign_company(obj: Model, scope: Tenant | Unscoped) -> None:
     """Give a new row the bound company, or check the one it names."""
     company_id = getattr(obj, COMPANY_ATTNAME)
     if company_id is None:
-        single = tenant.single_company_id if tenant is not None else None
+        single = scope.single_company_id if isinstance(scope, Tenant) else None
         if single is None:
-            where = "inside unscoped()" if tenant is None else "when several companies are bound"
+            where = "when several companies are bound" if isinstance(scope, Tenant) else "inside unscoped()"
             raise CompanyNotNamed(f"A new {obj._meta.label} row must name its company {where}.")
         setattr(obj, COMPANY_ATTNAME, single)
         return
-    _check_reachable(type(obj), company_id, tenant)
+    _check_reachable(type(obj), company_id, scope)
 
 
 _reference_fields: dict[type[Model], tuple[Field[Any, Any], ...]] = {}
@@ -113,13 +111,13 @@ def _find_reference_fields(model: type[Model]) -> tuple[Field[Any, Any], ...]:
 def check_references(
     model: type[Model],
     objs: Sequence[Model],
-    tenant: Tenant | None,
+    scope: Tenant | Unscoped,
     using: str | None,
     fields: Iterable[str] | None = None,
 ) -> None:
     """Every tenant row ``objs`` point at is in the same company (tenant rows) or reachable (others)."""
     source_is_tenant = is_tenant_model(model)
-    if not source_is_tenant and tenant is None:
+    if not source_is_tenant and not isinstance(scope, Tenant):
         return
     wanted = None if fields is None else set(fields)
     for field in tenant_reference_fields(model):
@@ -155,7 +153,7 @@ def check_references(
                 if target_company != _as_uuid(getattr(obj, COMPANY_ATTNAME)):
                     raise TenantViolation(f"{model._meta.label}.{field.name} must point at a row of the same company.")
             else:
-                _check_reachable(field.related_model, target_company, tenant)  # type: ignore[arg-type]
+                _check_reachable(field.related_model, target_company, scope)  # type: ignore[arg-type]
 
 
 def company_unique_constraints(model: type[Model]) -> tuple[UniqueConstraint, ...]:
@@ -221,10 +219,10 @@ def validate_company_unique(model: type[Model], objs: Sequence[Model], using: st
 
 def check_new_rows(model: type[Model], objs: Sequence[Model], using: str | None, *, validate_unique: bool) -> None:
     """The guard of ``bulk_create()``: assign or check companies, references and unique constraints."""
-    tenant = _limit()
+    scope = _limit()
     for obj in objs:
-        assign_company(obj, tenant)
-    check_references(model, objs, tenant, using)
+        assign_company(obj, scope)
+    check_references(model, objs, scope, using)
     if validate_unique:
         validate_company_unique(model, objs, using)
 
@@ -246,14 +244,14 @@ def check_upsert(
 
 def check_rows(model: type[Model], objs: Sequence[Model], using: str | None, fields: Iterable[str]) -> None:
     """The guard of ``bulk_update()``: companies reachable, references in the same company."""
-    tenant = _limit()
+    scope = _limit()
     fields = list(fields)
     for obj in objs:
-        _check_reachable(model, getattr(obj, COMPANY_ATTNAME), tenant)
+        _check_reachable(model, getattr(obj, COMPANY_ATTNAME), scope)
     if COMPANY_FIELD in fields or COMPANY_ATTNAME in fields:
         moves = {obj.pk: _as_uuid(getattr(obj, COMPANY_ATTNAME)) for obj in objs}
         check_move(model, moves, using, set(fields))  # type: ignore[arg-type]
-    check_references(model, objs, tenant, using, fields)
+    check_references(model, objs, scope, using, fields)
 
 
 #: The one answer to a save that names a primary key no row of the bound tenant has (see pk_refused).
@@ -276,22 +274,23 @@ def pk_refused(model: type[Model]) -> TenantViolation:
 
 def check_save(obj: Model, using: str | None, update_fields: Iterable[str] | None, *, raw: bool = False) -> None:
     """The guard of every save of a tenant row (``save()``, ``create()``, raw saves)."""
-    tenant = _limit()
+    scope = _limit()
     fields = None if update_fields is None else set(update_fields)
-    assign_company(obj, tenant)
+    assign_company(obj, scope)
     model = type(obj)
-    if tenant is not None and not raw and obj._state.adding and obj.pk is not None and database_assigns_pk(model):
+    chosen_pk = not raw and obj._state.adding and obj.pk is not None
+    if isinstance(scope, Tenant) and chosen_pk and database_assigns_pk(model):
         # Threat: a chosen sequential id would be refused when another company has it and inserted when
         # free, telling which ids exist: refuse both alike (fixtures, raw=True, and unscoped() may choose).
         raise pk_refused(model)
     moved_from = _moving_from(obj, using, raw=raw)
     if moved_from is not None:
-        if tenant is not None and not tenant.reaches(moved_from):
+        if isinstance(scope, Tenant) and not scope.reaches(moved_from):
             # The same answer as the scoped UPDATE finding nothing (TenantModel._do_update), naming no company.
             raise TenantViolation(f"This {model._meta.label} row belongs to a company the bound tenant does not reach.")
         written = fields if fields is not None else {f.name for f in model._meta.concrete_fields}
         check_move(model, {obj.pk: _as_uuid(getattr(obj, COMPANY_ATTNAME))}, using, written)  # type: ignore[dict-item]
-    check_references(model, [obj], tenant, using, fields)
+    check_references(model, [obj], scope, using, fields)
     validate_company_unique(model, [obj], using)
 
 
@@ -422,10 +421,10 @@ def _check_m2m_move(
 
 def check_delete(obj: Model, using: str | None) -> None:
     """A row is deleted only if the tenant can see it (``Model.delete()`` deletes by primary key)."""
-    tenant = _limit()
-    if tenant is None:
+    scope = _limit()
+    if not isinstance(scope, Tenant):
         return
-    rows = unscoped_rows(type(obj), using).filter(pk=obj.pk, **{f"{COMPANY_ATTNAME}__in": tenant.company_ids})
+    rows = unscoped_rows(type(obj), using).filter(pk=obj.pk, **{f"{COMPANY_ATTNAME}__in": scope.company_ids})
     if not rows.exists():
         raise TenantViolation(f"This {obj._meta.label} row is not one the bound tenant can delete.")
 
@@ -452,7 +451,7 @@ def check_update(queryset: TenantQuerySet[Any], values: Mapping[str, Any]) -> No
     if _bulk_update_checked.get():
         return
     model = queryset.model
-    tenant = _limit()
+    scope = _limit()
     new_company: uuid.UUID | None = None
     references: list[tuple[Field[Any, Any], Any]] = []
     for name, value in values.items():
@@ -461,7 +460,7 @@ def check_update(queryset: TenantQuerySet[Any], values: Mapping[str, Any]) -> No
             new_company = _as_uuid(_plain_value(model, name, value))
             if new_company is None:
                 raise TenantViolation("A tenant row cannot lose its company.")
-            _check_reachable(model, new_company, tenant)
+            _check_reachable(model, new_company, scope)
         elif field in tenant_reference_fields(model):
             target = _plain_value(model, name, value)
             if target is not None:
@@ -495,16 +494,16 @@ def _check_links(source: Model, targets: type[Model], pks: Collection[Any], usin
     tenant row may be linked only with rows the tenant reaches.
     """
     source_is_tenant = is_tenant_model(type(source))
-    tenant = _limit()
+    scope = _limit()
     if source_is_tenant:
-        _check_reachable(type(source), getattr(source, COMPANY_ATTNAME), tenant)
+        _check_reachable(type(source), getattr(source, COMPANY_ATTNAME), scope)
     if not is_tenant_model(targets) or not pks:
         return
     rows = unscoped_rows(targets, using).filter(pk__in=pks)
     if source_is_tenant:
         rows = rows.filter(**{COMPANY_ATTNAME: getattr(source, COMPANY_ATTNAME)})
-    elif tenant is not None:
-        rows = rows.filter(**{f"{COMPANY_ATTNAME}__in": tenant.company_ids})
+    elif isinstance(scope, Tenant):
+        rows = rows.filter(**{f"{COMPANY_ATTNAME}__in": scope.company_ids})
     else:
         return
     if rows.count() != len(set(pks)):
