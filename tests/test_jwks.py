@@ -730,3 +730,192 @@ def test_a_shared_cache_outage_is_logged_with_the_alias_and_the_error(
         ("jwks-local", "ConnectionError"),
         ("jwks-local", "TimeoutError"),
     ]
+
+
+# --- the download, with requests.get replaced ------------------------------------------------------
+
+
+class FakeResponse:
+    def __init__(self, chunks=(b"{}",), status=200, headers=None, redirect=False):
+        import requests
+
+        self.chunks = list(chunks)
+        self.status_code = status
+        self.headers = requests.structures.CaseInsensitiveDict(headers or {})
+        self.is_redirect = self.is_permanent_redirect = redirect
+        self.chunk_sizes: list[object] = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def iter_content(self, chunk_size):
+        self.chunk_sizes.append(chunk_size)
+        yield from self.chunks
+
+
+@pytest.fixture
+def fake_get(monkeypatch):
+    """``requests.get`` answering ``calls.response``; each call's arguments and thread in ``calls.seen``."""
+    calls = SimpleNamespace(response=FakeResponse(), seen=[])
+
+    def get(url, **kwargs):
+        calls.seen.append((url, kwargs, threading.current_thread()))
+        return calls.response
+
+    monkeypatch.setattr(jwks.requests, "get", get)
+    return calls
+
+
+def test_the_download_streams_with_both_timeouts_no_redirects_and_plain_encoding(fake_get):
+    from requests.structures import CaseInsensitiveDict
+
+    from cobee_django import __version__
+
+    url = "https://keys.example/jwks.json"
+    fake_get.response = FakeResponse([b'{"keys":', b" []}"])
+    assert jwks.fetch_jwks(url, timeout=2.5, max_bytes=1024) == {"keys": []}  # every chunk, in order
+    [(seen_url, kwargs, thread)] = fake_get.seen
+    assert seen_url == url
+    assert kwargs["timeout"] == (2.5, 2.5) and kwargs["allow_redirects"] is False and kwargs["stream"] is True
+    headers = CaseInsensitiveDict(kwargs["headers"])
+    assert {name: value.lower() for name, value in headers.items()} == {
+        "Accept": "application/json",
+        "Accept-Encoding": "identity",  # a compressed body could expand far beyond the size cap
+        "User-Agent": f"cobee-django/{__version__}",
+    }
+    # Read in bounded chunks, in a named daemon thread (a hung fetch never holds the process up).
+    assert fake_get.response.chunk_sizes == [jwks._CHUNK]
+    assert thread.name == "cobee-django-jwks-fetch" and thread.daemon
+
+
+@pytest.mark.parametrize(
+    ("response", "refused"),
+    [
+        (FakeResponse(headers={"Content-Encoding": "gzip"}), True),
+        (FakeResponse(headers={"Content-Encoding": "Identity"}), False),
+        (FakeResponse(status=302, headers={"Location": "https://elsewhere.example/"}, redirect=True), True),
+        (FakeResponse(status=301, headers={"Location": "https://elsewhere.example/"}, redirect=True), True),
+        (FakeResponse(status=404), True),
+        # The declared length is refused before any byte is read; a missing one is no refusal.
+        (FakeResponse(headers={"Content-Length": "1025"}), True),
+        (FakeResponse([b"{" + b" " * 1022 + b"}"], headers={"Content-Length": "1024"}), False),
+        (FakeResponse([b"{" + b" " * 1022 + b"}"]), False),
+        (FakeResponse([b"{" + b" " * 1023 + b"}"]), True),
+        (FakeResponse([b"{" + b" " * 1000, b" " * 22, b"}"]), False),
+        (FakeResponse([b"{" + b" " * 1000, b" " * 23, b"}"]), True),
+    ],
+)
+def test_what_the_download_refuses(fake_get, response, refused):
+    fake_get.response = response
+    if refused:
+        with pytest.raises(FetchError):
+            jwks.fetch_jwks("https://keys.example/jwks.json", timeout=2, max_bytes=1024)
+    else:
+        assert jwks.fetch_jwks("https://keys.example/jwks.json", timeout=2, max_bytes=1024) == {}
+
+
+def test_the_download_stops_once_its_time_is_up(fake_get, monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(jwks, "time", SimpleNamespace(monotonic=lambda: now[0], time=time.time))
+    fake_get.response = FakeResponse([b"{", b"}"])
+    assert jwks._download("https://keys.example/jwks.json", 0, 1024) == b"{}"  # the deadline itself is in time
+
+    def late_chunks(chunk_size):
+        yield b"{"
+        now[0] += 0.5
+        yield b"}"
+
+    fake_get.response.iter_content = late_chunks
+    with pytest.raises(FetchError):
+        jwks._download("https://keys.example/jwks.json", 0.25, 1024)
+
+
+def test_the_caller_waits_no_longer_than_the_timeout(monkeypatch):
+    release = threading.Event()
+
+    def hung(url, **kwargs):
+        release.wait(10)
+        raise AssertionError("too late")
+
+    monkeypatch.setattr(jwks.requests, "get", hung)
+    started = time.monotonic()
+    try:
+        with pytest.raises(FetchError):
+            jwks.fetch_jwks("https://keys.example/jwks.json", timeout=0.2, max_bytes=1024)
+        assert time.monotonic() - started < 5
+    finally:
+        release.set()
+
+
+# --- building a key set ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("document", [None, [], "keys", {"keys": {}}, {"no": []}])
+def test_a_document_that_is_not_a_key_set_is_a_failed_fetch(document):
+    with pytest.raises(FetchError):
+        jwks.build_key_set(document, frozenset({"RS256"}), fetched_at=0)
+
+
+def test_entries_after_skipped_ones_are_kept_and_each_skip_says_why(token_issuer, rsa_key):
+    from cobee_django.exceptions import UnusableKey
+    from cobee_django.jose import key_from_jwk
+
+    good = token_issuer.public_jwk
+    duplicate = _entry(rsa_key, "dup")
+    unusable = {"kty": "oct", "kid": "oct", "k": "c2VjcmV0"}
+    nameless = {"kty": "oct", "kid": 5, "k": "c2VjcmV0"}
+    key_set, skipped = jwks.build_key_set(
+        {"keys": [duplicate, duplicate, unusable, nameless, good]}, frozenset({"RS256"}), fetched_at=7.0
+    )
+    assert set(key_set.keys) == {token_issuer.kid} and key_set.entries == (good,) and key_set.fetched_at == 7.0
+    reasons = []
+    for entry in (unusable, nameless):
+        with pytest.raises(UnusableKey) as exc:
+            key_from_jwk(entry, frozenset({"RS256"}))
+        reasons.append(str(exc.value))
+    assert skipped[2:] == [f"kid 'oct': {reasons[0]}", reasons[1]]
+    assert len(skipped) == 4 and all(note.startswith("kid 'dup'") for note in skipped[:2])
+
+
+def test_a_set_without_a_usable_key_says_what_was_skipped():
+    unusable = [{"kty": "oct", "kid": "a", "k": "c2VjcmV0"}, {"kty": "oct", "kid": "b", "k": "c2VjcmV0"}]
+    with pytest.raises(FetchError) as empty:
+        jwks.build_key_set({"keys": []}, frozenset({"RS256"}), fetched_at=0)
+    assert str(empty.value) == "no usable key in the set"
+    with pytest.raises(FetchError) as none_usable:
+        jwks.build_key_set({"keys": unusable}, frozenset({"RS256"}), fetched_at=0)
+    _, notes = str(none_usable.value).split(" (", 1)
+    assert str(none_usable.value).startswith("no usable key in the set (kid 'a': ")
+    assert notes.count("; kid 'b': ") == 1 and notes.endswith(")")
+
+
+def test_a_shared_set_no_newer_than_the_current_one_does_not_answer_for_an_unknown_kid(
+    jwks_settings, token_issuer, clock, served, shared_cache
+):
+    rotated = TokenIssuer(issuer=token_issuer.issuer, audience=token_issuer.audience)
+    keys = direct_keys(jwks_settings, JWKS_CACHE_ALIAS="jwks-local")
+    # The current set came from the shared cache 15 s ago; this worker's last fetch was 35 s ago.
+    keys._set = key_set(token_issuer, fetched_at=clock[0] - 15)
+    keys._last_attempt = clock[0] - 35
+    store_shared(shared_cache, keys, token_issuer, fetched_at=clock[0] - 15)
+    served.documents.append(rotated.jwks())
+    assert keys.get_key(rotated.kid).kid == rotated.kid  # fetched: the shared set is the one in use
+    assert served.calls == 1
+
+
+def test_two_threads_asking_for_an_issuers_keys_at_once_share_one_cache(jwks_settings, token_issuer):
+    issuer = get_settings().issuers[0]
+    jwks.reset()
+    first = jwks.IssuerKeys(issuer, get_settings())
+    found: list[object] = []
+    with jwks._registry_lock:
+        asker = threading.Thread(target=lambda: found.append(jwks.keys_for(issuer)), daemon=True)
+        asker.start()
+        time.sleep(0.2)  # the asker missed the registry and waits for the lock
+        jwks._registry[issuer.issuer] = first  # another thread created it meanwhile
+    asker.join(5)
+    assert found == [first]
+    assert jwks.keys_for(issuer) is first
