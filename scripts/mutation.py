@@ -51,7 +51,12 @@ MODULES: dict[str, list[str]] = {
     "guards": ["tests/test_guards.py", "tests/test_managers.py"],
     "managers": ["tests/test_managers.py", "tests/test_guards.py", "tests/test_rebuilt_querysets.py"],
     "state": ["tests/test_state.py", "tests/test_state_names.py", "tests/test_middleware.py"],
-    "credentials": ["tests/test_credentials.py", "tests/test_authentication.py"],
+    "credentials": [
+        "tests/test_credentials.py",
+        "tests/test_authentication.py",
+        "tests/test_dpop_requests.py",
+        "tests/test_mtls.py",
+    ],
     "dpop": ["tests/test_dpop.py", "tests/test_dpop_requests.py"],
 }
 
