@@ -49,7 +49,14 @@ MODULES: dict[str, list[str]] = {
     "authentication": ["tests/test_authentication.py", "tests/test_request_errors.py"],
     "permissions": ["tests/test_permissions.py", "tests/test_api.py"],
     "guards": ["tests/test_guards.py", "tests/test_managers.py"],
-    "managers": ["tests/test_managers.py", "tests/test_guards.py", "tests/test_rebuilt_querysets.py"],
+    "managers": [
+        "tests/test_managers.py",
+        "tests/test_guards.py",
+        "tests/test_rebuilt_querysets.py",
+        "tests/test_extra_sql.py",
+        "tests/test_managers_pinned.py",
+        "tests/test_tenant_managers.py",
+    ],
     "state": ["tests/test_state.py", "tests/test_state_names.py", "tests/test_middleware.py"],
     "credentials": [
         "tests/test_credentials.py",
