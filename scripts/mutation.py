@@ -48,7 +48,12 @@ MODULES: dict[str, list[str]] = {
     "bearer": ["tests/test_bearer.py", "tests/test_authentication.py", "tests/test_permissions.py"],
     "authentication": ["tests/test_authentication.py", "tests/test_request_errors.py"],
     "permissions": ["tests/test_permissions.py", "tests/test_api.py"],
-    "guards": ["tests/test_guards.py", "tests/test_managers.py"],
+    "guards": [
+        "tests/test_guards.py",
+        "tests/test_guards_moves_and_fixtures.py",
+        "tests/test_chosen_primary_keys.py",
+        "tests/test_managers.py",
+    ],
     "managers": [
         "tests/test_managers.py",
         "tests/test_guards.py",

@@ -332,3 +332,162 @@ def test_a_reverse_foreign_key_add_cannot_pull_in_another_companys_rows(rows):
     with state.unscoped():
         assert Employee.objects.get(pk=rows.c_emp.pk).department_id is None
         assert Employee.objects.get(pk=rows.b_emp.pk).department_id is None
+
+
+# --- the guards' helpers and edges ----------------------------------------------------------------
+
+
+def test_company_ids_are_read_from_uuids_their_string_form_and_rows(rows):
+    from cobee_django import guards
+    from cobee_django.models import Company
+
+    assert guards._as_uuid(None) is None
+    assert guards._as_uuid(rows.a) == rows.a
+    assert guards._as_uuid(str(rows.a)) == rows.a
+    assert guards._as_uuid(Company.objects.get(pk=rows.a)) == rows.a
+    with pytest.raises(TenantViolation):
+        guards._as_uuid("not-a-company")
+
+
+def test_a_company_named_by_its_string_form_keeps_its_same_company_references(rows):
+    with state.for_company(rows.a):
+        emp = Employee.objects.create(email="s@x", company_id=str(rows.a), department_id=rows.a_dept.pk)
+        assert emp.department_id == rows.a_dept.pk
+
+
+def test_a_refused_company_is_named_in_the_refusal(rows):
+    with state.for_company(rows.a), refused(match=f"cannot be written to company {rows.c}"):
+        Department.objects.create(name="x", company_id=rows.c)
+
+
+def test_a_new_row_without_company_says_why_it_needs_one(rows):
+    with state.for_corporation(rows.corp), refused(match="must name its company when several companies are bound"):
+        Department.objects.create(name="x")
+    with state.unscoped(), refused(match="must name its company inside unscoped"):
+        Department.objects.create(name="x")
+
+
+def test_a_link_from_a_row_outside_the_tenant_is_refused_even_within_its_company(rows):
+    with state.for_company(rows.a):
+        with refused(match=f"cannot be written to company {rows.c}"):
+            rows.c_emp.projects.add(rows.c_project)
+        with refused():
+            Department.objects.get(pk=rows.a_dept.pk)  # reachable, unlike:
+            rows.c_dept.employees.add(rows.c_emp)
+    with state.unscoped():
+        assert not Employee.projects.through.objects.filter(employee_id=rows.c_emp.pk).exists()
+
+
+def test_a_tenant_row_may_watch_non_tenant_rows(rows):
+    with state.unscoped():
+        note = Note.objects.create(text="n")
+    with state.for_company(rows.a):
+        emp = Employee.objects.get(pk=rows.a_emp.pk)
+        emp.watched_notes.add(note)  # the targets are no tenant rows: only the source is checked
+        assert list(emp.watched_notes.all()) == [note]
+
+
+def test_a_reverse_add_follows_the_same_company_rule_not_reachability(rows):
+    with state.for_corporation(rows.corp):
+        dept = Department.objects.get(pk=rows.a_dept.pk)
+        with refused(match=r"testapp\.Employee\.department must point at rows of the same company"):
+            dept.employees.add(Employee.objects.get(pk=rows.b_emp.pk))  # reachable, but another company
+
+
+def test_a_reverse_add_leaves_unsaved_and_foreign_objects_to_django(rows):
+    with state.for_company(rows.a):
+        dept = Department.objects.get(pk=rows.a_dept.pk)
+        with pytest.raises(ValueError, match="save the object first"):
+            dept.employees.add(Employee(email="unsaved@x"))
+        with pytest.raises(TypeError):
+            dept.employees.add(5)
+
+
+def test_removing_a_link_that_crosses_companies_is_never_refused(rows):
+    from django.db.models import QuerySet
+
+    through = Employee.projects.through
+    QuerySet(model=through).create(employee_id=rows.a_emp.pk, project_id=rows.c_project.pk)  # an old, bad link
+    with state.unscoped():
+        emp = Employee.objects.get(pk=rows.a_emp.pk)
+        emp.projects.remove(rows.c_project)
+        assert not QuerySet(model=through).filter(employee_id=rows.a_emp.pk).exists()
+
+
+def test_a_write_that_does_not_touch_a_reference_is_not_refused_for_it(rows):
+    from django.db.models import QuerySet
+
+    QuerySet(model=Employee).filter(pk=rows.a_emp.pk).update(department_id=rows.c_dept.pk)  # an old, bad reference
+    with state.for_company(rows.a):
+        emp = Employee.objects.get(pk=rows.a_emp.pk)
+        emp.name = "renamed"
+        assert Employee.objects.bulk_update([emp], ["name"]) == 1
+
+
+def test_an_update_from_an_expression_names_the_field(rows):
+    with state.for_company(rows.a):
+        with refused(match=r"testapp\.Employee\.company from an expression"):
+            Employee.objects.update(company=F("company"))
+        with refused(match=r"testapp\.Employee\.department from an expression"):
+            Employee.objects.update(department=F("department"))
+
+
+def test_an_update_checks_every_reference_after_a_missing_one(rows):
+    from tests.testapp.models import Lead
+
+    with state.for_company(rows.a):
+        lead = Lead.objects.create(email="lead@x")
+        with refused():
+            Lead.objects.filter(pk=lead.pk).update(department_id=10**9, project_id=rows.c_project.pk)
+
+
+def test_only_unique_constraints_that_include_the_company_are_checked_per_company():
+    from types import SimpleNamespace
+
+    from django.db.models import UniqueConstraint
+
+    from cobee_django import guards
+
+    per_company = UniqueConstraint(fields=["company", "name"], name="per_company")
+    everywhere = UniqueConstraint(fields=["code"], name="everywhere")
+    meta = SimpleNamespace(
+        constraints=[per_company, everywhere],
+        unique_together=[("code", "kind"), ("company_id", "email")],
+        db_table="t",
+        get_parent_list=list,
+    )
+    found = guards._find_unique_constraints(SimpleNamespace(_meta=meta))
+    assert len(found) == 2 and found[0] is per_company
+    assert found[1].fields == ("company_id", "email") and found[1].name == "t_unique_together_1"
+
+
+def test_the_guards_read_the_database_the_write_goes_to(rows):
+    # An unknown alias is refused by Django: a guard that read the default database would not notice it.
+    from django.utils.connection import ConnectionDoesNotExist
+
+    from cobee_django import guards
+
+    with state.for_company(rows.a):
+        emp = Employee.objects.get(pk=rows.a_emp.pk)
+        emp.department_id = rows.a_dept.pk
+        dept = Department.objects.get(pk=rows.a_dept.pk)
+        field = Employee._meta.get_field("department")
+        checks = [
+            lambda: guards.check_delete(emp, "nowhere"),
+            lambda: guards.check_reverse_add(dept, field, [emp], "nowhere"),
+            lambda: guards.check_new_rows(Employee, [Employee(email="new@x")], "nowhere", validate_unique=True),
+            lambda: guards.check_new_rows(
+                Employee, [Employee(email="new@x", department_id=rows.a_dept.pk)], "nowhere", validate_unique=False
+            ),
+            lambda: guards.check_rows(Employee, [emp], "nowhere", ["department"]),
+            lambda: guards.check_update(Employee.objects.using("nowhere").all(), {"department_id": 10**9}),
+        ]
+        raised = []
+        for check in checks:
+            try:
+                check()
+            except ConnectionDoesNotExist:
+                raised.append(True)
+            else:
+                raised.append(False)
+        assert raised == [True] * len(checks)
