@@ -35,7 +35,7 @@ SETTING_NAME = "COBEE_DJANGO"
 #: Algorithms the verifier knows how to pin. Only RSA signatures: the issuer is Auth0.
 SUPPORTED_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 #: Algorithms a DPoP proof may use (``DPOP_ALGORITHMS`` picks among them): asymmetric only.
-SUPPORTED_DPOP_ALGORITHMS = frozenset({"ES256", "ES384", "ES512", "EdDSA", *SUPPORTED_ALGORITHMS})
+SUPPORTED_DPOP_ALGORITHMS = frozenset({"ES256", "ES384", "ES512", "EdDSA", "Ed25519", *SUPPORTED_ALGORITHMS})
 DPOP_MODES = ("disabled", "allowed", "required")
 #: Cache backends that are not shared between processes (a replay is caught only by the process that saw it first).
 _PROCESS_LOCAL_CACHES = frozenset({"django.core.cache.backends.locmem.LocMemCache"})

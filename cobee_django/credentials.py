@@ -200,7 +200,7 @@ class RequestAuthenticator:
         a proof for a DPoP token, no bound token as Bearer, ``DPOP_MODE``) and the certificate
         binding (:func:`cobee_django.mtls.check_certificate_binding`).
         """
-        token, scheme = credential.token, credential.scheme
+        scheme, token = credential  # a tuple underneath: unpacked without two property calls
         django_request: HttpRequest = getattr(request, "_request", request)  # DRF wraps the HttpRequest
         try:
             validated = verify_token(token)

@@ -96,6 +96,8 @@ DPOP_ALGORITHMS: Mapping[str, _Alg] = {
     "PS384": _Alg("RSA", None, hashes.SHA384, 0),
     "PS512": _Alg("RSA", None, hashes.SHA512, 0),
     "EdDSA": _Alg("OKP", "Ed25519", None, 32),
+    # RFC 9864's fully-specified name for the same signatures; newer clients send it instead of EdDSA.
+    "Ed25519": _Alg("OKP", "Ed25519", None, 32),
 }
 _CURVES: Mapping[str, type[ec.EllipticCurve]] = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1, "P-521": ec.SECP521R1}
 #: The members RFC 7638 hashes, per key type (also the only members a proof's ``jwk`` needs).

@@ -29,7 +29,7 @@ from cobee_django.testing import MISSING, DPoPKey
 URL = "https://api.example.com/v1/companies"
 HTU = normalize_htu(URL)
 TOKEN = "header.payload.signature"
-ALL = ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"]
+ALL = ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA", "Ed25519"]
 
 
 def verifier(**settings):
@@ -70,6 +70,18 @@ def claims(**overrides):
 
 
 # --- accepted --------------------------------------------------------------------------------------
+
+
+def test_ed25519_and_eddsa_name_one_key_type_but_each_must_be_allowed(keys):
+    """RFC 9864's ``Ed25519`` and the older ``EdDSA`` sign alike; configuration still picks the names."""
+    key = keys["Ed25519"]
+    only_eddsa = verifier(DPOP_ALGORITHMS=["EdDSA"])
+    rejected(Reason.DPOP_ALG_NOT_ALLOWED, key.proof("GET", URL, TOKEN), key, v=only_eddsa)
+    same_key_as_eddsa = DPoPKey("EdDSA", key=key.key)
+    assert check(same_key_as_eddsa.proof("GET", URL, TOKEN), same_key_as_eddsa, v=only_eddsa).jkt == key.jkt
+    # The header's algorithm must match the key type whatever its name: an EC key under Ed25519 is refused.
+    header = {"typ": "dpop+jwt", "alg": "Ed25519", "jwk": keys["ES256"].public_jwk}
+    rejected(Reason.DPOP_BAD_KEY, craft(keys["ES256"], header, claims()), keys["ES256"])
 
 
 @pytest.mark.parametrize("alg", ALL)

@@ -39,6 +39,7 @@ def _int_b64(value: int, length: int | None = None) -> str:
 class DPoPKey:
     """A DPoP client's key pair: ``DPoPKey()`` is ES256; ``DPoPKey("RS256")``, ``"PS256"``, ``"EdDSA"``...
 
+    ``"Ed25519"`` signs as ``"EdDSA"`` does, under RFC 9864's name.
     :meth:`proof` signs a proof for one request; :meth:`bind` asks a
     :class:`~cobee_django.testing.TokenIssuer` for a token bound to this key (``cnf.jkt``);
     :meth:`headers` gives both request headers at once::
@@ -54,7 +55,7 @@ class DPoPKey:
             self.key = key
         elif algorithm in _CURVES:
             self.key = ec.generate_private_key(_CURVES[algorithm][0]())
-        elif algorithm == "EdDSA":
+        elif algorithm in ("EdDSA", "Ed25519"):
             self.key = ed25519.Ed25519PrivateKey.generate()
         elif algorithm[:2] in ("RS", "PS"):
             self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -87,7 +88,7 @@ class DPoPKey:
             r, s = decode_dss_signature(self.key.sign(signing_input, ec.ECDSA(_HASHES[alg[2:]]())))
             size = _CURVES[alg][2]
             return r.to_bytes(size, "big") + s.to_bytes(size, "big")
-        if alg == "EdDSA":
+        if alg in ("EdDSA", "Ed25519"):
             signature: bytes = self.key.sign(signing_input)
             return signature
         digest = _HASHES[alg[2:]]
