@@ -12,7 +12,7 @@ scope every query too; the mixin filters explicitly as well, so the rules above 
 model that has a foreign key to ``Company`` (named by ``tenant_field``) without being a ``TenantModel``.
 
 Importing this module (Django's admin autodiscovery does) also makes every admin site's "view on
-site" URL (``admin:view_on_site``) load objects through the same scoping: see :func:`view_on_site`.
+site" URL (``admin:view_on_site``) load objects through the same scoping: see :func:`_view_on_site`.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def _tenant_field_of(model: type[models.Model], name: str) -> models.ForeignKey[
     return None
 
 
-def tenant_fields(model: type[models.Model], site: AdminSite | None = None) -> list[str]:
+def _tenant_fields(model: type[models.Model], site: AdminSite | None = None) -> list[str]:
     """The foreign keys to ``Company`` that say which company a row of ``model`` belongs to.
 
     The ``tenant_field`` of the tenant admin registered for ``model`` on ``site``, else ``company``,
@@ -109,10 +109,10 @@ def tenant_fields(model: type[models.Model], site: AdminSite | None = None) -> l
 def _single_tenant_field(
     model: type[models.Model], site: AdminSite | None, preferred: str | None = None
 ) -> models.ForeignKey[Any, Any] | None:
-    """The one foreign key to ``Company`` of ``model``: ``preferred`` if it is one, else :func:`tenant_fields`'."""
+    """The one foreign key to ``Company`` of ``model``: ``preferred`` if it is one, else :func:`_tenant_fields`'."""
     if preferred is not None and (field := _tenant_field_of(model, preferred)) is not None:
         return field
-    names = tenant_fields(model, site)
+    names = _tenant_fields(model, site)
     return _tenant_field_of(model, names[0]) if len(names) == 1 else None
 
 
@@ -159,11 +159,11 @@ class _MalformedValueSafeAutocomplete:
         return groups
 
 
-class SafeAutocompleteSelect(_MalformedValueSafeAutocomplete, AutocompleteSelect):
+class _SafeAutocompleteSelect(_MalformedValueSafeAutocomplete, AutocompleteSelect):
     """``AutocompleteSelect`` that tolerates a malformed posted id."""
 
 
-class SafeAutocompleteSelectMultiple(_MalformedValueSafeAutocomplete, AutocompleteSelectMultiple):
+class _SafeAutocompleteSelectMultiple(_MalformedValueSafeAutocomplete, AutocompleteSelectMultiple):
     """``AutocompleteSelectMultiple`` that tolerates malformed posted ids."""
 
 
@@ -215,7 +215,7 @@ class _SafeAutocompleteAdminMixin(_AdminBase):
         self, db_field: models.ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
     ) -> forms.ModelChoiceField[Any] | None:
         if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
-            kwargs["widget"] = SafeAutocompleteSelect(db_field, self.admin_site, using=kwargs.get("using"))
+            kwargs["widget"] = _SafeAutocompleteSelect(db_field, self.admin_site, using=kwargs.get("using"))
         kwargs.setdefault("form_class", SafeModelChoiceField)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
@@ -223,7 +223,7 @@ class _SafeAutocompleteAdminMixin(_AdminBase):
         self, db_field: models.ManyToManyField[Any, Any], request: HttpRequest, **kwargs: Any
     ) -> forms.ModelMultipleChoiceField[Any] | None:
         if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
-            kwargs["widget"] = SafeAutocompleteSelectMultiple(db_field, self.admin_site, using=kwargs.get("using"))
+            kwargs["widget"] = _SafeAutocompleteSelectMultiple(db_field, self.admin_site, using=kwargs.get("using"))
         kwargs.setdefault("form_class", SafeModelMultipleChoiceField)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
@@ -281,7 +281,7 @@ class _TenantFieldsMixin(_SafeAutocompleteAdminMixin):
             # Never offer (nor accept) a company outside the tenant.
             kwargs["queryset"] = queryset.filter(id__in=company_ids)
         else:
-            kwargs["queryset"] = _in_companies(queryset, tenant_fields(related, self.admin_site), company_ids)
+            kwargs["queryset"] = _in_companies(queryset, _tenant_fields(related, self.admin_site), company_ids)
 
     def formfield_for_foreignkey(
         self, db_field: models.ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
@@ -478,7 +478,7 @@ class TenantInlineMixin(_TenantFieldsMixin):
 
     def check(self, **kwargs: Any) -> list[CheckMessage]:
         errors: list[CheckMessage] = list(super().check(**kwargs))
-        if _tenant_field_of(self.model, self.tenant_field) is None and tenant_fields(self.model):
+        if _tenant_field_of(self.model, self.tenant_field) is None and _tenant_fields(self.model):
             # The rows have a company the inline would neither filter on nor set.
             errors.append(_wrong_tenant_field(self, "use a plain inline (whose rows do not follow the active company)"))
         return errors
@@ -540,13 +540,13 @@ def _reachable(request: HttpRequest, site: AdminSite, content_type_id: str, obje
         # Also for models whose admin does not scope (or that have none): their company must be active.
         choice = staff.active_choice(request)
         company_ids = choice.company_ids if choice is not None else frozenset()
-        return bool(_in_companies(queryset, tenant_fields(model, site), company_ids).filter(pk=object_id).exists())
+        return bool(_in_companies(queryset, _tenant_fields(model, site), company_ids).filter(pk=object_id).exists())
     except (ContentType.DoesNotExist, ValueError, TypeError, ValidationError, TenantError):
         # An unknown type, a malformed id, or no tenant bound: nothing to open.
         return False
 
 
-def view_on_site(request: HttpRequest, content_type_id: str, object_id: str, *, site: AdminSite) -> HttpResponse:
+def _view_on_site(request: HttpRequest, content_type_id: str, object_id: str, *, site: AdminSite) -> HttpResponse:
     """The admin's "view on site" redirect (``admin:view_on_site``), for objects the user may open only.
 
     Django's own view loads the object through ``_base_manager``, unscoped: its redirect for
@@ -567,14 +567,14 @@ def view_on_site(request: HttpRequest, content_type_id: str, object_id: str, *, 
 def _with_tenant_view_on_site(site: AdminSite, pattern: Any) -> Any:
     if not isinstance(pattern, URLPattern) or pattern.name != "view_on_site":
         return pattern
-    view = site.admin_view(functools.partial(view_on_site, site=site))
+    view = site.admin_view(functools.partial(_view_on_site, site=site))
     view.admin_site = site  # type: ignore[attr-defined]  # as Django's own admin views carry
     view.tenant_aware = True  # type: ignore[attr-defined]
     return URLPattern(pattern.pattern, view, pattern.default_args, pattern.name)
 
 
-def install_view_on_site() -> None:
-    """Make every admin site serve :func:`view_on_site` at its ``r/`` URL (idempotent).
+def _install_view_on_site() -> None:
+    """Make every admin site serve :func:`_view_on_site` at its ``r/`` URL (idempotent).
 
     Done for every ``AdminSite`` (the default one and any project's own), so no project can
     forget it; the rest of each site's URLs is untouched.
@@ -591,7 +591,7 @@ def install_view_on_site() -> None:
     AdminSite.get_urls = get_urls  # type: ignore[method-assign]
 
 
-install_view_on_site()
+_install_view_on_site()
 
 
 class SuperuserOnlyAdmin(_SafeAutocompleteAdminMixin, _SafeChangelistMixin, _ModelAdmin):
@@ -624,7 +624,7 @@ def _asserted_by_admin(company: Company) -> None:
         company.membership_asserted_at = timezone.now()
 
 
-class CompanyInline(_TabularInline):
+class _CompanyInline(_TabularInline):
     model = Company
     fields = ["id", "name", "membership_source"]
     readonly_fields = ["membership_source"]
@@ -633,10 +633,10 @@ class CompanyInline(_TabularInline):
 
 
 @admin.register(Corporation)
-class CorporationAdmin(SuperuserOnlyAdmin):
+class _CorporationAdmin(SuperuserOnlyAdmin):
     list_display = ["name", "id"]
     search_fields = ["name", "=id"]
-    inlines = [CompanyInline]
+    inlines = [_CompanyInline]
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         if formset.model is Company:
@@ -660,7 +660,7 @@ class CorporationAdmin(SuperuserOnlyAdmin):
 
 
 @admin.register(Company)
-class CompanyAdmin(SuperuserOnlyAdmin):
+class _CompanyAdmin(SuperuserOnlyAdmin):
     list_display = ["name", "id", "corporation", "membership_source"]
     list_filter = ["membership_source", "corporation"]
     search_fields = ["name", "=id", "corporation__name"]
@@ -674,7 +674,7 @@ class CompanyAdmin(SuperuserOnlyAdmin):
 
 
 @admin.register(StaffGrant)
-class StaffGrantAdmin(SuperuserOnlyAdmin):
+class _StaffGrantAdmin(SuperuserOnlyAdmin):
     list_display = ["user", "company", "corporation", "source"]
     list_filter = ["source"]
     search_fields = ["user__username", "user__email", "company__name", "corporation__name", "=company__id"]
@@ -689,7 +689,7 @@ class StaffGrantAdmin(SuperuserOnlyAdmin):
 
 
 @admin.register(StaffIdentity)
-class StaffIdentityAdmin(SuperuserOnlyAdmin):
+class _StaffIdentityAdmin(SuperuserOnlyAdmin):
     """Read-only: identities are written by OIDC sign-ins."""
 
     list_display = ["user", "issuer", "subject", "all_companies", "last_sign_in"]

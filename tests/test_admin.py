@@ -671,16 +671,16 @@ def test_a_malformed_autocomplete_value_is_a_form_error(world, data, operator, c
 
 
 def test_tenant_fields_of_models():
-    from cobee_django.admin import tenant_fields
+    from cobee_django.admin import _tenant_fields
     from cobee_django.models import Corporation, StaffGrant
     from tests.testapp.adminsite import site
     from tests.testapp.models import Employee, Ledger, Note
 
-    assert tenant_fields(Employee) == ["company"]
-    assert tenant_fields(Ledger, site) == ["owner"]
-    assert tenant_fields(Ledger) == ["owner"]  # the only foreign key to Company
-    assert tenant_fields(StaffGrant) == ["company"]
-    assert tenant_fields(Corporation) == [] and tenant_fields(Note) == []
+    assert _tenant_fields(Employee) == ["company"]
+    assert _tenant_fields(Ledger, site) == ["owner"]
+    assert _tenant_fields(Ledger) == ["owner"]  # the only foreign key to Company
+    assert _tenant_fields(StaffGrant) == ["company"]
+    assert _tenant_fields(Corporation) == [] and _tenant_fields(Note) == []
 
 
 def test_an_inline_must_name_its_models_tenant_field():

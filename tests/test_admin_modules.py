@@ -18,11 +18,11 @@ def test_no_module_stands_under_another_path(name: str) -> None:
 
 
 def test_autodiscovery_registers_the_registry_admin() -> None:
-    from cobee_django.admin import CompanyAdmin, CorporationAdmin, StaffGrantAdmin
+    from cobee_django.admin import _CompanyAdmin, _CorporationAdmin, _StaffGrantAdmin
 
-    assert isinstance(admin.site._registry[Company], CompanyAdmin)
-    assert isinstance(admin.site._registry[Corporation], CorporationAdmin)
-    assert isinstance(admin.site._registry[StaffGrant], StaffGrantAdmin)
+    assert isinstance(admin.site._registry[Company], _CompanyAdmin)
+    assert isinstance(admin.site._registry[Corporation], _CorporationAdmin)
+    assert isinstance(admin.site._registry[StaffGrant], _StaffGrantAdmin)
 
 
 def test_the_backend_loads_by_its_path() -> None:
