@@ -87,7 +87,7 @@ WARNING_DENIALS = frozenset(
 )
 
 
-def request_id(request: Any) -> str | None:
+def _request_id(request: Any) -> str | None:
     """The request's ``X-Request-ID`` when it is a plain, short identifier, else ``None``."""
     value = request.META.get(REQUEST_ID_HEADER)
     if isinstance(value, str) and _REQUEST_ID.fullmatch(value):
@@ -138,7 +138,7 @@ def token_rejected(sender: Any, request: Any, reason: Reason, client_id: str | N
     sent = bool(signals.token_rejected.receivers)
     if not (logged or sent):
         return  # nobody reads it: not even the request id is computed
-    rid = request_id(request)
+    rid = _request_id(request)
     if logged:
         fields = {"client_id": client_id, "user_id": None, "company_id": None, "corporation_id": None}
         _log(level, "token_rejected", reason.value, fields, request_id=rid)
@@ -159,7 +159,7 @@ def token_accepted(sender: Any, request: Any, token: Any) -> None:
     sent = bool(signals.token_accepted.receivers)
     if not (logged or sent):
         return  # the path of every authenticated request: nothing more to pay
-    rid = request_id(request)
+    rid = _request_id(request)
     if logged:
         _log(logging.DEBUG, "token_accepted", None, _who(token.principal), request_id=rid)
     if sent:
@@ -180,7 +180,7 @@ def tenant_bound(sender: Any, request: Any, tenant: Any, principal: Any) -> None
         if tenant.corporation_id is not None:
             fields["corporation_id"] = str(tenant.corporation_id)
         companies = ",".join(sorted(str(c) for c in tenant.company_ids)) or None
-        _log(logging.DEBUG, "tenant_bound", None, fields, request_id=request_id(request), companies=companies)
+        _log(logging.DEBUG, "tenant_bound", None, fields, request_id=_request_id(request), companies=companies)
     if signals.tenant_bound.receivers:
         _send(
             signals.tenant_bound,
@@ -188,7 +188,7 @@ def tenant_bound(sender: Any, request: Any, tenant: Any, principal: Any) -> None
             request=request,
             tenant=tenant,
             principal=principal,
-            request_id=request_id(request),
+            request_id=_request_id(request),
         )
 
 
@@ -221,7 +221,7 @@ def access_denied(sender: Any, request: Any, status: int, tenant: Any) -> None:
     sent = bool(signals.access_denied.receivers)
     if not (logged or sent):
         return
-    rid = request_id(request)
+    rid = _request_id(request)
     if logged:
         fields = _who(user)
         _log(
@@ -260,7 +260,7 @@ def database_unavailable(sender: Any, request: Any, reason: Any, error: BaseExce
     the client's answer names none of it.
     """
     user = getattr(request, "user", None)
-    rid = request_id(request)
+    rid = _request_id(request)
     if logger.isEnabledFor(logging.WARNING):
         cause = error
         while cause.__cause__ is not None:  # the driver's own error, under Django's (and a deadline's)
