@@ -19,7 +19,7 @@ capture a tenant: that raises, so unscoped work stays explicit in the task's own
 Celery users need none of this: :mod:`cobee_django.contrib.celery` carries the same snapshot in the task
 message's headers, so the task's arguments stay the caller's own.
 
-A snapshot comes back from a queue, which is input: :func:`tenant_from_snapshot` parses it
+A snapshot comes back from a queue, which is input: :func:`_tenant_from_snapshot` parses it
 strictly (a known version, canonical UUID strings, at most :data:`MAX_COMPANIES` companies).
 """
 
@@ -58,10 +58,10 @@ def capture() -> dict[str, Any]:
     tenant = state.require_scope()
     if not isinstance(tenant, state.Tenant):
         raise TenantError("Inside unscoped() there is no tenant to carry; call unscoped() in the task itself.")
-    return snapshot_of(tenant)
+    return _snapshot_of(tenant)
 
 
-def snapshot_of(tenant: Tenant) -> dict[str, Any]:
+def _snapshot_of(tenant: Tenant) -> dict[str, Any]:
     """The JSON-serialisable snapshot of ``tenant`` (its company ids and corporation id)."""
     if len(tenant.company_ids) > MAX_COMPANIES:
         raise TenantError(f"A task can carry at most {MAX_COMPANIES} companies; fan the work out per company.")
@@ -73,7 +73,7 @@ def snapshot_of(tenant: Tenant) -> dict[str, Any]:
 
 
 def _canonical_uuid(value: object) -> uuid.UUID:
-    # Only the form snapshot_of() writes: one spelling per id, so no two strings mean one company.
+    # Only the form _snapshot_of() writes: one spelling per id, so no two strings mean one company.
     if not isinstance(value, str) or len(value) != 36:
         raise ValueError
     parsed = uuid.UUID(value)
@@ -82,8 +82,8 @@ def _canonical_uuid(value: object) -> uuid.UUID:
     return parsed
 
 
-def tenant_from_snapshot(snapshot: Mapping[str, Any]) -> Tenant:
-    """The tenant a snapshot describes; anything but what :func:`snapshot_of` writes raises ``TenantError``."""
+def _tenant_from_snapshot(snapshot: Mapping[str, Any]) -> Tenant:
+    """The tenant a snapshot describes; anything but what :func:`_snapshot_of` writes raises ``TenantError``."""
     try:
         if not isinstance(snapshot, Mapping) or not set(snapshot) <= _SNAPSHOT_KEYS:
             raise TypeError
@@ -105,7 +105,7 @@ def tenant_from_snapshot(snapshot: Mapping[str, Any]) -> Tenant:
 @contextmanager
 def restore(snapshot: Mapping[str, Any]) -> Iterator[Tenant]:
     """Bind the tenant of ``snapshot`` for the duration of the block."""
-    with state.for_tenant(tenant_from_snapshot(snapshot)) as tenant:
+    with state.for_tenant(_tenant_from_snapshot(snapshot)) as tenant:
         yield tenant
 
 

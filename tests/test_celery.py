@@ -116,15 +116,15 @@ def good(**changes: Any) -> dict[str, Any]:
 )
 def test_a_malformed_header_is_refused(header):
     with pytest.raises(MalformedTenantHeader) as raised:
-        cobee_celery.tenant_of_request(Request(header))
+        cobee_celery._tenant_of_request(Request(header))
     assert str(raised.value) == cobee_celery.REJECTED_MESSAGE  # constant: never echoes the header
 
 
 def test_a_well_formed_header_is_the_tenant():
-    assert cobee_celery.tenant_of_request(Request()) is None
-    tenant = cobee_celery.tenant_of_request(Request(good(company_ids=[A, B], corporation_id=B)))
+    assert cobee_celery._tenant_of_request(Request()) is None
+    tenant = cobee_celery._tenant_of_request(Request(good(company_ids=[A, B], corporation_id=B)))
     assert tenant == state.Tenant(frozenset({uuid.UUID(A), uuid.UUID(B)}), uuid.UUID(B))
-    assert cobee_celery.tenant_of_request(Request(good(company_ids=[]))) == state.Tenant(frozenset())
+    assert cobee_celery._tenant_of_request(Request(good(company_ids=[]))) == state.Tenant(frozenset())
 
 
 def test_a_task_with_a_malformed_header_is_rejected_before_its_body_runs(caplog):
@@ -357,11 +357,11 @@ def test_a_task_of_another_base_is_bound_by_the_signals_and_never_with_a_malform
     for header, expected in [(good(), state.Tenant(frozenset({uuid.UUID(A)}))), ({"v": 1}, None)]:
         job.push_request(id="t", called_directly=False, **{cobee_celery.HEADER: header})
         try:
-            cobee_celery.bind_for_task(task=job)
+            cobee_celery._bind_for_task(task=job)
             assert state.tenant_or_none() == expected
             assert not state.is_unscoped()
         finally:
-            cobee_celery.unbind_after_task(task=job)
+            cobee_celery._unbind_after_task(task=job)
             job.pop_request()
         assert state.tenant_or_none() is None
     assert [r.getMessage() for r in caplog.records] == [f"{cobee_celery.UNBOUND_MESSAGE} task_id=t"]

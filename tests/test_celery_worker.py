@@ -227,7 +227,7 @@ def forging() -> Iterator[None]:
     try:
         yield
     finally:
-        before_task_publish.connect(cobee_celery.add_tenant_header, weak=False, dispatch_uid=uid)
+        before_task_publish.connect(cobee_celery._add_tenant_header, weak=False, dispatch_uid=uid)
 
 
 def test_a_message_with_a_forged_header_is_rejected_and_never_runs(worker):

@@ -56,7 +56,7 @@ __all__ = [
 
 logger = logging.getLogger("cobee_django.celery")
 
-#: The message header carrying the tenant's snapshot (``cobee_django.tasks.snapshot_of``).
+#: The message header carrying the tenant's snapshot (``cobee_django.tasks._snapshot_of``).
 HEADER = "cobee_tenant"
 
 #: The line a worker logs when it refuses a message; constant, so it never echoes the header.
@@ -74,10 +74,10 @@ def _log_fields(request: Any, event: str) -> dict[str, Any]:
 
 def _header_value() -> dict[str, Any] | None:
     tenant = state.tenant_or_none()
-    return None if tenant is None else tasks.snapshot_of(tenant)
+    return None if tenant is None else tasks._snapshot_of(tenant)
 
 
-def add_tenant_header(headers: dict[str, Any] | None = None, **_: Any) -> None:
+def _add_tenant_header(headers: dict[str, Any] | None = None, **_: Any) -> None:
     """Set (or remove) :data:`HEADER` on every message published in this process.
 
     Celery logs and ignores what a signal receiver raises, and publishes anyway: so the header is
@@ -93,10 +93,10 @@ def add_tenant_header(headers: dict[str, Any] | None = None, **_: Any) -> None:
 
 
 # Connected on import, in every process that imports this module (publishers and workers alike).
-before_task_publish.connect(add_tenant_header, weak=False, dispatch_uid="cobee_django.celery.add_tenant_header")
+before_task_publish.connect(_add_tenant_header, weak=False, dispatch_uid="cobee_django.celery.add_tenant_header")
 
 
-def tenant_of_request(request: Any) -> Tenant | None:
+def _tenant_of_request(request: Any) -> Tenant | None:
     """The tenant a task request carries (``None`` for none); raises ``MalformedTenantHeader``.
 
     In eager mode (``task_always_eager``, ``Task.apply()``) no message is published: the task runs
@@ -110,7 +110,7 @@ def tenant_of_request(request: Any) -> Tenant | None:
     if not isinstance(value, Mapping):
         raise MalformedTenantHeader(REJECTED_MESSAGE)
     try:
-        return tasks.tenant_from_snapshot(value)
+        return tasks._tenant_from_snapshot(value)
     except TenantError as exc:
         raise MalformedTenantHeader(REJECTED_MESSAGE) from exc
 
@@ -134,7 +134,7 @@ def _nothing() -> None:
 _BINDING = "_cobee_django_binding"
 
 
-def bind_for_task(task: Any = None, **_: Any) -> None:
+def _bind_for_task(task: Any = None, **_: Any) -> None:
     """Bind the request's tenant for the whole execution: the body, then its chain and callbacks.
 
     Connected to ``task_prerun``: the steps after a task (the rest of a chain, callbacks, a
@@ -143,7 +143,7 @@ def bind_for_task(task: Any = None, **_: Any) -> None:
     """
     request = task.request
     try:
-        tenant = tenant_of_request(request)
+        tenant = _tenant_of_request(request)
     except MalformedTenantHeader:
         tenant = None
         if not isinstance(task, TenantTask):
@@ -153,15 +153,15 @@ def bind_for_task(task: Any = None, **_: Any) -> None:
     setattr(request, _BINDING, stack)
 
 
-def unbind_after_task(task: Any = None, **_: Any) -> None:
-    """Undo :func:`bind_for_task`; connected to ``task_postrun``, which Celery sends in ``finally``."""
+def _unbind_after_task(task: Any = None, **_: Any) -> None:
+    """Undo :func:`_bind_for_task`; connected to ``task_postrun``, which Celery sends in ``finally``."""
     stack = task.request.__dict__.pop(_BINDING, None)
     if stack is not None:
         stack.close()
 
 
-task_prerun.connect(bind_for_task, weak=False, dispatch_uid="cobee_django.celery.bind_for_task")
-task_postrun.connect(unbind_after_task, weak=False, dispatch_uid="cobee_django.celery.unbind_after_task")
+task_prerun.connect(_bind_for_task, weak=False, dispatch_uid="cobee_django.celery.bind_for_task")
+task_postrun.connect(_unbind_after_task, weak=False, dispatch_uid="cobee_django.celery.unbind_after_task")
 
 
 class TenantTask(celery.Task):  # type: ignore[misc]  # Celery ships no type information
@@ -177,7 +177,7 @@ class TenantTask(celery.Task):  # type: ignore[misc]  # Celery ships no type inf
             # A plain function call in the caller's code keeps the caller's tenant.
             return super().__call__(*args, **kwargs)
         try:
-            tenant = tenant_of_request(request)
+            tenant = _tenant_of_request(request)
         except MalformedTenantHeader:
             logger.error("%s task_id=%s", REJECTED_MESSAGE, request.id, extra=_log_fields(request, "task_rejected"))
             raise Reject(REJECTED_MESSAGE, requeue=False) from None
