@@ -35,7 +35,7 @@ from ..permissions import HasScopes
 __all__ = ["JWTAuthenticationScheme", "required_scopes"]
 
 #: One scope set per alternative way to satisfy the view (``[frozenset()]``: no scope needed).
-ScopeAlternatives = list[frozenset[str]]
+_ScopeAlternatives = list[frozenset[str]]
 
 OAUTH2_DESCRIPTION = (
     "Machine-to-machine access: obtain a token with the client-credentials grant (client id, client "
@@ -48,7 +48,7 @@ DPOP_DESCRIPTION = (
 )
 
 
-def _alternatives(permission: Any, view: APIView, method: str) -> ScopeAlternatives:
+def _alternatives(permission: Any, view: APIView, method: str) -> _ScopeAlternatives:
     if isinstance(permission, HasScopes):
         return [permission.required_scopes(view, method)]
     # DRF's composed permissions keep their operands as op1 and op2 (untyped in the stubs).
@@ -62,19 +62,19 @@ def _alternatives(permission: Any, view: APIView, method: str) -> ScopeAlternati
     return [frozenset()]
 
 
-def _all_of(permissions: Iterable[Any], view: APIView, method: str) -> ScopeAlternatives:
-    combined: ScopeAlternatives = [frozenset()]
+def _all_of(permissions: Iterable[Any], view: APIView, method: str) -> _ScopeAlternatives:
+    combined: _ScopeAlternatives = [frozenset()]
     for permission in permissions:
         options = _alternatives(permission, view, method)
         combined = _unique([left | right for left, right in itertools.product(combined, options)])
     return combined
 
 
-def _unique(alternatives: ScopeAlternatives) -> ScopeAlternatives:
+def _unique(alternatives: _ScopeAlternatives) -> _ScopeAlternatives:
     return list(dict.fromkeys(alternatives))
 
 
-def required_scopes(view: APIView, method: str) -> ScopeAlternatives:
+def required_scopes(view: APIView, method: str) -> _ScopeAlternatives:
     """The scope sets that satisfy ``view``'s permissions for ``method`` (each is one alternative)."""
     permissions: list[Any] = list(view.get_permissions())
     return _all_of(permissions, view, method.upper())
@@ -125,14 +125,14 @@ class JWTAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[n
         """The text shown next to ``scope`` in the OAuth2 flow (default: the scope itself)."""
         return scope
 
-    def _operation_scopes(self, auto_schema: AutoSchema) -> ScopeAlternatives:
+    def _operation_scopes(self, auto_schema: AutoSchema) -> _ScopeAlternatives:
         try:
             return required_scopes(auto_schema.view, auto_schema.method)
         except ImproperlyConfigured as exc:
             warn(f"cobee_django: {exc} The operation is documented without scopes.")
             return [frozenset()]
 
-    def _remember(self, auto_schema: AutoSchema, alternatives: ScopeAlternatives) -> dict[str, str]:
+    def _remember(self, auto_schema: AutoSchema, alternatives: _ScopeAlternatives) -> dict[str, str]:
         seen = _scopes_seen.setdefault(auto_schema.registry, {})
         for scope in sorted(set().union(*alternatives)):
             seen.setdefault(scope, self.get_scope_description(scope))
