@@ -52,6 +52,7 @@ __all__ = [
     "TokenAuth",
     "document_scopes",
     "install",
+    "operation_scopes",
     "refusal",
 ]
 
