@@ -172,7 +172,7 @@ def test_a_citus_database_without_workers_fails_to_migrate(on_citus):
     lone = type(connections["default"])({**connection.settings_dict, "NAME": name}, alias="citus_noworkers")
     connections["citus_noworkers"] = lone  # the executor opens its transaction by alias
     try:
-        assert citus.is_citus(lone) and citus.worker_count(lone) == 0
+        assert citus.is_citus(lone) and citus._worker_count(lone) == 0
         with pytest.raises(CitusError, match="has no worker node"):
             MigrationExecutor(lone).migrate([("api", "0002_distribute_by_company")])
     finally:
@@ -202,7 +202,7 @@ def test_the_distribution_check_names_the_model_and_the_constraint():
                     models.UniqueConstraint(fields=["company", "label"], name="voucher_label"),
                 ]
 
-        problems = citus.distribution_problems([Voucher])
+        problems = citus._distribution_problems([Voucher])
     assert [(p.id, p.msg) for p in problems] == [
         (
             "cobee_django.E040",

@@ -17,7 +17,7 @@ from django.apps import apps
 from django.db import connection, connections
 from django.db.migrations.state import ProjectState
 
-from cobee_django.db.citus import DistributeTenantModel, placement
+from cobee_django.db.citus import DistributeTenantModel, _placement
 from cobee_django.db.operations import EnableRowLevelSecurity
 from cobee_django.models import Company
 from cobee_django.state import unscoped
@@ -44,7 +44,7 @@ def teams(cluster, owner) -> Iterator[int]:  # noqa: F811
             for j in range(5):
                 Team.objects.create(company=company, name=f"t{j}")
     yield 15
-    if placement(connection, TABLE) is not None:  # a failed test: leave the table as the next one expects
+    if _placement(connection, TABLE) is not None:  # a failed test: leave the table as the next one expects
         _run("backwards", DistributeTenantModel("Team"))
     for table in APP_TABLES:
         _rows(f"ALTER TABLE {table} OWNER TO {previous}")
@@ -83,12 +83,12 @@ def test_protected_first_then_distributed_keeps_every_row(teams, owner):  # noqa
     assert _count() == teams
     with connected_as(owner):
         _run("forwards", DistributeTenantModel("Team"))
-    assert placement(connection, TABLE).method == "h"
+    assert _placement(connection, TABLE).method == "h"
     assert _count() == teams
     assert _protected_everywhere()
     with connected_as(owner):  # and back: undistribute_table copies the rows too
         _run("backwards", DistributeTenantModel("Team"))
-    assert placement(connection, TABLE) is None
+    assert _placement(connection, TABLE) is None
     assert _count() == teams
     assert _rows("SELECT relforcerowsecurity FROM pg_class WHERE oid = %s::regclass", [TABLE]) == [(True,)]
 
@@ -100,7 +100,7 @@ def test_distributed_first_then_protected_keeps_every_row(teams, owner):  # noqa
             _run("forwards", DistributeTenantModel("Team"))
         finally:
             _run("forwards", EnableRowLevelSecurity("Team"))
-    assert placement(connection, TABLE).method == "h"
+    assert _placement(connection, TABLE).method == "h"
     assert _count() == teams
     assert _protected_everywhere()
 

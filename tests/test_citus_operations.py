@@ -51,7 +51,7 @@ def cluster(transactional_db) -> None:
     reason = None
     if connection.vendor != "postgresql" or not citus.is_citus(connection):
         reason = "needs DATABASE_URL on a Citus coordinator (see docs/scaling-out.md)"
-    elif not citus.worker_count(connection):
+    elif not citus._worker_count(connection):
         reason = "the Citus test database has no workers"
     if reason:
         if os.environ.get("COBEE_REQUIRE_CITUS"):

@@ -92,7 +92,7 @@ def check_citus(
     app_configs: Sequence[Any] | None = None, databases: Sequence[str] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
     """E040, W040, W041 and E041 on a Citus database (``migrate`` runs these for its database)."""
-    from .citus import distribution_problems, undistributed_tables
+    from .citus import _distribution_problems, _undistributed_tables
 
     messages: list[CheckMessage] = []
     if not databases:
@@ -102,7 +102,7 @@ def check_citus(
         if connection.vendor != "postgresql" or not is_citus(connection):
             continue
         models = tenant_models(alias)
-        for problem in (*distribution_problems(models), *undistributed_tables(connection, models)):
+        for problem in (*_distribution_problems(models), *_undistributed_tables(connection, models)):
             kind = Warning if problem.id.split(".")[1].startswith("W") else Error
             messages.append(kind(problem.msg, hint=problem.hint, id=problem.id))
     return messages

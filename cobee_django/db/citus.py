@@ -53,7 +53,7 @@ _told: set[str] = set()
 HASH, NONE = "h", "n"
 
 
-def worker_count(connection: BaseDatabaseWrapper) -> int:
+def _worker_count(connection: BaseDatabaseWrapper) -> int:
     """Active primary nodes of this database that may hold shards (Citus keeps them per database)."""
     rows = _fetch(
         connection,
@@ -63,7 +63,7 @@ def worker_count(connection: BaseDatabaseWrapper) -> int:
 
 
 @dataclass(frozen=True)
-class Placement:
+class _Placement:
     """How Citus holds one table: ``method`` is ``h`` (distributed), ``n`` (reference or Citus-local)."""
 
     method: str
@@ -71,7 +71,7 @@ class Placement:
     reference: bool
 
 
-def placement(connection: BaseDatabaseWrapper, table: str) -> Placement | None:
+def _placement(connection: BaseDatabaseWrapper, table: str) -> _Placement | None:
     """How Citus holds ``table``; ``None`` for a plain local table."""
     rows = _fetch(
         connection,
@@ -82,10 +82,10 @@ def placement(connection: BaseDatabaseWrapper, table: str) -> Placement | None:
     if not rows:
         return None
     method, column, reference = rows[0]
-    return Placement(str(method), column or None, bool(reference) and method == NONE)
+    return _Placement(str(method), column or None, bool(reference) and method == NONE)
 
 
-def tenant_tables() -> set[str]:
+def _tenant_tables() -> set[str]:
     """The tables of the project's tenant models (the current registry, not a migration's state)."""
     return {
         m._meta.db_table
@@ -126,7 +126,7 @@ def _incoming(model: type[Model]) -> list[ForeignKey[Any, Any]]:
     return found
 
 
-def same_company_name(source: str, column: str, max_length: int) -> str:
+def _same_company_name(source: str, column: str, max_length: int) -> str:
     """The composite foreign key's name (the one ``AddSameCompanyConstraint`` uses too)."""
     return truncate_name(f"{source}_{column}_same_company", max_length)
 
@@ -156,7 +156,7 @@ class _CitusOperation(Operation):
                 connection.alias,
             )
             return None
-        if worker_count(connection) == 0:
+        if _worker_count(connection) == 0:
             raise CitusError(
                 f"The Citus database {connection.settings_dict.get('NAME')!r} ({connection.alias!r}) has no worker "
                 "node, so its tables cannot be distributed. Register the workers in this database "
@@ -207,7 +207,7 @@ class _CitusOperation(Operation):
         quote = schema_editor.quote_name
         target: type[Model] = field.related_model
         source_table, target_table = source._meta.db_table, target._meta.db_table
-        source_place, target_place = placement(connection, source_table), placement(connection, target_table)
+        source_place, target_place = _placement(connection, source_table), _placement(connection, target_table)
         target_column = str(field.target_field.column)
         if target_place is not None and target_place.reference:
             if source_place is None or source_place.method != HASH:
@@ -238,7 +238,7 @@ class _CitusOperation(Operation):
                 )
             schema_editor.execute(
                 f"ALTER TABLE {quote(source_table)} ADD CONSTRAINT "
-                f"{quote(same_company_name(source_table, str(field.column), max_length))} "
+                f"{quote(_same_company_name(source_table, str(field.column), max_length))} "
                 f"FOREIGN KEY ({quote(source_place.column)}, {quote(str(field.column))}) "
                 f"REFERENCES {quote(target_table)} ({quote(target_place.column)}, {quote(target_column)})",
                 params=None,
@@ -281,7 +281,7 @@ class DistributeTenantModel(_CitusOperation):
             return
         table = model._meta.db_table
         quote = schema_editor.quote_name
-        current = placement(connection, table)
+        current = _placement(connection, table)
         if current is not None and current.method == HASH:
             logger.info("%s is already distributed by %s.", table, current.column)
             return
@@ -322,7 +322,7 @@ class DistributeTenantModel(_CitusOperation):
                     field.name,
                     field.related_model._meta.label,
                 )
-        tenants = tenant_tables()
+        tenants = _tenant_tables()
         for field in _incoming(model):
             source = field.model
             if self._add_foreign_key(schema_editor, source, field):
@@ -349,7 +349,7 @@ class DistributeTenantModel(_CitusOperation):
             return
         table = model._meta.db_table
         quote = schema_editor.quote_name
-        current = placement(connection, table)
+        current = _placement(connection, table)
         if current is None or current.method != HASH:
             return
         company = company_column(model)
@@ -377,7 +377,7 @@ class DistributeTenantModel(_CitusOperation):
         # Django's own single-column keys, where the other end is a plain table again.
         for source, field in [(model, f) for f in _foreign_keys(model)] + [(f.model, f) for f in _incoming(model)]:
             other = field.related_model if source is model else source
-            if placement(connection, other._meta.db_table) is None:
+            if _placement(connection, other._meta.db_table) is None:
                 schema_editor.execute(
                     schema_editor._create_fk_sql(source, field, "_fk_%(to_table)s_%(to_column)s")  # type: ignore[attr-defined]
                 )
@@ -440,7 +440,7 @@ class DistributeTenantModel(_CitusOperation):
     @staticmethod
     def _colocation_anchor(connection: BaseDatabaseWrapper, table: str) -> str | None:
         """The first distributed tenant table: every other one joins its co-location group."""
-        tables = sorted(tenant_tables() - {table})
+        tables = sorted(_tenant_tables() - {table})
         if not tables:
             return None
         rows = _fetch(
@@ -492,7 +492,7 @@ def _rows_kept(schema_editor: BaseDatabaseSchemaEditor, table: str, column: str,
 
 def _is_tenant_target(field: ForeignKey[Any, Any]) -> bool:
     target = field.related_model
-    return isinstance(target, type) and target._meta.db_table in tenant_tables()
+    return isinstance(target, type) and target._meta.db_table in _tenant_tables()
 
 
 class CreateReferenceTable(_CitusOperation):
@@ -523,10 +523,10 @@ class CreateReferenceTable(_CitusOperation):
             return
         table = model._meta.db_table
         quote = schema_editor.quote_name
-        current = placement(connection, table)
+        current = _placement(connection, table)
         if current is None or not current.reference:
             for field in _foreign_keys(model):
-                target_place = placement(connection, field.related_model._meta.db_table)
+                target_place = _placement(connection, field.related_model._meta.db_table)
                 if target_place is None or not target_place.reference:
                     raise CitusError(
                         f"{model._meta.label}.{field.name} points at {field.related_model._meta.label}, which is not "
@@ -535,8 +535,8 @@ class CreateReferenceTable(_CitusOperation):
             # Citus converts every local table linked to a reference table by foreign keys into a
             # Citus-local table, and refuses tables with policies: tenant tables still local keep
             # out of it, their keys to the registry wait until they are distributed.
-            for source in sorted(tenant_tables()):
-                if placement(connection, source) is None:
+            for source in sorted(_tenant_tables()):
+                if _placement(connection, source) is None:
                     self._drop_foreign_keys(schema_editor, source, incoming=False)
             schema_editor.execute("SELECT create_reference_table(%s)", params=[quote(table)])
         for field in _incoming(model):
@@ -562,10 +562,10 @@ class CreateReferenceTable(_CitusOperation):
         if connection is None:
             return
         table = model._meta.db_table
-        if placement(connection, table) is None:
+        if _placement(connection, table) is None:
             return
         for field in _incoming(model):
-            source_place = placement(connection, field.model._meta.db_table)
+            source_place = _placement(connection, field.model._meta.db_table)
             if source_place is not None and source_place.method == HASH:
                 self._drop_incoming(schema_editor, field.model._meta.db_table, field)
         schema_editor.execute(
@@ -574,7 +574,7 @@ class CreateReferenceTable(_CitusOperation):
         )
 
 
-def distribution_problems(models: list[type[Model]]) -> list[Problem]:
+def _distribution_problems(models: list[type[Model]]) -> list[Problem]:
     """What keeps tenant models from being distributed by company (E040), or costs a key (W040, W041).
 
     E040: a unique field or constraint without the company (Citus can only enforce uniqueness
@@ -656,7 +656,7 @@ def distribution_problems(models: list[type[Model]]) -> list[Problem]:
     return problems
 
 
-def undistributed_tables(connection: BaseDatabaseWrapper, models: list[type[Model]]) -> list[Problem]:
+def _undistributed_tables(connection: BaseDatabaseWrapper, models: list[type[Model]]) -> list[Problem]:
     """E041: tables of these tenant models that exist but are not distributed by company."""
     problems = []
     for model in models:
@@ -665,7 +665,7 @@ def undistributed_tables(connection: BaseDatabaseWrapper, models: list[type[Mode
         table = model._meta.db_table
         if not _fetch(connection, "SELECT to_regclass(%s) IS NOT NULL", [connection.ops.quote_name(table)])[0][0]:
             continue  # not migrated yet
-        found = placement(connection, table)
+        found = _placement(connection, table)
         if found is None or found.method != HASH:
             problems.append(
                 Problem(

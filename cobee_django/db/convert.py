@@ -26,7 +26,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from ..company_field import company_column
 from ..exceptions import CitusError
-from .citus import CreateReferenceTable, DistributeTenantModel, undistributed_tables, worker_count
+from .citus import CreateReferenceTable, DistributeTenantModel, _undistributed_tables, _worker_count
 from .policy import tenant_models
 from .shards import _fetch
 
@@ -67,7 +67,7 @@ def convert(connection: BaseDatabaseWrapper, say: Callable[[str], None] = lambda
 
     if not is_citus(connection):
         raise CitusError(f"The database {connection.alias!r} has no citus extension: CREATE EXTENSION citus first.")
-    if worker_count(connection) == 0:
+    if _worker_count(connection) == 0:
         raise CitusError(
             f"The Citus database {connection.alias!r} has no worker node: SELECT citus_add_node(host, port) for each "
             "worker, in this database, on the coordinator."
@@ -119,7 +119,7 @@ def convert(connection: BaseDatabaseWrapper, say: Callable[[str], None] = lambda
         changed = [f"{k}: {before.get(k)} before, {after.get(k)} after" for k in keys if before.get(k) != after.get(k)]
         if changed:
             raise CitusError("Rolled back: row counts changed during the conversion (" + "; ".join(changed) + ").")
-        left = undistributed_tables(connection, models)
+        left = _undistributed_tables(connection, models)
         if left:
             raise CitusError("Rolled back: " + " ".join(p.msg for p in left) + " " + left[0].hint)
     return Conversion(

@@ -58,9 +58,9 @@ def psycopg_error(connection: BaseDatabaseWrapper) -> type[Exception]:
 
 def anchor_table(connection: BaseDatabaseWrapper) -> str:
     """The first distributed tenant table: the co-location group of every tenant table."""
-    from .citus import tenant_tables
+    from .citus import _tenant_tables
 
-    tables = sorted(tenant_tables())
+    tables = sorted(_tenant_tables())
     rows = _fetch(
         connection,
         "SELECT p.logicalrelid::regclass::text FROM pg_dist_partition p WHERE p.partmethod = 'h' "
