@@ -28,7 +28,7 @@ from rest_framework.views import APIView
 from . import audit, bearer, dpop, instrumentation, state
 from .authentication import JWTAuthentication
 from .conf import get_settings
-from .db.faults import DatabaseFault, classify
+from .db.faults import DatabaseFault, _classify
 from .exceptions import DatabaseUnavailable, NoTenantBound, TenantViolation
 from .membership import tenant_for_principal
 from .principal import ClientPrincipal
@@ -58,7 +58,7 @@ INSUFFICIENT_SCOPE_ATTR = "cobee_insufficient_scope"
 _UNSET: Any = object()
 
 
-class RequestTenant:
+class _RequestTenant:
     """The resolver bound for one request: the tenant of ``request.user``, once per user object."""
 
     __slots__ = ("_middleware", "_request", "_resolving", "_tenant", "_user")
@@ -110,7 +110,7 @@ class TenantMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
-        resolver = RequestTenant(self, request)
+        resolver = _RequestTenant(self, request)
         with state.deferred(resolver):
             response = self.get_response(request)
         audit.access_denied(type(self), request, response.status_code, resolver.tenant)
@@ -118,7 +118,7 @@ class TenantMiddleware:
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
-        resolver = RequestTenant(self, request)
+        resolver = _RequestTenant(self, request)
         with state.deferred(resolver):
             response = await get_response(request)
         audit.access_denied(type(self), request, response.status_code, resolver.tenant)
@@ -158,10 +158,10 @@ class TenantMiddleware:
         constant; the message, which may name ids, is logged. Other exceptions (the programming
         errors of ``TenantError`` among them) go on to Django's handling.
 
-        A database fault (:func:`cobee_django.db.faults.classify`), from a DRF view or a plain one,
+        A database fault (:func:`cobee_django.db.faults._classify`), from a DRF view or a plain one,
         is answered by :meth:`database_unavailable`.
         """
-        fault = classify(exception)
+        fault = _classify(exception)
         if fault is not None:
             return self.database_unavailable(request, exception, fault)
         challenge = None
@@ -218,7 +218,7 @@ class TenantMiddleware:
         bearer.add_insufficient_scope_challenge(request, response)
         dpop.add_nonce_header(request, response)
         # DRF views that accept tokens, and any other view that verified one (plain views, Ninja).
-        if is_token_authenticated_view(response) or isinstance(getattr(request, "auth", None), ValidatedToken):
+        if _is_token_authenticated_view(response) or isinstance(getattr(request, "auth", None), ValidatedToken):
             # A proxy or CDN caching one client's answer (or error) would serve it to the next client.
             patch_cache_control(response, private=True)
             patch_vary_headers(response, ["Authorization"])
@@ -244,7 +244,7 @@ def _is_api_request(request: HttpRequest) -> bool:
     return isinstance(view_class, type) and issubclass(view_class, APIView)
 
 
-def is_token_authenticated_view(response: HttpResponseBase) -> bool:
+def _is_token_authenticated_view(response: HttpResponseBase) -> bool:
     """Whether ``response`` comes from a DRF view that accepts :class:`JWTAuthentication`.
 
     DRF leaves the view's request (and its authenticators) on every response it finalizes, the

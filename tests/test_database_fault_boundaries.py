@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from django.db import utils
 
-from cobee_django.db.faults import DatabaseFault, classify
+from cobee_django.db.faults import DatabaseFault, _classify
 
 
 class DriverError(Exception):
@@ -31,7 +31,7 @@ FAULT_STATES = ["08006", "08001", "57P01", "57P03", "53300", "57014", "55P03"]
     "kind", [utils.IntegrityError, utils.ProgrammingError, utils.DataError, utils.NotSupportedError]
 )
 def test_errors_outside_the_fault_classes_are_never_faults(kind, sqlstate):
-    assert classify(wrapped(kind, sqlstate)) is None
+    assert _classify(wrapped(kind, sqlstate)) is None
 
 
 @pytest.mark.parametrize(
@@ -47,11 +47,11 @@ def test_errors_outside_the_fault_classes_are_never_faults(kind, sqlstate):
 )
 @pytest.mark.parametrize("kind", [utils.OperationalError, utils.InternalError])
 def test_tenant_refusals_and_bugs_are_not_faults_even_in_a_fault_class(kind, sqlstate, message):
-    assert classify(wrapped(kind, sqlstate, message)) is None
+    assert _classify(wrapped(kind, sqlstate, message)) is None
 
 
 @pytest.mark.parametrize(
     ("sqlstate", "fault"), [("08006", DatabaseFault.UNREACHABLE), ("57014", DatabaseFault.TIMEOUT)]
 )
 def test_the_fault_states_in_an_operational_error_are_faults(sqlstate, fault):
-    assert classify(wrapped(utils.OperationalError, sqlstate)) is fault
+    assert _classify(wrapped(utils.OperationalError, sqlstate)) is fault

@@ -34,7 +34,7 @@ from django.http import HttpResponse
 from django.urls import path
 
 from cobee_django import signals, state
-from cobee_django.db.faults import DEADLINE_GRACE, DatabaseFault, classify
+from cobee_django.db.faults import DEADLINE_GRACE, DatabaseFault, _classify
 from cobee_django.middleware import DATABASE_UNAVAILABLE_MESSAGE
 from cobee_django.models import Company
 from cobee_django.testing import TenantAPIClient
@@ -126,7 +126,7 @@ def test_a_closed_port_is_unreachable(django_db_blocker):
             error = caught(wrapper.ensure_connection)
     finally:
         wrapper.close()
-    assert classify(error) is DatabaseFault.UNREACHABLE
+    assert _classify(error) is DatabaseFault.UNREACHABLE
 
 
 def test_bad_sql_and_duplicate_keys_are_not_faults(db):
@@ -135,7 +135,7 @@ def test_bad_sql_and_duplicate_keys_are_not_faults(db):
             cursor.execute("SELECT * FROM cobee_no_such_table")
 
     # SQLite reports bad SQL as OperationalError, PostgreSQL as ProgrammingError: neither is a fault.
-    assert classify(caught(bad_sql)) is None
+    assert _classify(caught(bad_sql)) is None
     company = Company.objects.create(name="Once")
 
     def duplicate():
@@ -144,8 +144,8 @@ def test_bad_sql_and_duplicate_keys_are_not_faults(db):
 
     error = caught(duplicate)
     assert isinstance(error, IntegrityError)
-    assert classify(error) is None
-    assert classify(ValueError("not a database error")) is None
+    assert _classify(error) is None
+    assert _classify(ValueError("not a database error")) is None
 
 
 def test_a_statement_timeout_is_a_timeout(db, require_postgres):
@@ -157,7 +157,7 @@ def test_a_statement_timeout_is_a_timeout(db, require_postgres):
     started = time.monotonic()
     error = caught(slow)
     assert time.monotonic() - started < 1.5
-    assert classify(error) is DatabaseFault.TIMEOUT
+    assert _classify(error) is DatabaseFault.TIMEOUT
 
 
 # --- what the client gets ---------------------------------------------------------------------------
@@ -192,7 +192,7 @@ def test_an_api_request_to_an_unreachable_database_is_a_json_503(caplog, unavail
     assert record.company_id == str(company)
     assert record.path == f"/api/v3/companies/{company}/employees"
     assert [call["reason"] for call in calls] == [DatabaseFault.UNREACHABLE.value]
-    assert classify(calls[0]["error"]) is DatabaseFault.UNREACHABLE
+    assert _classify(calls[0]["error"]) is DatabaseFault.UNREACHABLE
     # The request left nothing bound behind it.
     assert state.tenant_or_none() is None and not state.is_unscoped()
 

@@ -8,7 +8,7 @@ raced it). Retrying later can succeed, so the answer is 503 with ``Retry-After``
 (:class:`~cobee_django.middleware.TenantMiddleware` answers it).
 
 Everything else stays what it is: an integrity error (a duplicate key), a programming error (a
-missing table, bad SQL), a data error. :func:`classify` returns ``None`` for those, so they keep
+missing table, bad SQL), a data error. :func:`_classify` returns ``None`` for those, so they keep
 their usual handling (a 500 the developer must fix, or the 4xx the view makes of them).
 
 The classification reads the driver's SQLSTATE (psycopg 3 and psycopg2), the MySQL error number,
@@ -17,7 +17,7 @@ or SQLite's message; Django's wrapped error keeps the driver's error as its ``__
 **The statement deadline.** ``statement_timeout`` is enforced by the server, and a server can fail to
 enforce it: a Citus coordinator whose statement waits on a frozen worker (``kill -STOP``, a hung VM)
 cancels it by sending the worker a cancel request, and waits for the worker's answer, which never
-comes until the worker runs again. :func:`deadline_wrapper` (installed by the
+comes until the worker runs again. :func:`_deadline_wrapper` (installed by the
 ``cobee_django.db.backends.citus`` engine) bounds the wait from the client side: a statement that
 has not returned one second after the session's ``statement_timeout`` has its connection shut
 down by a watchdog thread, and fails with :class:`StatementDeadlineExceeded` (a ``database_timeout``
@@ -90,7 +90,7 @@ def _sqlstate(error: BaseException) -> str | None:
     return state if isinstance(state, str) else None
 
 
-def classify(error: BaseException) -> DatabaseFault | None:
+def _classify(error: BaseException) -> DatabaseFault | None:
     """The fault ``error`` shows, or ``None`` when it is not one to answer with 503.
 
     Only Django's ``OperationalError``, ``InterfaceError`` and ``InternalError`` (the last for
@@ -213,7 +213,7 @@ def _shut_down(fd: int) -> None:
 _watchdog = _Watchdog()
 
 
-def deadline_wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+def _deadline_wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
     """Run one statement under its connection's deadline (see the module docs); an execute wrapper."""
     connection = context["connection"]
     seconds: float | None = getattr(connection, DEADLINE_ATTR, None)

@@ -13,7 +13,7 @@ On every PostgreSQL server, connecting is bounded: libpq's ``connect_timeout`` a
 server or worker costs a request seconds, not half a minute (libpq waits forever by default).
 Statements are bounded by ``statement_timeout``, which the project sets for its serving role (the
 deployment check W060 reports it unbounded): a default here would also cut long migrations short.
-Each connection reads it when it opens, and :func:`cobee_django.db.faults.deadline_wrapper` holds
+Each connection reads it when it opens, and :func:`cobee_django.db.faults._deadline_wrapper` holds
 every statement to it from the client side too, for the server that cannot (a coordinator waiting
 on a frozen worker).
 """
@@ -27,7 +27,7 @@ from django.db.backends.postgresql import base
 
 from ....conf import DEFAULTS, get_settings, user_settings
 from ..._catalog import on_citus
-from ...faults import DEADLINE_ATTR, DEADLINE_GRACE, deadline_wrapper
+from ...faults import DEADLINE_ATTR, DEADLINE_GRACE, _deadline_wrapper
 from .creation import DatabaseCreation
 from .features import DatabaseFeatures
 
@@ -41,7 +41,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         setattr(self, DEADLINE_ATTR, None)
-        self.execute_wrappers.append(deadline_wrapper)
+        self.execute_wrappers.append(_deadline_wrapper)
 
     def get_connection_params(self) -> dict[str, Any]:
         params: dict[str, Any] = super().get_connection_params()
