@@ -21,7 +21,7 @@ def _uuid(value: str) -> uuid.UUID:
         raise ArgumentTypeError(f"{value!r} is not a UUID") from None
 
 
-def add_tenant_arguments(parser: ArgumentParser) -> None:
+def _add_tenant_arguments(parser: ArgumentParser) -> None:
     """Add ``--company``, ``--corporation`` and ``--unscoped``; exactly one is required."""
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--company", type=_uuid, metavar="UUID", help="Run for this company only.")
@@ -31,7 +31,7 @@ def add_tenant_arguments(parser: ArgumentParser) -> None:
     )
 
 
-def tenant_context(options: dict[str, Any]) -> AbstractContextManager[Any]:
+def _tenant_context(options: dict[str, Any]) -> AbstractContextManager[Any]:
     """The binding the parsed ``--company``/``--corporation``/``--unscoped`` options ask for."""
     if options.get("company"):
         return state.for_company(options["company"])
@@ -51,9 +51,9 @@ class TenantCommand(BaseCommand):
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> Any:
         parser = super().create_parser(prog_name, subcommand, **kwargs)
-        add_tenant_arguments(parser)
+        _add_tenant_arguments(parser)
         return parser
 
     def execute(self, *args: Any, **options: Any) -> str | None:
-        with tenant_context(options):
+        with _tenant_context(options):
             return super().execute(*args, **options)

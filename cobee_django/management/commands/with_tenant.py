@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from ..base import add_tenant_arguments, tenant_context
+from ..base import _add_tenant_arguments, _tenant_context
 
 __all__: list[str] = []
 
@@ -20,7 +20,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        add_tenant_arguments(parser)
+        _add_tenant_arguments(parser)
         parser.add_argument("command", nargs=REMAINDER, help="The command to run and its arguments.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -29,5 +29,5 @@ class Command(BaseCommand):
             argv = argv[1:]
         if not argv:
             raise CommandError("Name the command to run, e.g. `with_tenant --company UUID -- dumpdata app`.")
-        with tenant_context(options):
+        with _tenant_context(options):
             call_command(*argv, stdout=self.stdout._out, stderr=self.stderr._out)
