@@ -32,7 +32,7 @@ from .uuids import parse_uuid
 __all__ = ["CanAccessCompany", "CanAccessCorporation", "HasScopes", "HasTenant", "TenantPermission"]
 
 
-def parse_url_id(view: APIView, kwarg: str) -> uuid.UUID:
+def _parse_url_id(view: APIView, kwarg: str) -> uuid.UUID:
     """The UUID in the URL keyword ``kwarg``; a malformed or non-canonical value is a 404 (never a 500)."""
     kwargs = getattr(view, "kwargs", None) or {}
     if kwarg not in kwargs:
@@ -169,7 +169,7 @@ class _URLIdPermission(TenantPermission):
         raise NotImplementedError
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        url_id = parse_url_id(view, self.get_url_kwarg())
+        url_id = _parse_url_id(view, self.get_url_kwarg())
         tenant = state.tenant_or_none()
         if tenant is not None and self.reaches(tenant, url_id):
             return True
@@ -197,7 +197,7 @@ class CanAccessCompany(_URLIdPermission):
     def has_object_permission(self, request: Request, view: APIView, obj: Any) -> bool:
         super().has_object_permission(request, view, obj)
         # A row of another reachable company is not under this URL's company.
-        if is_tenant_model(type(obj)) and getattr(obj, COMPANY_ATTNAME) != parse_url_id(view, self.get_url_kwarg()):
+        if is_tenant_model(type(obj)) and getattr(obj, COMPANY_ATTNAME) != _parse_url_id(view, self.get_url_kwarg()):
             audit.deny(request, audit.Denial.OBJECT_NOT_REACHABLE)
             raise NotFound()
         return True

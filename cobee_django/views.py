@@ -54,7 +54,7 @@ from .company_field import COMPANY_ATTNAME
 from .credentials import RequestAuthenticator, error_response
 from .exceptions import CobeeAPIException
 from .membership import companies_of, tenant_for_principal
-from .permissions import CanAccessCompany, CanAccessCorporation, HasTenant, parse_url_id
+from .permissions import CanAccessCompany, CanAccessCorporation, HasTenant, _parse_url_id
 from .principal import ClientPrincipal
 from .state import Tenant
 from .tokens import ValidatedToken
@@ -351,7 +351,7 @@ class CompanyFromURLMixin:
 
     def get_url_company_id(self) -> uuid.UUID:
         """The company id in the URL (404 when malformed)."""
-        return parse_url_id(self, self.get_company_url_kwarg())  # type: ignore[arg-type]
+        return _parse_url_id(self, self.get_company_url_kwarg())  # type: ignore[arg-type]
 
     def get_queryset(self) -> QuerySet[Any]:
         queryset: QuerySet[Any] = super().get_queryset()  # type: ignore[misc]
@@ -394,7 +394,7 @@ class CorporationFromURLMixin:
 
     def get_url_corporation_id(self) -> uuid.UUID:
         """The corporation id in the URL (404 when malformed)."""
-        return parse_url_id(self, self.get_corporation_url_kwarg())  # type: ignore[arg-type]
+        return _parse_url_id(self, self.get_corporation_url_kwarg())  # type: ignore[arg-type]
 
     def get_corporation_company_ids(self) -> frozenset[uuid.UUID]:
         """The ids of the URL corporation's companies that the bound tenant reaches (none for another's)."""
