@@ -52,8 +52,8 @@ def tenant_switcher(context: template.Context) -> dict[str, Any]:
     }
 
 
-@register.simple_tag
-def oidc_login_url() -> str:
+@register.simple_tag(name="oidc_login_url")
+def _oidc_login_url() -> str:
     """The OIDC sign-in URL when mozilla-django-oidc's URLs are installed, else an empty string."""
     try:
         return reverse("oidc_authentication_init")
