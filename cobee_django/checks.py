@@ -13,7 +13,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db.models import Model
 
 from .conf import is_warning, raw_setting, validate
-from .throttling import RATE_FORMAT, parse_throttle_rate
+from .throttling import RATE_FORMAT, _parse_throttle_rate
 
 __all__: list[str] = []
 
@@ -49,7 +49,7 @@ def throttle_rate_errors(rates: object) -> list[CheckMessage]:
     errors: list[CheckMessage] = []
     for scope, rate in rates.items():
         try:
-            parse_throttle_rate(rate)
+            _parse_throttle_rate(rate)
         except ValueError:
             errors.append(
                 Error(f"The throttle rate of scope {scope!r} is malformed: {rate!r}.", hint=hint, id=E_THROTTLE_RATE)

@@ -22,8 +22,8 @@ workers overwrite each other's requests and admit more than the rate.
 
 When the cache cannot be reached the request is refused with 503 and ``Retry-After``
 (``THROTTLE_FAIL_OPEN = False``, the default), or admitted unthrottled (``True``), never a 500. A
-malformed rate (check ``cobee_django.E051``, see :func:`parse_throttle_rate`) is answered the same way,
-with an error in the log naming the scope.
+malformed rate (check ``cobee_django.E051``, see :meth:`PrincipalRateThrottle.parse_rate`) is answered
+the same way, with an error in the log naming the scope.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ KEY_PREFIX = "cobee_django:throttle"
 #: the window ended still finds its counter (and never recreates it without an expiry).
 EXPIRY_MARGIN = 60
 
-Per = Literal["client", "company", "corporation"]
+_Per = Literal["client", "company", "corporation"]
 
 #: The periods a rate may name, in seconds. DRF reads only a period's first letter (so ``"5/month"``
 #: would mean five a minute); these are the spellings whose meaning is not in doubt.
@@ -70,7 +70,7 @@ RATE_FORMAT = (
 )
 
 
-def parse_throttle_rate(rate: object) -> tuple[int, int] | None:
+def _parse_throttle_rate(rate: object) -> tuple[int, int] | None:
     """Raises ValueError when ``rate`` is malformed; else ``(requests, seconds)``, ``None`` for no limit.
 
     The rule of check ``cobee_django.E051``: ``None``, or ``"N/period"`` with ``N`` a whole number and
@@ -85,7 +85,7 @@ def parse_throttle_rate(rate: object) -> tuple[int, int] | None:
     return int(match["requests"]), PERIODS[match["period"]]
 
 
-def verified_principal(request: Request) -> ClientPrincipal | None:
+def _verified_principal(request: Request) -> ClientPrincipal | None:
     """The request's API client if, and only if, a token was verified for it; else ``None``.
 
     Threat: a principal set by other code (a session user, a test double) must not be charged to, or
@@ -98,7 +98,7 @@ def verified_principal(request: Request) -> ClientPrincipal | None:
     return None
 
 
-def window(key: str, duration: int, now: float) -> tuple[int, float]:
+def _window(key: str, duration: int, now: float) -> tuple[int, float]:
     """The window of ``key`` holding ``now``: its number and when it ends (epoch seconds).
 
     Windows last ``duration`` seconds; each key's windows are shifted by an offset derived from the
@@ -116,7 +116,7 @@ class PrincipalRateThrottle(SimpleRateThrottle):
     admits everything. Rates are read on each request, so ``override_settings`` works.
     """
 
-    per: ClassVar[Per] = "client"
+    per: ClassVar[_Per] = "client"
     scope: str | None = None
 
     def __init__(self) -> None:  # DRF's reads the rate once, at import; we read it per request
@@ -138,7 +138,7 @@ class PrincipalRateThrottle(SimpleRateThrottle):
         return str(principal.corporation_id) if principal.corporation_id is not None else None
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
-        principal = verified_principal(request)
+        principal = _verified_principal(request)
         ident = self.get_ident_of(principal) if principal is not None else None
         if ident is None:
             return None
@@ -146,13 +146,13 @@ class PrincipalRateThrottle(SimpleRateThrottle):
         return f"{KEY_PREFIX}:{self.scope}:{self.per}:{digest}"
 
     def parse_rate(self, rate: str | None) -> tuple[int | None, int | None]:
-        """``rate`` as ``(requests, seconds)`` by :func:`parse_throttle_rate` (ValueError if malformed)."""
-        return parse_throttle_rate(rate) or (None, None)
+        """``rate`` as ``(requests, seconds)`` by :func:`_parse_throttle_rate` (ValueError if malformed)."""
+        return _parse_throttle_rate(rate) or (None, None)
 
     def allow_request(self, request: Request, view: Any) -> bool:
         rate: object = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope) if self.scope else None
         try:
-            parsed = parse_throttle_rate(rate)
+            parsed = _parse_throttle_rate(rate)
         except ValueError:  # check E051 says so at startup; at run time answer, never a 500
             return self._rate_malformed(rate)
         if parsed is None:
@@ -164,7 +164,7 @@ class PrincipalRateThrottle(SimpleRateThrottle):
         key = self.get_cache_key(request, view)
         if key is None:
             return True
-        number, self._window_end = window(key, self.duration, time.time())
+        number, self._window_end = _window(key, self.duration, time.time())
         try:
             count = self._count(f"{key}:{number}", self.duration + EXPIRY_MARGIN)
         except Exception as exc:  # the cache is down: answer as configured, never a 500

@@ -119,7 +119,7 @@ def fresh_window(scope: str, per: str, ident: str, duration: int = DAY, margin: 
     """Wait, if need be, until the window of this counter has ``margin`` seconds left (windows are
     fixed, so a burst straddling their end could be admitted twice)."""
     digest = hashlib.sha256(ident.encode()).hexdigest()[:32]
-    _, end = throttling.window(f"{throttling.KEY_PREFIX}:{scope}:{per}:{digest}", duration, time.time())
+    _, end = throttling._window(f"{throttling.KEY_PREFIX}:{scope}:{per}:{digest}", duration, time.time())
     if end - time.time() < margin:
         time.sleep(end - time.time() + 0.5)
 
@@ -217,7 +217,7 @@ def test_only_a_verified_principal_is_counted():
     )
     request = Request(APIRequestFactory().get("/ping"))
     request.user, request.auth = principal, None
-    assert throttling.verified_principal(request) is None
+    assert throttling._verified_principal(request) is None
     assert CompanyRateThrottle().get_cache_key(request, None) is None
 
 
@@ -225,7 +225,7 @@ def test_windows_are_spread_per_key_and_contain_now():
     starts = set()
     now = time.time()
     for n in range(20):
-        _, end = throttling.window(f"key-{n}", 3600, now)
+        _, end = throttling._window(f"key-{n}", 3600, now)
         assert end - 3600 <= now < end
         starts.add(end % 3600)
     assert len(starts) > 1

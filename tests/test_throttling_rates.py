@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from cobee_django.checks import E_THROTTLE_RATE, check_throttle_rates, throttle_rate_errors
 from cobee_django.exceptions import ThrottleUnavailable
-from cobee_django.throttling import ClientRateThrottle, parse_throttle_rate
+from cobee_django.throttling import ClientRateThrottle, _parse_throttle_rate
 
 MALFORMED = [
     "abc",
@@ -58,7 +58,7 @@ urlpatterns = [path("ping", Ping.as_view())]
 @pytest.mark.parametrize("rate", MALFORMED)
 def test_a_malformed_rate_is_refused_by_the_parser_and_the_check(rate) -> None:
     with pytest.raises(ValueError, match="is not a rate"):
-        parse_throttle_rate(rate)
+        _parse_throttle_rate(rate)
     [error] = throttle_rate_errors({"cobee_company": rate, "cobee_client": "5/minute"})
     assert error.id == E_THROTTLE_RATE == "cobee_django.E051"
     assert "cobee_company" in error.msg and "100/minute" in error.hint
@@ -66,7 +66,7 @@ def test_a_malformed_rate_is_refused_by_the_parser_and_the_check(rate) -> None:
 
 @pytest.mark.parametrize(("rate", "parsed"), WELL_FORMED.items())
 def test_well_formed_rates_pass(rate, parsed) -> None:
-    assert parse_throttle_rate(rate) == parsed
+    assert _parse_throttle_rate(rate) == parsed
     assert throttle_rate_errors({"scope": rate, "off": None}) == []
 
 
