@@ -42,7 +42,7 @@ from django.utils import timezone
 
 from . import audit, staff
 from .exceptions import TenantError
-from .models import Company, Corporation, GrantSource, MembershipSource, StaffGrant, StaffIdentity
+from .models import Company, Corporation, StaffGrant, StaffIdentity, _GrantSource, _MembershipSource
 
 # django-stubs makes the admin classes generic; at run time they are not subscriptable.
 if TYPE_CHECKING:
@@ -620,7 +620,7 @@ def _asserted_by_admin(company: Company) -> None:
     must not undo what a superuser decided (see :func:`cobee_django.membership.record_membership`).
     """
     if not Company.objects.filter(pk=company.pk, corporation_id=company.corporation_id).exists():
-        company.membership_source = MembershipSource.ADMIN  # type: ignore[assignment]  # stubs: (value, label)
+        company.membership_source = _MembershipSource.ADMIN  # type: ignore[assignment]  # stubs: (value, label)
         company.membership_asserted_at = timezone.now()
 
 
@@ -654,7 +654,7 @@ class _CorporationAdmin(SuperuserOnlyAdmin):
         # the deleted corporation must not bring it back with its companies.
         with transaction.atomic():
             Company.objects.filter(corporation__in=queryset).update(
-                membership_source=MembershipSource.ADMIN, membership_asserted_at=timezone.now()
+                membership_source=_MembershipSource.ADMIN, membership_asserted_at=timezone.now()
             )
             super().delete_queryset(request, queryset)
 
@@ -684,7 +684,7 @@ class _StaffGrantAdmin(SuperuserOnlyAdmin):
 
     def save_model(self, request: HttpRequest, obj: StaffGrant, form: Any, change: bool) -> None:
         # A grant edited by hand is the admin's: the next OIDC sign-in keeps it.
-        obj.source = GrantSource.ADMIN  # type: ignore[assignment]  # the stubs see the (value, label) pair
+        obj.source = _GrantSource.ADMIN  # type: ignore[assignment]  # the stubs see the (value, label) pair
         super().save_model(request, obj, form, change)
 
 

@@ -23,7 +23,7 @@ from .managers import TenantManager, on_citus
 __all__ = ["Company", "Corporation", "StaffGrant", "StaffIdentity", "TenantModel"]
 
 
-class MembershipSource(models.TextChoices):
+class _MembershipSource(models.TextChoices):
     """Where the link between a company and its corporation was learnt."""
 
     TOKEN = "token", "verified token"
@@ -54,7 +54,7 @@ class Company(models.Model):
         Corporation, null=True, blank=True, on_delete=models.SET_NULL, related_name="companies"
     )
     membership_source = models.CharField(
-        max_length=16, choices=MembershipSource.choices, default=MembershipSource.ADMIN
+        max_length=16, choices=_MembershipSource.choices, default=_MembershipSource.ADMIN
     )
     #: When the corporation link was last asserted (for tokens: their ``iat``); newer wins.
     membership_asserted_at = models.DateTimeField(null=True, blank=True)
@@ -74,7 +74,7 @@ _ONE_TARGET = (Q(company__isnull=False) & Q(corporation__isnull=True)) | (
 )
 
 
-class GrantSource(models.TextChoices):
+class _GrantSource(models.TextChoices):
     ADMIN = "admin", "admin"
     OIDC = "oidc", "OIDC claims"
 
@@ -88,7 +88,7 @@ class StaffGrant(models.Model):
         Corporation, null=True, blank=True, on_delete=models.CASCADE, related_name="staff_grants"
     )
     #: Grants from OIDC claims are replaced at each sign-in; admin grants are kept.
-    source = models.CharField(max_length=8, choices=GrantSource.choices, default=GrantSource.ADMIN)
+    source = models.CharField(max_length=8, choices=_GrantSource.choices, default=_GrantSource.ADMIN)
 
     class Meta:
         constraints = [

@@ -8,7 +8,7 @@ import django
 import pytest
 from django.urls import reverse
 
-from cobee_django.models import GrantSource, StaffGrant
+from cobee_django.models import StaffGrant, _GrantSource
 from tests.testapp.admin_world import grant, make_staff, make_world
 
 pytestmark = pytest.mark.django_db
@@ -57,7 +57,7 @@ def test_registry_is_not_listed_for_staff(world, client):
 def test_grant_edited_by_a_superuser_is_an_admin_grant(world, client):
     client.force_login(make_staff("root", superuser=True))
     operator = make_staff("op")
-    existing = grant(operator, world.acme_north, source=GrantSource.OIDC)
+    existing = grant(operator, world.acme_north, source=_GrantSource.OIDC)
     response = client.post(
         reverse("admin:cobee_django_staffgrant_change", args=[existing.pk]),
         {"user": operator.pk, "company": str(world.acme_south.id), "corporation": "", "source": "oidc"},
@@ -65,7 +65,7 @@ def test_grant_edited_by_a_superuser_is_an_admin_grant(world, client):
     assert response.status_code == 302, response.content.decode()
     existing.refresh_from_db()
     assert existing.company_id == world.acme_south.id
-    assert existing.source == GrantSource.ADMIN
+    assert existing.source == _GrantSource.ADMIN
 
 
 def test_grant_needs_exactly_one_target(world, client):

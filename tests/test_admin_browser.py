@@ -189,7 +189,7 @@ def test_a_superusers_move_in_the_admin_outlives_an_older_token(
     from django.contrib.auth import get_user_model
 
     from cobee_django import membership
-    from cobee_django.models import Company, MembershipSource
+    from cobee_django.models import Company, _MembershipSource
 
     page, base = browser_page, live_server.url
     membership._reset()
@@ -211,7 +211,7 @@ def test_a_superusers_move_in_the_admin_outlives_an_older_token(
     with page.expect_navigation():
         page.click("input[name=_save]")
     moved = Company.objects.get(pk=world.acme_south.id)
-    assert (moved.corporation_id, moved.membership_source) == (world.globex.id, MembershipSource.ADMIN)
+    assert (moved.corporation_id, moved.membership_source) == (world.globex.id, _MembershipSource.ADMIN)
 
     def employees_of(company, token):
         return requests.get(

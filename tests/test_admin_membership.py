@@ -16,7 +16,7 @@ import pytest
 from django.urls import reverse
 
 from cobee_django import membership
-from cobee_django.models import Company, Corporation, MembershipSource
+from cobee_django.models import Company, Corporation, _MembershipSource
 from cobee_django.state import unscoped
 from tests.testapp.admin_world import make_staff, make_world
 from tests.testapp.models import Employee
@@ -87,7 +87,7 @@ def test_an_older_token_cannot_undo_a_move_made_in_the_admin(world, superuser, c
     before_the_edit = time.time() - HOUR
     move_in_admin(superuser, world.acme_south, world.globex)
     row = Company.objects.get(pk=world.acme_south.pk)
-    assert row.membership_source == MembershipSource.ADMIN and row.membership_asserted_at is not None
+    assert row.membership_source == _MembershipSource.ADMIN and row.membership_asserted_at is not None
 
     # A client of the company still holds a token from before the move, naming the old corporation.
     assert token_reads(cobee_api_client, world.acme_south, world.acme, iat=before_the_edit).status_code == 200
@@ -125,7 +125,7 @@ def test_a_company_created_in_the_admin_is_claimed_by_no_token(world, superuser,
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     created = Company.objects.get(pk=new_id)
-    assert created.membership_source == MembershipSource.ADMIN and created.membership_asserted_at is not None
+    assert created.membership_source == _MembershipSource.ADMIN and created.membership_asserted_at is not None
     made_an_hour_ago(created)
     for iat in (before - HOUR, time.time()):  # older, then newer than the admin's assertion
         assert token_reads(cobee_api_client, created, world.acme, iat=iat).status_code == 200
@@ -153,7 +153,7 @@ def test_a_company_added_to_a_corporation_in_its_inline_keeps_it(world, superuse
     assert response.status_code == 302, response.content.decode()[:3000]
     added = Company.objects.get(pk=new_id)
     assert added.corporation_id == world.globex.id
-    assert added.membership_source == MembershipSource.ADMIN and added.membership_asserted_at is not None
+    assert added.membership_source == _MembershipSource.ADMIN and added.membership_asserted_at is not None
     # An untouched row of the inline keeps what it was.
     assert Company.objects.get(pk=world.globex_one.pk).membership_asserted_at is None
     token_reads(cobee_api_client, added, world.acme, iat=time.time() - HOUR)
@@ -230,7 +230,7 @@ def test_a_link_from_a_directory_import_is_as_final_as_the_admins(world):
 
     Company.objects.filter(pk=world.acme_south.pk).update(
         corporation=world.globex,
-        membership_source=MembershipSource.IMPORT,
+        membership_source=_MembershipSource.IMPORT,
         membership_asserted_at=timezone.now() - datetime.timedelta(hours=1),
     )
     membership.record_token(principal(world.acme_south.id, world.acme.id, iat=time.time()))

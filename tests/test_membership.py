@@ -15,7 +15,7 @@ from django.test import override_settings
 
 from cobee_django import membership, state
 from cobee_django.conf import user_settings
-from cobee_django.models import Company, Corporation, MembershipSource
+from cobee_django.models import Company, Corporation, _MembershipSource
 from tests.testapp.auth import principal
 from tests.testapp.resolvers import FIXED
 
@@ -43,7 +43,7 @@ def test_a_token_with_both_ids_provisions_the_link_on_first_sight(db, provisioni
     assert tenant.company_ids == {company} and tenant.corporation_id == corp
     row = Company.objects.get(pk=company)
     assert row.corporation_id == corp
-    assert row.membership_source == MembershipSource.TOKEN
+    assert row.membership_source == _MembershipSource.TOKEN
     assert row.membership_asserted_at == datetime.datetime.fromtimestamp(1000, tz=datetime.timezone.utc)
     assert Corporation.objects.filter(pk=corp).exists()
 
@@ -166,7 +166,7 @@ def test_load_directory_from_json(tenants, tmp_path):
     assert Company.objects.get(pk=new_company).corporation_id == new_corp
     assert Company.objects.get(pk=tenants.b).corporation_id == new_corp
     assert Company.objects.get(pk=tenants.a).corporation_id is None
-    assert Company.objects.get(pk=tenants.b).membership_source == MembershipSource.IMPORT
+    assert Company.objects.get(pk=tenants.b).membership_source == _MembershipSource.IMPORT
     assert Company.objects.get(pk=tenants.c).corporation_id is None  # not listed: untouched
     assert Company.objects.get(pk=tenants.b).name == "Acme B"  # no name given: kept
 

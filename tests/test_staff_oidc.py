@@ -24,7 +24,7 @@ from django.test import RequestFactory, override_settings
 from django.urls import reverse
 
 from cobee_django import staff
-from cobee_django.models import Company, Corporation, GrantSource, StaffGrant, StaffIdentity
+from cobee_django.models import Company, Corporation, StaffGrant, StaffIdentity, _GrantSource
 from cobee_django.staff import oidc
 from tests.testapp.admin_world import grant, make_staff, make_world
 
@@ -366,16 +366,16 @@ def test_disabled_user_is_refused(provider, world):
 
 
 def test_username_is_stable_and_opaque():
-    name = oidc.username_for("https://idp/", "auth0|alice")
-    assert name == oidc.username_for("https://idp/", "auth0|alice")
-    assert name != oidc.username_for("https://idp/", "auth0|bob")
+    name = oidc._username_for("https://idp/", "auth0|alice")
+    assert name == oidc._username_for("https://idp/", "auth0|alice")
+    assert name != oidc._username_for("https://idp/", "auth0|bob")
     assert "alice" not in name and len(name) <= 150
 
 
 def test_issuer_defaults_to_the_first_trusted_issuer(settings):
     raw = {k: v for k, v in settings.COBEE_DJANGO.items() if k != "ADMIN_OIDC_ISSUER"}
     with override_settings(COBEE_DJANGO=raw):
-        assert oidc.expected_issuer() == raw["ISSUER"]
+        assert oidc._expected_issuer() == raw["ISSUER"]
 
 
 # Through the callback view: the session, the redirect and the login page message are real.
@@ -428,7 +428,7 @@ def test_local_password_sign_in_still_works(client, world):
 def test_grants_source_is_oidc_for_claims(provider, world):
     provider.claims = metadata(world.lonely)
     user, _ = sign_in(provider)
-    assert StaffGrant.objects.get(user=user).source == GrantSource.OIDC
+    assert StaffGrant.objects.get(user=user).source == _GrantSource.OIDC
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 
 from cobee_django.exceptions import CobeeDjangoError, SignInRefused
-from cobee_django.staff.oidc import REFUSED_CLAIMS, parse_staff_claims
+from cobee_django.staff.oidc import REFUSED_CLAIMS, _parse_staff_claims
 
 ID = uuid.UUID("0b6a4f3e-8c1d-4f5e-9a7b-2c3d4e5f6a7b")
 ISSUER = "https://issuer.example/"
@@ -20,7 +20,7 @@ def claims(**metadata: object) -> dict[str, object]:
 
 @pytest.mark.parametrize("name", ["companyId", "corporationId"])
 def test_a_canonical_id_signs_in(name: str) -> None:
-    parsed = parse_staff_claims(claims(**{name: str(ID)}), issuer=ISSUER)
+    parsed = _parse_staff_claims(claims(**{name: str(ID)}), issuer=ISSUER)
     assert ID in (parsed.company_id, parsed.corporation_id)
 
 
@@ -31,7 +31,7 @@ def test_a_canonical_id_signs_in(name: str) -> None:
 )
 def test_every_other_spelling_is_refused_as_in_access_tokens(name: str, spelling: str) -> None:
     with pytest.raises(SignInRefused) as refused:
-        parse_staff_claims(claims(**{name: spelling}), issuer=ISSUER)
+        _parse_staff_claims(claims(**{name: spelling}), issuer=ISSUER)
     assert refused.value.message == REFUSED_CLAIMS
 
 

@@ -38,7 +38,7 @@ from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from ..conf import get_settings
 from ..exceptions import SignInRefused
-from ..models import Company, Corporation, GrantSource, StaffGrant, StaffIdentity
+from ..models import Company, Corporation, StaffGrant, StaffIdentity, _GrantSource
 from ..uuids import parse_uuid
 
 __all__ = ["StaffOIDCBackend"]
@@ -91,7 +91,7 @@ def _text(claims: Mapping[str, Any], name: str, limit: int) -> str:
     return value[:limit] if isinstance(value, str) else ""
 
 
-def parse_staff_claims(claims: Mapping[str, Any], *, issuer: str) -> StaffClaims:
+def _parse_staff_claims(claims: Mapping[str, Any], *, issuer: str) -> StaffClaims:
     """Read the staff claims of a verified ID token (merged with userinfo); raise :class:`SignInRefused`."""
     settings = get_settings()
     subject = claims.get("sub")
@@ -120,13 +120,13 @@ def parse_staff_claims(claims: Mapping[str, Any], *, issuer: str) -> StaffClaims
     )
 
 
-def username_for(issuer: str, subject: str) -> str:
+def _username_for(issuer: str, subject: str) -> str:
     """A stable, opaque username per identity (emails and names collide and change)."""
     digest = hashlib.sha256(f"{issuer}\x00{subject}".encode()).digest()
     return "oidc-" + base64.b32encode(digest).decode("ascii").lower().rstrip("=")[:26]
 
 
-def expected_issuer() -> str:
+def _expected_issuer() -> str:
     """The ``iss`` staff ID tokens must carry: ``ADMIN_OIDC_ISSUER``, else the first trusted issuer."""
     settings = get_settings()
     if settings.admin_oidc_issuer:
@@ -170,7 +170,7 @@ class StaffOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
                 # OIDC Core 5.3.2: userinfo about someone else must not sign this person in.
                 raise SignInRefused(REFUSED_TOKEN, "userinfo sub differs from the ID token's")
             # The signed ID token wins over userinfo where both speak.
-            claims = parse_staff_claims({**userinfo, **payload}, issuer=payload["iss"])
+            claims = _parse_staff_claims({**userinfo, **payload}, issuer=payload["iss"])
             user = self.sign_in(claims)
         except SignInRefused as refused:
             logger.warning("OIDC sign-in refused: %s", refused.reason)
@@ -183,7 +183,7 @@ class StaffOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
 
     def check_id_token(self, payload: Mapping[str, Any]) -> None:
         """The ID token was issued by the configured issuer, for this client (OIDC Core 3.1.3.7)."""
-        if payload.get("iss") != expected_issuer():
+        if payload.get("iss") != _expected_issuer():
             raise SignInRefused(REFUSED_TOKEN, "iss is not the configured issuer")
         client_id = self.OIDC_RP_CLIENT_ID
         audience = payload.get("aud")
@@ -212,7 +212,7 @@ class StaffOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
                 .first()
             )
             if identity is None:
-                user = get_user_model()(username=self._free_username(username_for(claims.issuer, claims.subject)))
+                user = get_user_model()(username=self._free_username(_username_for(claims.issuer, claims.subject)))
                 user.set_unusable_password()
                 self.configure_new_user(user, claims)
                 user.save()
@@ -256,15 +256,15 @@ class StaffOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
 
     def sync_grants(self, user: AbstractBaseUser, claims: StaffClaims) -> None:
         """Replace the user's OIDC grants with those of ``claims``; admin grants stay as they are."""
-        StaffGrant.objects.filter(user=user, source=GrantSource.OIDC).delete()
+        StaffGrant.objects.filter(user=user, source=_GrantSource.OIDC).delete()
         if claims.corporation_id is not None:
             corporation, _ = Corporation.objects.get_or_create(id=claims.corporation_id)
             if not StaffGrant.objects.filter(user=user, corporation=corporation).exists():
-                StaffGrant.objects.create(user=user, corporation=corporation, source=GrantSource.OIDC)
+                StaffGrant.objects.create(user=user, corporation=corporation, source=_GrantSource.OIDC)
         if claims.company_id is not None:
             company, _ = Company.objects.get_or_create(id=claims.company_id)
             if not StaffGrant.objects.filter(user=user, company=company).exists():
-                StaffGrant.objects.create(user=user, company=company, source=GrantSource.OIDC)
+                StaffGrant.objects.create(user=user, company=company, source=_GrantSource.OIDC)
 
     def sync_groups(self, user: Any) -> None:
         """Put the user in ``ADMIN_OIDC_GROUPS`` (their Django permissions); missing groups are logged."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from cobee_django.models import Company, Corporation, MembershipSource
+from cobee_django.models import Company, Corporation
 from cobee_django.state import for_company
 
 from .models import BenefitBagConfig, BenefitCategory, BenefitModel, Consumption, Employee, EmployeeState
@@ -169,7 +169,7 @@ def seed() -> SeedSummary:
         corporation = summary.corporations_by_slug[spec.corporation] if spec.corporation else None
         company, _ = Company.objects.update_or_create(
             id=seed_id("company", spec.slug),
-            defaults={"name": spec.name, "corporation": corporation, "membership_source": MembershipSource.IMPORT},
+            defaults={"name": spec.name, "corporation": corporation, "membership_source": "import"},
         )
         summary.companies_by_slug[spec.slug] = company
         with for_company(company.id):

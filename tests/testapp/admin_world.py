@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
-from cobee_django.models import Company, Corporation, GrantSource, StaffGrant
+from cobee_django.models import Company, Corporation, StaffGrant, _GrantSource
 
 ADMIN_TEST_APPS = ("cobee_django", "testapp")
 
@@ -45,7 +45,7 @@ def make_staff(username: str, *, superuser: bool = False, perms: tuple[str, ...]
     return user
 
 
-def grant(user, target, source: str = GrantSource.ADMIN) -> StaffGrant:
+def grant(user, target, source: str = _GrantSource.ADMIN) -> StaffGrant:
     if isinstance(target, Company):
         return StaffGrant.objects.create(user=user, company=target, source=source)
     return StaffGrant.objects.create(user=user, corporation=target, source=source)

@@ -25,7 +25,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
-from ...models import Company, Corporation, MembershipSource
+from ...models import Company, Corporation, _MembershipSource
 
 __all__: list[str] = []
 
@@ -199,7 +199,7 @@ class Command(BaseCommand):
                 if entry.company_name is not None:
                     company.name = entry.company_name
                 company.corporation_id = entry.corporation_id
-                company.membership_source = MembershipSource.IMPORT
+                company.membership_source = _MembershipSource.IMPORT
                 company.membership_asserted_at = now
                 company.save()
             if dry_run:
