@@ -41,7 +41,7 @@ from ..exceptions import SignInRefused
 from ..models import Company, Corporation, StaffGrant, StaffIdentity, _GrantSource
 from ..uuids import parse_uuid
 
-__all__ = ["StaffOIDCBackend"]
+__all__ = ["StaffClaims", "StaffOIDCBackend"]
 
 logger = logging.getLogger("cobee_django.oidc")
 
