@@ -47,6 +47,7 @@ __all__ = [
     "RowLevelSecurityError",
     "ShardOperationError",
     "SignInRefused",
+    "StatementDeadlineExceeded",
     "TenantError",
     "TenantViolation",
     "ThrottleUnavailable",

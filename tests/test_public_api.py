@@ -124,7 +124,7 @@ def test_every_module_with_public_names_has_a_concept() -> None:
 
 def test_the_contract_is_small() -> None:
     """A guard against helpers drifting back into ``__all__``: grow it only on purpose."""
-    assert sum(len(names) for names in public_modules().values()) <= 131
+    assert sum(len(names) for names in public_modules().values()) <= 132
 
 
 def test_the_page_lists_each_modules_all_and_nothing_else() -> None:
