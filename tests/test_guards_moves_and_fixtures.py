@@ -245,3 +245,71 @@ def test_writing_over_another_companys_primary_key_never_names_that_company(rows
             attempt()
         assert str(rows.c) not in str(caught.value)
     assert companies(Employee)["c@x"] == rows.c
+
+
+# --- each reference alone stops a move; references that move along do not ----------------------------
+
+
+def _lone_with(rows, kind):
+    """A row of company a whose one reference across a move to b is ``kind``; returns (model, pk)."""
+    with state.unscoped():
+        if kind == "its foreign key":
+            return Employee, Employee.objects.create(company_id=rows.a, email="fk@x", department=rows.a_dept).pk
+        if kind == "its many-to-many link":
+            emp = Employee.objects.create(company_id=rows.a, email="m2m@x")
+            emp.projects.add(rows.a_project)
+            return Employee, emp.pk
+        if kind == "a row pointing at it":
+            dept = Department.objects.create(company_id=rows.a, name="pointed-at")
+            Employee.objects.create(company_id=rows.a, email="pointing@x", department=dept)
+            return Department, dept.pk
+        if kind == "a one-to-one row pointing at it":
+            emp = Employee.objects.create(company_id=rows.a, email="badged@x")
+            Badge.objects.create(company_id=rows.a, employee=emp, code="badged")
+            return Employee, emp.pk
+        if kind == "a many-to-many link to it":
+            project = Project.objects.create(company_id=rows.a, name="linked")
+            rows.a_lone.projects.add(project)
+            return Project, project.pk
+    raise AssertionError(kind)
+
+
+KINDS = [
+    "its foreign key",
+    "its many-to-many link",
+    "a row pointing at it",
+    "a one-to-one row pointing at it",
+    "a many-to-many link to it",
+]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("write", ["update()", "save()", "bulk_update()"])
+def test_each_kind_of_reference_alone_stops_a_move(rows, kind, write):
+    model, pk = _lone_with(rows, kind)
+    with state.for_corporation(rows.corp), refused():
+        if write == "update()":
+            model.objects.filter(pk=pk).update(company=rows.b)
+        elif write == "save()":
+            _save(model, pk, company_id=rows.b)
+        else:
+            obj = model.objects.get(pk=pk)
+            obj.company_id = rows.b
+            model.objects.bulk_update([obj], ["company"])
+    with state.unscoped():
+        assert model.objects.get(pk=pk).company_id == rows.a
+    assert no_reference_crosses_companies()
+
+
+def test_a_reference_written_by_the_move_itself_moves_along(rows):
+    with state.for_corporation(rows.corp):
+        fk = Employee.objects.filter(pk=rows.a_lone.pk)
+        fk.update(department=rows.a_dept)
+        assert fk.update(company=rows.b, department=rows.b_dept) == 1
+        emp = Employee.objects.get(pk=rows.a_lone.pk)
+        emp.company_id, emp.department_id = rows.a, rows.a_dept.pk
+        Employee.objects.bulk_update([emp], ["company", "department"])
+        emp.company_id, emp.department_id = rows.b, rows.b_dept.pk
+        emp.save(update_fields=["company", "department"])
+    assert companies(Employee)["a-lone@x"] == rows.b
+    assert no_reference_crosses_companies()
