@@ -491,3 +491,68 @@ def test_the_guards_read_the_database_the_write_goes_to(rows):
             else:
                 raised.append(False)
         assert raised == [True] * len(checks)
+
+
+def test_every_lookup_of_a_guard_reads_the_database_of_the_write(rows, monkeypatch):
+    from cobee_django import guards
+
+    aliases: list[object] = []
+    real = guards.unscoped_rows
+
+    def recording(model, using=None):
+        aliases.append(using)
+        return real(model, using)
+
+    monkeypatch.setattr(guards, "unscoped_rows", recording)
+    with state.unscoped():
+        rows.a_emp.department = rows.a_dept
+        rows.a_emp.save()
+        rows.a_emp.projects.add(rows.a_project)
+        Badge.objects.create(company_id=rows.a, employee=rows.a_emp, code="a")
+    with state.for_corporation(rows.corp):
+        for model, pk in [
+            (Employee, rows.a_emp.pk),
+            (Department, rows.a_dept.pk),
+            (Project, rows.a_project.pk),
+        ]:
+            with refused():
+                model.objects.filter(pk=pk).update(company=rows.b)
+        emp = Employee.objects.get(pk=rows.a_emp.pk)
+        emp.company_id = rows.b
+        with refused():
+            emp.save()
+        with refused():
+            Employee.objects.bulk_update([emp], ["company"])
+        emp.company_id = rows.a
+        Employee.objects.bulk_update([emp], ["department"])
+        Employee.objects.filter(pk=rows.a_emp.pk).update(department=rows.a_dept)
+        Employee.objects.bulk_create([Employee(company_id=rows.a, email="bulk@x", department=rows.a_dept)])
+        with refused(ValidationError):
+            Employee.objects.create(company_id=rows.a, email="a@x")
+        Department.objects.get(pk=rows.a_dept.pk).employees.add(emp)
+        emp.projects.add(rows.a_project)
+        Employee.objects.get(email="bulk@x").delete()
+    assert aliases and set(aliases) == {"default"}
+
+
+def test_a_chosen_sequential_key_is_refused_naming_the_model(rows):
+    with (
+        state.for_company(rows.a),
+        refused(match=r"^No testapp\.Employee row of the bound tenant has this primary key"),
+    ):
+        Employee(pk=10**6, email="chosen@x").save()
+
+
+def test_only_keys_the_database_assigns_count_as_sequential():
+    from types import SimpleNamespace
+
+    from django.db import models
+
+    from cobee_django import guards
+
+    def model(pk):
+        return SimpleNamespace(_meta=SimpleNamespace(pk=pk))
+
+    assert guards.database_assigns_pk(model(models.BigAutoField(primary_key=True)))
+    assert not guards.database_assigns_pk(model(models.UUIDField(primary_key=True, default=uuid.uuid4)))
+    assert not guards.database_assigns_pk(model(models.CharField(primary_key=True, max_length=10)))
