@@ -255,9 +255,10 @@ def _lone_with(rows, kind):
     with state.unscoped():
         if kind == "its foreign key":
             return Employee, Employee.objects.create(company_id=rows.a, email="fk@x", department=rows.a_dept).pk
+        # Keys no row of the other model has: a lookup in the wrong table finds nothing.
         if kind == "its many-to-many link":
             emp = Employee.objects.create(company_id=rows.a, email="m2m@x")
-            emp.projects.add(rows.a_project)
+            emp.projects.add(Project.objects.create(pk=10**6, company_id=rows.a, name="far"))
             return Employee, emp.pk
         if kind == "a row pointing at it":
             dept = Department.objects.create(company_id=rows.a, name="pointed-at")
@@ -269,7 +270,7 @@ def _lone_with(rows, kind):
             return Employee, emp.pk
         if kind == "a many-to-many link to it":
             project = Project.objects.create(company_id=rows.a, name="linked")
-            rows.a_lone.projects.add(project)
+            Employee.objects.create(pk=10**6, company_id=rows.a, email="far@x").projects.add(project)
             return Project, project.pk
     raise AssertionError(kind)
 
