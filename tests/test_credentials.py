@@ -11,12 +11,22 @@ import json
 import uuid
 
 import pytest
+from django.core.cache import caches
+from django.http import HttpResponse
 from django.test import RequestFactory
 
-from cobee_django import signals
+from cobee_django import dpop, signals
 from cobee_django.bearer import INVALID_REQUEST_DESCRIPTION, INVALID_TOKEN_DESCRIPTION
 from cobee_django.credentials import BEARER, Credential, RequestAuthenticator, authenticate, error_response
-from cobee_django.exceptions import AuthenticationUnavailable, InvalidRequest, InvalidToken, Reason
+from cobee_django.exceptions import (
+    AuthenticationUnavailable,
+    InvalidDPoPProof,
+    InvalidRequest,
+    InvalidToken,
+    Reason,
+    UseDPoPNonce,
+)
+from cobee_django.testing import DPoPKey
 from cobee_django.tokens import ValidatedToken
 
 COMPANY = uuid.UUID("5e9e9701-9883-447d-9884-46e75993e33b")
@@ -112,9 +122,20 @@ def test_an_unreachable_key_set_is_a_503_with_retry_after(settings, cobee_issuer
     from cobee_django.testing import TokenIssuer
 
     stranger = TokenIssuer(issuer="https://unreachable.invalid/", audience=cobee_issuer.audience)
-    with pytest.raises(AuthenticationUnavailable) as caught:
-        authenticate(with_header(f"Bearer {stranger.make_token(COMPANY)}"))
+    request = with_header(f"Bearer {stranger.make_token(COMPANY)}")
+    seen = []
+
+    def receiver(sender, request, reason, client_id, **kwargs):
+        seen.append((sender, request, reason, client_id))
+
+    signals.token_rejected.connect(receiver)
+    try:
+        with pytest.raises(AuthenticationUnavailable) as caught:
+            authenticate(request)
+    finally:
+        signals.token_rejected.disconnect(receiver)
     assert caught.value.reason is Reason.KEY_SET_UNAVAILABLE
+    assert seen == [(RequestAuthenticator, request, Reason.KEY_SET_UNAVAILABLE.value, None)]
     response = error_response(caught.value)
     assert response.status_code == 503
     assert int(response["Retry-After"]) == caught.value.wait
@@ -227,3 +248,140 @@ def test_a_credential_compares_by_value_with_credentials_only():
     assert (credential.scheme, credential.token) == (BEARER, "abc")
     with pytest.raises(AttributeError):
         credential.token = "other"  # type: ignore[misc]
+
+
+@pytest.fixture
+def recorded():
+    """The keyword arguments of every token_rejected and token_accepted signal sent during the test."""
+    seen: list[tuple[str, dict]] = []
+
+    def rejected(sender, **kwargs):
+        seen.append(("rejected", {"sender": sender, **kwargs}))
+
+    def accepted(sender, **kwargs):
+        seen.append(("accepted", {"sender": sender, **kwargs}))
+
+    signals.token_rejected.connect(rejected)
+    signals.token_accepted.connect(accepted)
+    yield seen
+    signals.token_rejected.disconnect(rejected)
+    signals.token_accepted.disconnect(accepted)
+
+
+class View:
+    pass
+
+
+def _record(recorded):
+    (kind, kwargs), *others = recorded
+    assert not others
+    recorded.clear()
+    return kind, kwargs["sender"], kwargs["request"], kwargs.get("reason"), kwargs.get("client_id")
+
+
+def test_every_outcome_is_recorded_with_the_sender_the_request_and_the_client(issuer, settings, recorded):
+    """Accepted, refused by the token's rules, and refused after them (a bound token sent as Bearer)."""
+    authenticator = RequestAuthenticator(realm="partners", sender=View)
+    request = with_header(f"Bearer {issuer.make_token(COMPANY, client_id='good-client')}")
+    validated = authenticator.authenticate(request)
+    assert validated is not None and recorded[0][1]["token"] is validated
+    assert _record(recorded) == ("accepted", View, request, None, None)
+    request = with_header(f"Bearer {issuer.make_token(COMPANY, client_id='late-client', exp=1, iat=0)}")
+    with pytest.raises(InvalidToken):
+        authenticator.authenticate(request)
+    assert _record(recorded) == ("rejected", View, request, Reason.EXPIRED.value, "late-client")
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "DPOP_MODE": "allowed"}
+    token = issuer.make_token(COMPANY, client_id="bound-client", cnf={"jkt": "A" * 43})
+    request = with_header(f"Bearer {token}")
+    with pytest.raises(InvalidToken) as caught:
+        authenticator.authenticate(request)
+    assert caught.value.reason is Reason.BOUND_TOKEN_AS_BEARER
+    assert _record(recorded) == ("rejected", View, request, Reason.BOUND_TOKEN_AS_BEARER.value, "bound-client")
+
+
+def test_dpop_refusals_are_recorded_and_answered_on_the_realm(issuer, settings, recorded):
+    """A bad proof, a missing nonce and the replay store down: each names the client and the realm."""
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "DPOP_MODE": "allowed"}
+    caches["default"].clear()
+    authenticator = RequestAuthenticator(realm="partners", sender=View)
+    key = DPoPKey()
+    token = key.bind(issuer, COMPANY, client_id="dpop-client")
+    url = "http://testserver/orders"
+
+    wrong_ath = key.proof("GET", url, token + "x")
+    request = factory.get("/orders", headers={"Authorization": f"DPoP {token}", "DPoP": wrong_ath})
+    with pytest.raises(InvalidDPoPProof) as proof:
+        authenticator.authenticate(request)
+    assert proof.value.reason is Reason.DPOP_ATH_MISMATCH
+    assert proof.value.auth_header == dpop.www_authenticate(
+        "partners", dpop.DPOP, dpop.INVALID_DPOP_PROOF, dpop.INVALID_DPOP_PROOF_DESCRIPTION
+    )
+    assert 'realm="partners"' in proof.value.auth_header and 'error="invalid_dpop_proof"' in proof.value.auth_header
+    assert _record(recorded) == ("rejected", View, request, Reason.DPOP_ATH_MISMATCH.value, "dpop-client")
+
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "DPOP_NONCE_LIFETIME": 60}
+    request = factory.get("/orders", headers=key.headers("GET", url, token))
+    with pytest.raises(UseDPoPNonce) as nonce:
+        authenticator.authenticate(request)
+    assert nonce.value.reason is Reason.DPOP_NONCE_REQUIRED
+    assert nonce.value.nonce
+    assert nonce.value.auth_header == dpop.www_authenticate(
+        "partners", dpop.DPOP, dpop.USE_DPOP_NONCE, dpop.USE_DPOP_NONCE_DESCRIPTION
+    )
+    assert 'realm="partners"' in nonce.value.auth_header and 'error="use_dpop_nonce"' in nonce.value.auth_header
+    response = HttpResponse()
+    dpop.add_nonce_header(request, response)  # the nonce is remembered on the request for its answer
+    assert response["DPoP-Nonce"] == nonce.value.nonce
+    assert _record(recorded) == ("rejected", View, request, Reason.DPOP_NONCE_REQUIRED.value, "dpop-client")
+
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "down": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"},
+    }
+    settings.COBEE_DJANGO = {
+        **settings.COBEE_DJANGO,
+        "DPOP_NONCE_LIFETIME": None,
+        "DPOP_REPLAY_CACHE_ALIAS": "down",
+        "UNAVAILABLE_RETRY_AFTER": 17,
+    }
+    request = factory.get("/orders", headers=key.headers("GET", url, token))
+    with pytest.raises(AuthenticationUnavailable) as down:
+        authenticator.authenticate(request)
+    assert down.value.reason is Reason.DPOP_REPLAY_STORE_UNAVAILABLE and down.value.wait == 17
+    expected = ("rejected", View, request, Reason.DPOP_REPLAY_STORE_UNAVAILABLE.value, "dpop-client")
+    assert _record(recorded) == expected
+
+
+DPOP_CHALLENGE = 'DPoP realm="api", algs="ES256 PS256 RS256"'
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        ("DPoP ", Reason.MALFORMED_HEADER),
+        ("DPoP\tabc", Reason.MALFORMED_HEADER),
+        ("DPoP é.x.y", Reason.MALFORMED_HEADER),
+        ("Basic dXNlcjpwYXNz, DPoP a.b.c", Reason.MULTIPLE_CREDENTIALS),
+        ("DPoP a.b.c,d.e.f", Reason.MULTIPLE_CREDENTIALS),
+    ],
+)
+def test_a_malformed_dpop_header_names_the_error_on_the_dpop_challenge(issuer, settings, header, reason):
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "DPOP_MODE": "allowed"}
+    with pytest.raises(InvalidRequest) as caught:
+        authenticate(with_header(header))
+    assert caught.value.reason is reason
+    assert caught.value.auth_header == (
+        f'Bearer realm="api", {DPOP_CHALLENGE}, error="invalid_request",'
+        f' error_description="{INVALID_REQUEST_DESCRIPTION}"'
+    )
+
+
+def test_a_bad_token_sent_as_dpop_names_the_error_on_the_dpop_challenge(issuer, settings):
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "DPOP_MODE": "allowed"}
+    expired = DPoPKey().bind(issuer, COMPANY, exp=1, iat=0)
+    with pytest.raises(InvalidToken) as caught:
+        authenticate(with_header(f"DPoP {expired}"))
+    assert caught.value.reason is Reason.EXPIRED
+    assert caught.value.auth_header == (
+        f'Bearer realm="api", {DPOP_CHALLENGE}, error="invalid_token", error_description="{INVALID_TOKEN_DESCRIPTION}"'
+    )
