@@ -747,3 +747,49 @@ def test_installed_key_set_needs_no_http(settings, rsa_key):
     # Without the installed set the key set must be fetched, and tenant.example is not reachable.
     settings.COBEE_DJANGO = {"ISSUER": issuer.issuer, "AUDIENCE": issuer.audience, "JWKS_TIMEOUT": 0.5}
     assert get(issuer.make_token(COMPANY)).status_code == 503
+
+
+def test_one_authenticator_per_class_and_realm_sends_as_that_class(auth_settings):
+    """DRF builds the class anew per request; the authenticator behind it is built once and names it."""
+    from cobee_django.authentication import JWTAuthentication
+    from cobee_django.credentials import RequestAuthenticator
+
+    class Partners(JWTAuthentication):
+        www_authenticate_realm = "partners"
+
+    class Custom(RequestAuthenticator):
+        pass
+
+    class WithCustom(JWTAuthentication):
+        authenticator_class = Custom
+
+    class Named(JWTAuthentication):
+        pass
+
+    shared = JWTAuthentication().get_authenticator()
+    assert JWTAuthentication().get_authenticator() is shared
+    assert type(shared) is RequestAuthenticator and shared.sender is JWTAuthentication and shared.realm is None
+    partners = Partners().get_authenticator()
+    assert Partners().get_authenticator() is partners is not shared
+    assert partners.sender is Partners and partners.realm == "partners"
+    assert Partners().authenticate_header(None) == 'Bearer realm="partners"'
+    custom = WithCustom().get_authenticator()
+    assert type(custom) is Custom and custom.sender is WithCustom and custom.realm is None
+    named = Named().get_authenticator()  # same class and realm, another sender
+    assert named is not shared and named.sender is Named
+
+
+def test_get_user_maps_the_request_and_its_validated_token(auth_settings, token_issuer):
+    from rest_framework.test import APIRequestFactory
+
+    from cobee_django.authentication import JWTAuthentication
+
+    class Mapped(JWTAuthentication):
+        def get_user(self, request, validated):
+            return ("user-of", request, validated)
+
+    request = APIRequestFactory().get("/", HTTP_AUTHORIZATION=f"Bearer {token_issuer.make_token(COMPANY)}")
+    user, validated = Mapped().authenticate(request)
+    assert user == ("user-of", request, validated)
+    assert validated.principal.company_id == COMPANY
+    assert Mapped().authenticate(APIRequestFactory().get("/")) is None
