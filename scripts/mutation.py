@@ -47,7 +47,12 @@ MODULES: dict[str, list[str]] = {
     "jwks": ["tests/test_jwks.py"],
     "bearer": ["tests/test_bearer.py", "tests/test_authentication.py", "tests/test_permissions.py"],
     "authentication": ["tests/test_authentication.py", "tests/test_request_errors.py"],
-    "permissions": ["tests/test_permissions.py", "tests/test_api.py", "tests/test_audit.py"],
+    "permissions": [
+        "tests/test_permissions.py",
+        "tests/test_api.py",
+        "tests/test_audit.py",
+        "tests/test_request_errors.py",
+    ],
     "guards": [
         "tests/test_guards.py",
         "tests/test_guards_moves_and_fixtures.py",
