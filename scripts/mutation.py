@@ -77,8 +77,8 @@ MODULES: dict[str, list[str]] = {
     "dpop": ["tests/test_dpop.py", "tests/test_dpop_requests.py"],
 }
 
-#: What a scratch copy needs besides the package and the tests.
-_ALSO_COPY = ("testproject", "manage.py")
+#: What a scratch copy needs besides the package and the tests (some tests read the docs).
+_ALSO_COPY = ("testproject", "manage.py", "docs")
 #: Verdicts a judgement may give; a "test gap" is never judged: it gets a test instead.
 VERDICTS = ("equivalent", "unimportant")
 
