@@ -285,7 +285,7 @@ KINDS = [
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("write", ["update()", "save()", "bulk_update()"])
+@pytest.mark.parametrize("write", ["update()", "save()", "save(update_fields=company)", "bulk_update()"])
 def test_each_kind_of_reference_alone_stops_a_move(rows, kind, write):
     model, pk = _lone_with(rows, kind)
     with state.for_corporation(rows.corp), refused():
@@ -293,6 +293,8 @@ def test_each_kind_of_reference_alone_stops_a_move(rows, kind, write):
             model.objects.filter(pk=pk).update(company=rows.b)
         elif write == "save()":
             _save(model, pk, company_id=rows.b)
+        elif write == "save(update_fields=company)":
+            _save(model, pk, ["company"], company_id=rows.b)
         else:
             obj = model.objects.get(pk=pk)
             obj.company_id = rows.b
@@ -314,3 +316,36 @@ def test_a_reference_written_by_the_move_itself_moves_along(rows):
         emp.save(update_fields=["company", "department"])
     assert companies(Employee)["a-lone@x"] == rows.b
     assert no_reference_crosses_companies()
+
+
+def test_saving_other_fields_of_a_row_with_an_old_bad_reference_is_not_refused_for_it(rows):
+    QuerySet(model=Employee).filter(pk=rows.a_lone.pk).update(department_id=rows.c_dept.pk)
+    with state.for_company(rows.a):
+        loaded = Employee.objects.get(pk=rows.a_lone.pk)
+        loaded.name = "loaded"
+        loaded.save(update_fields=["name"])
+    with state.unscoped():
+        built = Employee(pk=rows.a_lone.pk, company_id=rows.a, email="a-lone@x", name="built")
+        built._state.adding = False  # a row known to exist, its company not known to this instance
+        built.save(update_fields=["name"])
+        assert Employee.objects.get(pk=rows.a_lone.pk).name == "built"
+
+
+def test_a_row_with_a_uuid_key_moves_only_with_its_references(tenants):
+    from tests.rlsapp.models import Member, Team
+
+    with state.unscoped():
+        team = Team.objects.create(company_id=tenants.a, name="pointed-at")
+        Member.objects.create(company_id=tenants.a, name="member", team=team)
+        free = Team.objects.create(company_id=tenants.a, name="free")
+    with state.for_corporation(tenants.corp):
+        loaded = Team.objects.get(pk=team.pk)
+        loaded.company_id = tenants.b
+        with refused():
+            loaded.save()
+        loaded = Team.objects.get(pk=free.pk)
+        loaded.company_id = tenants.b
+        loaded.save()
+    with state.unscoped():
+        assert Team.objects.get(pk=team.pk).company_id == tenants.a
+        assert Team.objects.get(pk=free.pk).company_id == tenants.b
