@@ -532,6 +532,7 @@ def test_every_lookup_of_a_guard_reads_the_database_of_the_write(rows, monkeypat
         Department.objects.get(pk=rows.a_dept.pk).employees.add(emp)
         emp.projects.add(rows.a_project)
         Employee.objects.get(email="bulk@x").delete()
+        Note.objects.create(text="n", employee_id=emp.pk)
     assert aliases and set(aliases) == {"default"}
 
 
@@ -556,3 +557,37 @@ def test_only_keys_the_database_assigns_count_as_sequential():
     assert guards.database_assigns_pk(model(models.BigAutoField(primary_key=True)))
     assert not guards.database_assigns_pk(model(models.UUIDField(primary_key=True, default=uuid.uuid4)))
     assert not guards.database_assigns_pk(model(models.CharField(primary_key=True, max_length=10)))
+
+
+def test_a_conditional_unique_constraint_is_validated_by_django_on_the_write_database(rows, monkeypatch):
+    from types import SimpleNamespace
+
+    from cobee_django import guards
+
+    calls: list[tuple] = []
+
+    def validate(model, obj, using):
+        calls.append((model, obj, using))
+        if obj.name == "taken":
+            raise ValidationError("taken")
+
+    constraint = SimpleNamespace(fields=("company", "name"), condition=object(), expressions=(), validate=validate)
+    monkeypatch.setattr(guards, "company_unique_constraints", lambda model: (constraint,))
+    free, taken = Department(name="free"), Department(name="taken")
+    guards.validate_company_unique(Department, [free], "other")
+    guards.validate_company_unique(Department, [free], None)
+    assert calls == [(Department, free, "other"), (Department, free, "default")]
+    with pytest.raises(ValidationError) as info:
+        guards.validate_company_unique(Department, [free, taken], "default")
+    assert info.value.message_dict == {"__all__": ["taken"]}
+
+
+def test_a_non_tenant_row_saving_other_fields_is_not_refused_for_an_old_reference(rows):
+    with state.unscoped():
+        note = Note.objects.create(text="old", employee_id=rows.c_emp.pk)  # written by unscoped code
+    with state.for_company(rows.a):
+        note = Note.objects.get(pk=note.pk)
+        note.text = "edited"
+        note.save(update_fields=["text"])
+        with refused():
+            note.save()
