@@ -91,6 +91,21 @@ def test_a_token_in_the_url_is_refused_and_with_a_header_too(issuer):
     assert both.value.reason is Reason.MULTIPLE_CREDENTIALS
 
 
+@pytest.mark.parametrize("query", ["%61ccess_token={token}", "access%5Ftoken={token}", "a=1&access_token={token}"])
+def test_a_token_in_a_disguised_query_parameter_is_refused(issuer, query):
+    request = factory.get("/", QUERY_STRING=query.format(token=issuer.make_token(COMPANY)))
+    with pytest.raises(InvalidRequest) as caught:
+        authenticate(request)
+    assert caught.value.reason is Reason.TOKEN_IN_URL_OR_BODY
+
+
+@pytest.mark.parametrize("query", ["q=access_token", "next=%2Fhome", "access_tokens=1"])
+def test_a_query_naming_no_token_parameter_is_no_credential(issuer, query):
+    assert authenticate(factory.get("/", QUERY_STRING=query)) is None
+    token = issuer.make_token(COMPANY)
+    assert authenticate(factory.get("/", QUERY_STRING=query, HTTP_AUTHORIZATION=f"Bearer {token}")) is not None
+
+
 def test_a_token_in_a_form_body_is_refused(issuer):
     token = issuer.make_token(COMPANY)
     request = factory.post("/", {"access_token": token})  # multipart: not a form-urlencoded body
@@ -149,8 +164,8 @@ def test_error_response_is_constant_json_with_the_challenge(issuer):
     assert response["Content-Type"] == "application/json"
     assert json.loads(response.content) == {"detail": INVALID_TOKEN_DESCRIPTION}
     assert response["WWW-Authenticate"] == caught.value.auth_header
-    assert "private" in response["Cache-Control"]
-    assert "Authorization" in response["Vary"]
+    assert "private" in [d.strip() for d in response["Cache-Control"].split(",")]
+    assert "Authorization" in [h.strip() for h in response["Vary"].split(",")]
 
 
 def test_signals_name_the_sender_and_receive_the_request(issuer):
@@ -385,3 +400,8 @@ def test_a_bad_token_sent_as_dpop_names_the_error_on_the_dpop_challenge(issuer, 
     assert caught.value.auth_header == (
         f'Bearer realm="api", {DPOP_CHALLENGE}, error="invalid_token", error_description="{INVALID_TOKEN_DESCRIPTION}"'
     )
+
+
+def test_the_bare_challenge_names_the_authenticators_realm(issuer):
+    assert RequestAuthenticator(realm="partners").challenge() == 'Bearer realm="partners"'
+    assert RequestAuthenticator().challenge() == 'Bearer realm="api"'
