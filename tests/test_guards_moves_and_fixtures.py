@@ -4,6 +4,7 @@ and raw saves (fixtures) stay inside the bound tenant."""
 from __future__ import annotations
 
 import json
+import re
 from contextlib import contextmanager
 from types import SimpleNamespace
 
@@ -349,3 +350,25 @@ def test_a_row_with_a_uuid_key_moves_only_with_its_references(tenants):
     with state.unscoped():
         assert Team.objects.get(pk=team.pk).company_id == tenants.a
         assert Team.objects.get(pk=free.pk).company_id == tenants.b
+
+
+@pytest.mark.parametrize(
+    ("kind", "named"),
+    [
+        ("its foreign key", "their department is a row of another company"),
+        ("its many-to-many link", r"they are linked \(projects\) with testapp\.Project rows of another company"),
+        ("a row pointing at it", r"testapp\.Employee rows of another company point at them \(department\)"),
+        ("a one-to-one row pointing at it", r"testapp\.Badge rows of another company point at them \(employee\)"),
+        ("a many-to-many link to it", r"they are linked \(projects\) with testapp\.Employee rows of another company"),
+    ],
+)
+def test_a_refused_move_names_the_reference_that_stops_it(rows, kind, named):
+    model, pk = _lone_with(rows, kind)
+    label = model._meta.label.replace(".", r"\.")
+    expected = (
+        rf"^{label} rows cannot change company while {named}: "
+        r"a reference between tenant rows would cross companies\. Move or unlink those rows first\.$"
+    )
+    with state.for_corporation(rows.corp), refused() as caught:
+        model.objects.filter(pk=pk).update(company=rows.b)
+    assert re.match(expected, str(caught.value)), str(caught.value)
