@@ -23,6 +23,8 @@ they are a data-integrity rule, not an access rule.
 
 from __future__ import annotations
 
+import functools
+import operator
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -30,7 +32,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db.models import Expression, Field, Model, UniqueConstraint
+from django.db.models import Expression, Field, Model, Q, UniqueConstraint
 from django.db.models.expressions import Combinable
 
 from . import state
@@ -381,15 +383,27 @@ def check_move(model: type[Model], moves: Mapping[Any, uuid.UUID], using: str | 
                 continue
             if rel.field.remote_field.parent_link:
                 continue  # a multi-table child: part of the family, checked as such
-            target_attname = rel.field.target_field.attname
-            to_pk = dict(unscoped_rows(member, using).filter(pk__in=pks).values_list(target_attname, "pk"))
-            rows = (
-                unscoped_rows(referrer, using)
-                .filter(**{f"{rel.field.attname}__in": list(to_pk)})
-                .values_list("pk", rel.field.attname, COMPANY_ATTNAME)
-            )
-            for rpk, value, company in rows:
-                if after(referrer, rpk, _as_uuid(company)) != moves[to_pk[value]]:  # type: ignore[arg-type]
+            # (referrer column, this model's column) per column of the link: one for a foreign key, several
+            # for a multi-column ForeignObject.
+            link = [(local.attname, remote.attname) for local, remote in rel.field.related_fields]
+            if (COMPANY_ATTNAME, COMPANY_ATTNAME) in link:
+                continue  # joined on the company too: a move ends the link, it cannot cross companies
+            local_names = [local for local, _ in link]
+            remote_names = [remote for _, remote in link]
+            to_pk = {
+                tuple(values[:-1]): values[-1]
+                for values in unscoped_rows(member, using).filter(pk__in=pks).values_list(*remote_names, "pk")
+            }
+            if not to_pk:
+                continue
+            pointing = Q(**{f"{local_names[0]}__in": [key[0] for key in to_pk]})
+            if len(link) > 1:
+                each = (Q(**dict(zip(local_names, key, strict=True))) for key in to_pk)
+                pointing = functools.reduce(operator.or_, each)
+            rows = unscoped_rows(referrer, using).filter(pointing).values_list("pk", COMPANY_ATTNAME, *local_names)
+            for rpk, company, *key in rows:
+                moved_pk = to_pk.get(tuple(key))
+                if moved_pk is not None and after(referrer, rpk, _as_uuid(company)) != moves[moved_pk]:  # type: ignore[arg-type]
                     refuse(f"{referrer._meta.label} rows of another company point at them ({rel.field.name})")
         for m2m in member._meta.local_many_to_many:
             if is_tenant_model(m2m.related_model):

@@ -591,3 +591,23 @@ def test_a_non_tenant_row_saving_other_fields_is_not_refused_for_an_old_referenc
         note.save(update_fields=["text"])
         with refused():
             note.save()
+
+
+def test_a_row_a_multi_column_foreign_object_points_at_moves_without_a_database_error(tenants):
+    """A ``ForeignObject`` joined on the company too (zoo's ``Ref.owner``) cannot cross companies: a move
+    ends the link. update(), save() and bulk_update() move such a row; none fails with a database error."""
+    from tests.zooapp.models import Owner, Ref
+
+    with state.for_corporation(tenants.corp):
+        owners = [Owner.objects.create(company_id=tenants.a, tag=f"moving-{n}", code=f"x{n}") for n in range(3)]
+        for owner in owners:
+            Ref.objects.create(company_id=tenants.a, tag=f"ref-{owner.code}", code=owner.code)
+        Owner.objects.filter(pk=owners[0].pk).update(company_id=tenants.b)
+        owners[1].company_id = tenants.b
+        owners[1].save()
+        owners[2].company_id = tenants.b
+        Owner.objects.bulk_update([owners[2]], ["company"])
+        assert set(Owner.objects.filter(pk__in=[o.pk for o in owners]).values_list("company_id", flat=True)) == {
+            tenants.b
+        }
+        assert Ref.objects.filter(company_id=tenants.a).count() == 3  # the links now end; nothing crossed
