@@ -52,7 +52,17 @@ def test_a_valid_token_is_returned_validated(issuer):
     assert validated.scopes == frozenset({"read:employees"})
 
 
-@pytest.mark.parametrize("header", [None, "Basic dXNlcjpwYXNz", "Token abc"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "Basic dXNlcjpwYXNz",
+        "Token abc",
+        "Basic\tdXNlcjpwYXNz",  # another scheme behind a tab is still another scheme
+        "Other Bearer",  # our scheme's name as another scheme's value: only a comma starts a credential
+        "Basic dXNlcjpwYXNz, XBearer abc",  # a scheme that merely contains ours
+    ],
+)
 def test_no_credential_of_ours_is_none(issuer, header):
     assert authenticate(with_header(header)) is None
 
@@ -68,6 +78,10 @@ def test_no_credential_of_ours_is_none(issuer, header):
         ("Bearer  a b", Reason.MALFORMED_HEADER),
         ("Bearer a.b.c d", Reason.MALFORMED_HEADER),
         ("Bearer é.x.y", Reason.MALFORMED_HEADER),
+        ("Bearer\tabc\tdef", Reason.MALFORMED_HEADER),
+        ("Basic dXNlcjpwYXNz, Bearer\tabc", Reason.MULTIPLE_CREDENTIALS),
+        ("Basic dXNlcjpwYXNz, Bearer\tabc\tdef", Reason.MULTIPLE_CREDENTIALS),
+        ("Basic dXNlcjpwYXNz, Bearer abc def", Reason.MULTIPLE_CREDENTIALS),
     ],
 )
 def test_a_malformed_header_is_invalid_request(issuer, header, reason):
@@ -405,3 +419,12 @@ def test_a_bad_token_sent_as_dpop_names_the_error_on_the_dpop_challenge(issuer, 
 def test_the_bare_challenge_names_the_authenticators_realm(issuer):
     assert RequestAuthenticator(realm="partners").challenge() == 'Bearer realm="partners"'
     assert RequestAuthenticator().challenge() == 'Bearer realm="api"'
+
+
+def test_only_spaces_separate_the_scheme_from_the_token(issuer):
+    token = issuer.make_token(COMPANY)
+    with pytest.raises(InvalidRequest) as tab:
+        authenticate(with_header(f"Bearer \t{token}"))
+    assert tab.value.reason is Reason.MALFORMED_HEADER
+    with pytest.raises(InvalidToken):
+        authenticate(with_header(f"Bearer X{token}"))
