@@ -74,7 +74,7 @@ MODULES: dict[str, list[str]] = {
         "tests/test_dpop_requests.py",
         "tests/test_mtls.py",
     ],
-    "dpop": ["tests/test_dpop.py", "tests/test_dpop_requests.py"],
+    "dpop": ["tests/test_dpop.py", "tests/test_dpop_requests.py", "tests/test_credentials.py"],
 }
 
 #: What a scratch copy needs besides the package and the tests (some tests read the docs).

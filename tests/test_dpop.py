@@ -22,7 +22,7 @@ from cobee_django.dpop import (
     jwk_thumbprint,
     normalize_htu,
 )
-from cobee_django.exceptions import NonceRequired, ProofRejected, Reason, ReplayStoreUnavailable
+from cobee_django.exceptions import NonceRequired, ProofRejected, Reason, ReplayStoreUnavailable, TokenRejected
 from cobee_django.jose import b64url_decode, b64url_encode
 from cobee_django.testing import MISSING, DPoPKey
 
@@ -135,6 +135,10 @@ def test_ath_is_the_base64url_sha256_of_the_token():
         ("https://api.example.com/%7Euser/%c3%a9", "https://api.example.com/~user/%C3%A9"),
         ("https://api.example.com/a%2fb", "https://api.example.com/a%2Fb"),
         ("https://[::1]:8000/x", "https://[::1]:8000/x"),
+        ("https://api.example.com/v1/x/.", "https://api.example.com/v1/x/"),
+        ("https://api.example.com/v1/x/..", "https://api.example.com/v1/"),
+        ("https://api.example.com/v1/./x", "https://api.example.com/v1/x"),
+        ("https://api.example.com/../x", "https://api.example.com/x"),
     ],
 )
 def test_htu_is_normalised_as_rfc_3986_says(url, normal):
@@ -466,3 +470,118 @@ def test_a_replay_store_outage_admits_when_the_project_opts_in(key):
     with override_settings(CACHES=BROKEN_CACHE):
         v = verifier(DPOP_REPLAY_CACHE_ALIAS="broken", DPOP_REPLAY_FAIL_OPEN=True)
         v.check_replay(check(key.proof("GET", URL, TOKEN), key, v=v))
+
+
+# --- found by mutation testing ---------------------------------------------------------------------
+
+
+def test_an_ec_signature_of_the_wrong_length_is_refused(key):
+    header, payload, signature = key.proof("GET", URL, TOKEN).split(".")
+    raw = b64url_decode(signature)
+    for wrong in (raw[:-1], raw + b"\x00", b"\x00" + raw):
+        rejected(Reason.DPOP_BAD_SIGNATURE, f"{header}.{payload}.{b64url_encode(wrong)}", key)
+
+
+def test_a_missing_jwk_or_key_member_is_a_bad_key(key):
+    rejected(Reason.DPOP_BAD_KEY, key.proof("GET", URL, TOKEN, headers={"jwk": MISSING}), key)
+    for member in ("x", "y"):
+        jwk = {name: value for name, value in key.public_jwk.items() if name != member}
+        rejected(Reason.DPOP_BAD_KEY, key.proof("GET", URL, TOKEN, headers={"jwk": jwk}), key)
+
+
+def test_a_jwk_naming_its_alg_must_name_the_headers(key):
+    check(key.proof("GET", URL, TOKEN, headers={"jwk": {**key.public_jwk, "alg": "ES256"}}), key)
+    other_alg = {**key.public_jwk, "alg": "ES384"}
+    rejected(Reason.DPOP_BAD_KEY, key.proof("GET", URL, TOKEN, headers={"jwk": other_alg}), key)
+
+
+def test_a_nonce_is_24_characters():
+    assert len(NonceSource(60, b"k" * 32).current(now=1000)) == 24
+
+
+def test_nonces_depend_on_the_secret_key(settings):
+    nonces = []
+    for secret in ("one-secret-" + "x" * 40, "another-secret-" + "y" * 40):
+        settings.SECRET_KEY = secret
+        with override_settings(COBEE_DJANGO={**get_settings().raw, "DPOP_NONCE_LIFETIME": 60}):
+            nonces.append(get_proof_verifier().nonces.current(now=1000))
+    assert nonces[0] != nonces[1]
+
+
+def test_a_jti_is_remembered_for_the_replay_window(key, monkeypatch):
+    caches["default"].clear()
+    v = verifier()
+    calls = []
+    real_add = caches["default"].add
+
+    def add(cache_key, value, timeout, *args, **kwargs):
+        calls.append(timeout)
+        return real_add(cache_key, value, timeout, *args, **kwargs)
+
+    monkeypatch.setattr(caches["default"], "add", add)
+    v.check_replay(check(key.proof("GET", URL, TOKEN), key, v=v))
+    assert calls == [v.replay_window]
+
+
+def test_the_nonce_header_is_added_once_and_only_when_noted():
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from cobee_django.dpop import add_nonce_header, remember_nonce
+
+    request = RequestFactory().get("/")
+    response = HttpResponse()
+    add_nonce_header(request, response)
+    assert not response.has_header("DPoP-Nonce") and not response.has_header("Vary")
+    remember_nonce(request, "n-1")
+    add_nonce_header(request, response)
+    assert response["DPoP-Nonce"] == "n-1"
+    assert [h.strip() for h in response["Vary"].split(",")] == ["DPoP"]
+    kept = HttpResponse(headers={"DPoP-Nonce": "already"})
+    add_nonce_header(request, kept)
+    assert kept["DPoP-Nonce"] == "already"
+
+
+def test_a_confirmation_claim_that_is_not_an_object_binds_nothing(key):
+    from django.test import RequestFactory
+
+    from cobee_django.dpop import DPOP, check_request
+
+    request = RequestFactory().get("/")
+    for cnf in ("jkt", ["jkt"], 7):
+        check_request(request, "bearer", TOKEN, {"cnf": cnf}, "client")  # an unbound token as Bearer
+        with pytest.raises(TokenRejected) as info:
+            check_request(request, DPOP, TOKEN, {"cnf": cnf}, "client")
+        assert info.value.reason == Reason.TOKEN_NOT_DPOP_BOUND
+
+
+def test_a_proof_header_with_anything_around_the_proof_is_refused(key, settings):
+    from django.test import RequestFactory
+
+    from cobee_django.dpop import DPOP, check_request
+
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "DPOP_MODE": "allowed"}
+    caches["default"].clear()
+    url = "http://testserver/orders"
+    for proof, reason in [
+        ("X", Reason.DPOP_MALFORMED_PROOF),
+        (key.proof("GET", url, TOKEN) + "X", None),
+        (" \t" + key.proof("GET", url, TOKEN) + "\t ", "accepted"),
+    ]:
+        request = RequestFactory().get("/orders", HTTP_DPOP=proof)
+        if reason == "accepted":
+            check_request(request, DPOP, TOKEN, {"cnf": {"jkt": key.jkt}}, "client")
+            continue
+        with pytest.raises(ProofRejected) as info:
+            check_request(request, DPOP, TOKEN, {"cnf": {"jkt": key.jkt}}, "client")
+        if reason is not None:
+            assert info.value.reason == reason
+
+
+def test_the_error_goes_on_the_bearer_challenge_when_dpop_is_disabled(settings):
+    from cobee_django.dpop import DPOP, www_authenticate
+
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "DPOP_MODE": "disabled"}
+    assert www_authenticate("api", DPOP, "invalid_token", "d") == (
+        'Bearer realm="api", error="invalid_token", error_description="d"'
+    )
