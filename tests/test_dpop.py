@@ -15,6 +15,7 @@ from django.test import override_settings
 
 from cobee_django.conf import get_settings
 from cobee_django.dpop import (
+    MAX_PROOF_BYTES,
     NonceSource,
     ProofVerifier,
     access_token_hash,
@@ -585,3 +586,74 @@ def test_the_error_goes_on_the_bearer_challenge_when_dpop_is_disabled(settings):
     assert www_authenticate("api", DPOP, "invalid_token", "d") == (
         'Bearer realm="api", error="invalid_token", error_description="d"'
     )
+
+
+# --- exact bounds -------------------------------------------------------------------------------
+
+
+def test_the_iat_window_includes_its_two_ends(key):
+    now = float(int(time.time()))  # whole seconds: the bounds are exact sums
+    v = verifier(DPOP_PROOF_MAX_AGE=60, LEEWAY=5)
+    check(key.proof("GET", URL, TOKEN, iat=int(now) - 65), key, v=v, now=now)
+    check(key.proof("GET", URL, TOKEN, iat=int(now) + 5), key, v=v, now=now)
+
+
+@pytest.mark.parametrize("length", [1, 256])
+def test_a_jti_of_one_to_256_characters_is_accepted(key, length):
+    assert check(key.proof("GET", URL, TOKEN, jti="j" * length), key).jti == "j" * length
+
+
+def _proof_of_length(key, length):
+    """A valid proof exactly ``length`` characters long (padding in the header and the claims: base64url
+    never yields every length from one segment alone)."""
+    for header_pad in range(4):
+        for pad in range(max(0, length * 3 // 4 - 1000), length):
+            headers = {"x-pad": "h" * header_pad}
+            proof = key.proof("GET", URL, TOKEN, headers=headers, pad="p" * pad)
+            if len(proof) == length:
+                return proof
+            if len(proof) > length:
+                break
+    raise AssertionError(f"no proof of {length} characters")
+
+
+def test_a_proof_of_exactly_the_size_cap_is_read_and_one_longer_is_not(key):
+    check(_proof_of_length(key, MAX_PROOF_BYTES), key)
+    with pytest.raises(ProofRejected) as info:
+        check(_proof_of_length(key, MAX_PROOF_BYTES + 1), key)
+    assert (info.value.reason, info.value.detail) == (Reason.DPOP_MALFORMED_PROOF, "too large")
+
+
+def _rsa_jwk_members(key):
+    numbers = key.key.public_key().public_numbers()
+    n = numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")
+    e = numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, "big")
+    return n, e
+
+
+def test_rsa_members_with_a_leading_zero_byte_are_refused(keys):
+    key = keys["RS256"]
+    n, e = _rsa_jwk_members(key)
+    for members in ({"n": b64url_encode(b"\0" + n)}, {"e": b64url_encode(b"\0" + e)}):
+        jwk = dict(key.public_jwk, **members)
+        rejected(Reason.DPOP_BAD_KEY, key.proof("GET", URL, TOKEN, headers={"jwk": jwk}), key)
+
+
+def test_an_rsa_key_with_the_exponent_3_is_accepted():
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = DPoPKey("RS256", key=rsa.generate_private_key(public_exponent=3, key_size=2048))
+    assert check(key.proof("GET", URL, TOKEN), key).jkt == key.jkt
+
+
+def test_an_ec_coordinate_written_short_is_refused_even_when_it_names_a_point_on_the_curve():
+    """RFC 7518 section 6.2.1.2: each coordinate is the full size of the curve (32 bytes for P-256)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    while True:  # a key whose x starts with a zero byte (one in 256): the short form is the same point
+        key = DPoPKey("ES256", key=ec.generate_private_key(ec.SECP256R1()))
+        x = b64url_decode(key.public_jwk["x"])
+        if x[0] == 0:
+            break
+    short = dict(key.public_jwk, x=b64url_encode(x[1:]))
+    rejected(Reason.DPOP_BAD_KEY, key.proof("GET", URL, TOKEN, headers={"jwk": short}), key)
