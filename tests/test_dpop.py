@@ -657,3 +657,20 @@ def test_an_ec_coordinate_written_short_is_refused_even_when_it_names_a_point_on
             break
     short = dict(key.public_jwk, x=b64url_encode(x[1:]))
     rejected(Reason.DPOP_BAD_KEY, key.proof("GET", URL, TOKEN, headers={"jwk": short}), key)
+
+
+def test_both_challenges_name_the_realm_given(settings):
+    from cobee_django.dpop import www_authenticate
+
+    settings.COBEE_DJANGO = {**settings.COBEE_DJANGO, "DPOP_MODE": "allowed", "REALM": "settings-realm"}
+    value = www_authenticate("partners")
+    assert value.startswith('Bearer realm="partners"') and 'DPoP realm="partners"' in value
+    assert "settings-realm" not in value
+
+
+def test_a_point_off_the_curve_is_a_bad_key(key):
+    """Pinned to its reason: cryptography's refusal lands in the key parser's own catch-all."""
+    jwk = key.public_jwk
+    y = int.from_bytes(b64url_decode(jwk["y"]), "big")
+    off_curve = dict(jwk, y=b64url_encode((y ^ 1).to_bytes(32, "big")))
+    rejected(Reason.DPOP_BAD_KEY, key.proof("GET", URL, TOKEN, headers={"jwk": off_curve}), key)
