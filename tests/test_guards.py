@@ -593,6 +593,7 @@ def test_a_non_tenant_row_saving_other_fields_is_not_refused_for_an_old_referenc
             note.save()
 
 
+@pytest.mark.usefixtures("not_on_citus")  # moves rows to another company
 def test_a_row_a_multi_column_foreign_object_points_at_moves_without_a_database_error(tenants):
     """A ``ForeignObject`` joined on the company too (zoo's ``Ref.owner``) cannot cross companies: a move
     ends the link. update(), save() and bulk_update() move such a row; none fails with a database error."""
