@@ -396,8 +396,9 @@ def check_move(model: type[Model], moves: Mapping[Any, uuid.UUID], using: str | 
             }
             if not to_pk:
                 continue
-            pointing = Q(**{f"{local_names[0]}__in": [key[0] for key in to_pk]})
-            if len(link) > 1:
+            if len(link) == 1:
+                pointing = Q(**{f"{local_names[0]}__in": [key[0] for key in to_pk]})
+            else:
                 each = (Q(**dict(zip(local_names, key, strict=True))) for key in to_pk)
                 pointing = functools.reduce(operator.or_, each)
             rows = unscoped_rows(referrer, using).filter(pointing).values_list("pk", COMPANY_ATTNAME, *local_names)
