@@ -243,7 +243,8 @@ class HasScopes(TenantPermission):
         for value in (common, specific):
             if value is None:
                 continue
-            if isinstance(value, str) or not isinstance(value, Iterable):
+            # A string is iterable too: "read:a" would otherwise require the scopes "r", "e", "a"...
+            if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
                 raise ImproperlyConfigured(f"{type(view).__name__}'s required scopes must be a list of strings.")
             scopes.update(value)
         return frozenset(scopes)

@@ -1,13 +1,26 @@
-"""Permission classes and the company mixin, through real requests."""
+"""Permission classes and the company mixin, through real requests; then the classes called directly."""
 
 from __future__ import annotations
 
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from rest_framework import permissions as drf
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.test import APIRequestFactory
 
-from cobee_django import state
+from cobee_django import audit, state
+from cobee_django import permissions as ours
+from cobee_django.permissions import (
+    CanAccessCompany,
+    CanAccessCorporation,
+    HasScopes,
+    HasTenant,
+    TenantPermission,
+)
 from tests.testapp.auth import header
 from tests.testapp.models import Department, Employee
 
@@ -145,3 +158,169 @@ def test_scopes_without_credentials_are_a_401(client):
     response = client.get("/scoped")
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == 'Bearer realm="api"'
+
+
+# --- the classes called directly: composition built at run time, object checks, scope edge cases ---
+
+
+class _Allow(TenantPermission):
+    message, code = "allow", "allow"
+
+    def has_permission(self, request, view):
+        return True
+
+
+class _Deny(TenantPermission):
+    message, code = "deny", "deny"
+
+    def has_permission(self, request, view):
+        return False
+
+
+class _DenyToo(_Deny):
+    message, code = "deny too", "deny_too"
+
+
+class _DrfDeny(drf.BasePermission):
+    message, code = "drf deny", "drf_deny"
+
+    def has_permission(self, request, view):
+        return False
+
+
+def _request(method="GET", user=None) -> Request:
+    request = Request(getattr(APIRequestFactory(), method.lower())("/"))
+    if user is not None:
+        request.user = user
+    return request
+
+
+def _decide(composed):
+    """Build the composition's instance as DRF does, ask it, and read the reason it carries."""
+    permission = composed()
+    allowed = permission.has_permission(_request(), SimpleNamespace())
+    return allowed, getattr(permission, "message", None), getattr(permission, "code", None)
+
+
+@pytest.mark.parametrize(
+    ("build", "expected"),
+    [
+        (lambda: _Allow & _Allow, (True, None, None)),
+        (lambda: _Allow & _Deny, (False, "deny", "deny")),
+        (lambda: _Deny & _Allow, (False, "deny", "deny")),
+        (lambda: _Allow | _Deny, (True, None, None)),
+        (lambda: _Deny | _Allow, (True, None, None)),
+        (lambda: _Deny | _DenyToo, (False, "deny", "deny")),
+        (lambda: _DenyToo | _Deny, (False, "deny too", "deny_too")),
+        (lambda: ~_Allow, (False, None, None)),
+        (lambda: ~_Deny, (True, None, None)),
+        # DRF's class on the left: Python asks our (sub)metaclass's reflected operator first.
+        (lambda: drf.AllowAny & _Deny, (False, "deny", "deny")),
+        (lambda: _DrfDeny & _Allow, (False, "drf deny", "drf_deny")),
+        (lambda: _DrfDeny | _DenyToo, (False, "drf deny", "drf_deny")),
+        (lambda: _DrfDeny | _Allow, (True, None, None)),
+        # Compositions compose again, keeping the refusing operand's reason.
+        (lambda: (_Allow & _DenyToo) | _Deny, (False, "deny too", "deny_too")),
+        (lambda: _Deny | (_Allow & _DenyToo), (False, "deny", "deny")),
+        (lambda: (_Deny | _Allow) & _DenyToo, (False, "deny too", "deny_too")),
+        (lambda: ~(_Deny | _DenyToo), (True, None, None)),
+        (lambda: ~~_Deny, (False, None, None)),
+        # A composition of DRF's classes on the left is DRF's: it refuses, with DRF's default body.
+        (lambda: (drf.AllowAny & drf.AllowAny) & _DenyToo, (False, None, None)),
+        (lambda: (drf.AllowAny & drf.AllowAny) | _DenyToo, (True, None, None)),
+    ],
+)
+def test_compositions_built_at_run_time_decide_and_carry_the_refusing_reason(build, expected):
+    assert _decide(build()) == expected
+
+
+def test_a_composition_of_ours_with_drfs_is_ours():
+    assert isinstance((drf.AllowAny & _Deny)(), ours.AND)
+    assert isinstance((drf.AllowAny | _Deny)(), ours.OR)
+    assert isinstance((~_Deny)(), ours.NOT)
+    assert isinstance(((_Allow & _Deny) | drf.AllowAny)(), ours.OR)
+
+
+def _view(**kwargs):
+    return SimpleNamespace(kwargs=kwargs)
+
+
+@pytest.fixture
+def rows(depts):
+    with state.unscoped():
+        depts.rows = {key: Department.objects.get(pk=getattr(depts, f"{key}_dept").pk) for key in "abc"}
+    return depts
+
+
+@pytest.mark.parametrize("permission", [HasTenant, CanAccessCorporation, CanAccessCompany])
+def test_object_checks_called_directly_hide_an_unreachable_row(rows, permission):
+    request = _request()
+    view = _view(companyId=str(rows.c), corporationId=str(rows.corp))
+    with state.for_company(rows.a), pytest.raises(NotFound):
+        permission().has_object_permission(request, view, rows.rows["c"])
+    assert getattr(request._request, audit.DENIAL_ATTR) is audit.Denial.OBJECT_NOT_REACHABLE
+    view = _view(companyId=str(rows.a), corporationId=str(rows.corp))
+    with state.for_company(rows.a):
+        assert permission().has_object_permission(_request(), view, rows.rows["a"]) is True
+        assert permission().has_object_permission(_request(), view, object()) is True  # not a tenant row
+
+
+def test_a_companys_object_check_wants_the_url_company_too(rows):
+    request = _request()
+    tenant = state.tenant_for_companies([rows.a, rows.b])
+    with state.for_tenant(tenant), pytest.raises(NotFound):  # reachable, but not the URL's company
+        CanAccessCompany().has_object_permission(request, _view(companyId=str(rows.a)), rows.rows["b"])
+    assert getattr(request._request, audit.DENIAL_ATTR) is audit.Denial.OBJECT_NOT_REACHABLE
+
+
+def test_object_checks_with_no_tenant_bound_hide_every_row(rows):
+    for permission in (HasTenant, CanAccessCompany, CanAccessCorporation):
+        with pytest.raises(NotFound):
+            permission().has_object_permission(_request(), _view(companyId=str(rows.a)), rows.rows["a"])
+
+
+class _ScopedView:
+    required_scopes = ["read:a"]
+
+
+def test_scopes_are_only_those_of_a_verified_token():
+    # A user from another authentication class may carry a "scopes" attribute; it grants nothing.
+    user = SimpleNamespace(is_authenticated=True, scopes={"read:a"})
+    assert HasScopes().get_granted_scopes(_request(user=user)) == frozenset()
+    assert HasScopes().has_permission(_request(user=user), _ScopedView()) is False
+    granted = SimpleNamespace(is_authenticated=True, scopes=frozenset({"read:a"}))
+    assert HasScopes().has_permission(_request(user=granted), _ScopedView()) is True
+
+
+def test_a_user_without_scopes_or_authentication_flag_is_refused_without_a_crash(django_user_model):
+    plain = django_user_model(username="staff")  # a session user: authenticated, no scopes
+    assert HasScopes().has_permission(_request(user=plain), _ScopedView()) is False
+    # A user object that does not say it is authenticated is not, whatever it carries.
+    unflagged = SimpleNamespace(scopes=frozenset({"read:a"}))
+    request = _request(user=unflagged)
+    assert HasScopes().has_permission(request, _ScopedView()) is False
+    assert getattr(request._request, audit.DENIAL_ATTR, None) is None  # DRF answers 401, not a denial
+
+
+class _ReadWriteView:
+    required_read_scopes = ["read:a"]
+    required_write_scopes = ["write:a"]
+
+
+def test_a_request_without_a_method_needs_the_read_scopes():
+    request = _request()
+    request._request.method = ""
+    assert HasScopes().get_required_scopes(request, _ReadWriteView()) == frozenset({"read:a"})
+
+
+@pytest.mark.parametrize("declared", ["read:a", 5, b"read:a"])
+def test_required_scopes_must_be_a_list_of_strings(declared):
+    view = type("BadView", (), {"required_scopes": declared})()
+    with pytest.raises(ImproperlyConfigured, match="BadView's required scopes must be a list of strings"):
+        HasScopes().required_scopes(view, "GET")
+
+
+def test_a_view_without_scopes_names_itself_and_the_missing_attribute():
+    view = type("BareView", (), {})()
+    with pytest.raises(ImproperlyConfigured, match="BareView uses HasScopes but defines neither required_scopes nor"):
+        HasScopes().required_scopes(view, "POST")
