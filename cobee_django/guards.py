@@ -229,9 +229,7 @@ def check_new_rows(model: type[Model], objs: Sequence[Model], using: str | None,
         validate_company_unique(model, objs, using)
 
 
-def check_upsert(
-    model: type[Model], unique_fields: Collection[str] | None, update_fields: Collection[str] | None
-) -> None:
+def check_upsert(unique_fields: Collection[str] | None, update_fields: Collection[str] | None) -> None:
     """``bulk_create(update_conflicts=True)`` may only collide with rows of the same company.
 
     ``ON CONFLICT (id) DO UPDATE`` would otherwise overwrite another company's row that happens to

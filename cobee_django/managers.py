@@ -208,7 +208,7 @@ class TenantQuery(Query):
         if _has_own_sql(self):
             # extra() SQL reads whatever it names (a query built in unscoped() and run later, or
             # Query.add_extra() called directly): the same refusal as QuerySet.extra().
-            _refuse_own_sql(EXTRA_REFUSED.format(label=self.model._meta.label if self.model else "?"))
+            _refuse_own_sql(EXTRA_REFUSED.format(label=self.get_meta().label))
         scope = state.require_scope()  # raises NoTenantBound: fail closed
         query: Query = self
         if isinstance(scope, state.Tenant):
@@ -275,7 +275,7 @@ class TenantQuerySet(QuerySet[_M]):
     ) -> list[_M]:
         objs = list(objs)
         if update_conflicts:
-            guards.check_upsert(self.model, unique_fields, update_fields)
+            guards.check_upsert(unique_fields, update_fields)
         guards.check_new_rows(
             self.model, objs, using=self.db, validate_unique=not (ignore_conflicts or update_conflicts)
         )
@@ -334,14 +334,7 @@ class TenantManager(Manager.from_queryset(TenantQuerySet)):  # type: ignore[misc
     use_in_migrations = False
 
 
-def scoped_queryset(
-    model: type[_M], using: str | None = None, hints: dict[str, Any] | None = None
-) -> TenantQuerySet[_M]:
-    """A plain scoped queryset over ``model``, ignoring any custom default manager."""
-    return TenantQuerySet(model=model, using=using, hints=hints)
-
-
 # Internals, left out: add_tenant_condition, install_relation_scoping, NoRows, same_company_condition,
-# scoped_queryset, tenant_condition (the machinery of the three classes); COMPANY_FIELD and
+# tenant_condition (the machinery of the three classes); COMPANY_FIELD and
 # is_tenant_model still import from here but belong to cobee_django.company_field.
 __all__ = ["TenantManager", "TenantQuerySet"]

@@ -66,6 +66,8 @@ MODULES: dict[str, list[str]] = {
         "tests/test_extra_sql.py",
         "tests/test_managers_pinned.py",
         "tests/test_tenant_managers.py",
+        "tests/test_queryset_passthrough.py",
+        "tests/test_inheritance.py",
     ],
     "state": ["tests/test_state.py", "tests/test_state_names.py", "tests/test_middleware.py"],
     "credentials": [

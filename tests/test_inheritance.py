@@ -52,6 +52,15 @@ def test_reads_of_the_child_stay_inside(leads):
         assert emails(Lead.objects.all()) == ["a-lead@x", "b-lead@x"]
 
 
+def test_the_child_joined_twice_in_one_query_is_scoped_on_each_alias(leads):
+    # Each join's condition names its own alias of the child's table (a bare column would be ambiguous).
+    with state.unscoped():
+        Lead.objects.create(company_id=leads.a, email="a-second@x", level=3, project=leads.a_project)
+    with state.for_company(leads.a):
+        assert emails(Lead.objects.filter(project__leads__level=3)) == ["a-lead@x", "a-second@x"]
+        assert emails(Lead.objects.filter(project__leads__level=2, level=3)) == ["a-second@x"]
+
+
 def test_the_parents_reverse_one_to_one_and_joins_into_the_child_stay_inside(leads):
     with state.for_company(leads.a):
         assert Employee.objects.get(pk=leads.a_lead.pk).lead.level == 2
