@@ -23,8 +23,6 @@ they are a data-integrity rule, not an access rule.
 
 from __future__ import annotations
 
-import functools
-import operator
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -32,7 +30,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db.models import Expression, Field, Model, Q, UniqueConstraint
+from django.db.models import Expression, Field, Model, UniqueConstraint
 from django.db.models.expressions import Combinable
 
 from . import state
@@ -394,12 +392,9 @@ def check_move(model: type[Model], moves: Mapping[Any, uuid.UUID], using: str | 
             }
             if not to_pk:
                 continue
-            if len(link) == 1:
-                pointing = Q(**{f"{local_names[0]}__in": [key[0] for key in to_pk]})
-            else:
-                each = (Q(**dict(zip(local_names, key, strict=True))) for key in to_pk)
-                pointing = functools.reduce(operator.or_, each)
-            rows = unscoped_rows(referrer, using).filter(pointing).values_list("pk", COMPANY_ATTNAME, *local_names)
+            # The rows whose first column matches; the whole key (one column for a foreign key) is matched below.
+            pointing = {f"{local_names[0]}__in": {key[0] for key in to_pk}}
+            rows = unscoped_rows(referrer, using).filter(**pointing).values_list("pk", COMPANY_ATTNAME, *local_names)
             for rpk, company, *key in rows:
                 moved_pk = to_pk.get(tuple(key))
                 if moved_pk is not None and after(referrer, rpk, _as_uuid(company)) != moves[moved_pk]:  # type: ignore[arg-type]
