@@ -85,6 +85,7 @@ def assign_company(obj: Model, scope: Tenant | Unscoped) -> None:
     _check_reachable(type(obj), company_id, scope)
 
 
+_UNKNOWN: Any = object()
 _reference_fields: dict[type[Model], tuple[Field[Any, Any], ...]] = {}
 _unique_constraints: dict[type[Model], tuple[UniqueConstraint, ...]] = {}
 
@@ -131,9 +132,9 @@ def check_references(
             if value is None:
                 continue
             cached = field.get_cached_value(obj, None) if field.is_cached(obj) else None  # type: ignore[attr-defined]
-            # An instance loaded from the database (through a scoped query) knows its company.
-            if cached is not None and cached._state.db is not None and not cached._state.adding:
-                known[value] = _as_uuid(getattr(cached, COMPANY_ATTNAME))
+            company = _loaded_company(cached) if cached is not None else None
+            if company is not None:
+                known[value] = company
             else:
                 missing.add(value)
         if missing:
@@ -156,6 +157,16 @@ def check_references(
                 _check_reachable(field.related_model, target_company, scope)  # type: ignore[arg-type]
 
 
+def _loaded_company(obj: Model) -> uuid.UUID | None:
+    """The company of ``obj``'s row as loaded from the database (or last saved), if ``obj`` still names it.
+
+    Threat: an instance built by hand (even one marked as saved), or one whose company was changed in
+    memory, would vouch for any company; only the company a row was read (or written) with is trusted.
+    """
+    company = _as_uuid(getattr(obj, COMPANY_ATTNAME))
+    return company if company == _as_uuid(getattr(obj._state, SAVED_COMPANY, None)) else None
+
+
 def company_unique_constraints(model: type[Model]) -> tuple[UniqueConstraint, ...]:
     """Unique constraints (and ``unique_together``) of ``model`` that include its company."""
     if model not in _unique_constraints:
@@ -176,17 +187,14 @@ def _find_unique_constraints(model: type[Model]) -> tuple[UniqueConstraint, ...]
 
 
 def _duplicate_exists(model: type[Model], obj: Model, fields: Sequence[str], using: str | None) -> bool:
-    lookup = {}
-    for name in fields:
-        value = getattr(obj, model._meta.get_field(name).attname)  # type: ignore[union-attr]
-        if value is None:
-            return False  # NULLs never collide
-        lookup[name] = value
+    lookup = {name: getattr(obj, model._meta.get_field(name).attname) for name in fields}  # type: ignore[union-attr]
     # A parent's constraint (multi-table inheritance) is checked over the parent's rows, not the child's.
     owners: list[Any] = [model._meta.get_field(name).model for name in fields]
     owner: Any = max(owners, key=lambda m: len(m._meta.get_parent_list()))
     rows = unscoped_rows(owner, using).filter(**lookup)
-    if not obj._state.adding and obj.pk is not None:
+    if obj.pk is not None:
+        # Once written, the row with this key is this one (a save naming an existing key updates it, as
+        # loaddata does for every row of a fixture loaded again): it is not its own duplicate.
         rows = rows.exclude(pk=obj.pk)
     found: bool = rows.exists()
     return found
@@ -210,6 +218,8 @@ def validate_company_unique(model: type[Model], objs: Sequence[Model], using: st
                 continue
             # The company is one of the fields, so this lookup never crosses companies.
             key = tuple(getattr(obj, model._meta.get_field(f).attname) for f in constraint.fields)  # type: ignore[union-attr]
+            if None in key:
+                continue  # NULLs never collide, in the batch or in the table
             if key in seen or _duplicate_exists(model, obj, constraint.fields, using):
                 errors.append(ValidationError(obj.unique_error_message(model, tuple(constraint.fields))))
             seen.add(key)
@@ -270,7 +280,7 @@ def pk_refused(model: type[Model]) -> TenantViolation:
     return TenantViolation(PK_REFUSED.format(label=model._meta.label))
 
 
-def check_save(obj: Model, using: str | None, update_fields: Iterable[str] | None, *, raw: bool = False) -> None:
+def check_save(obj: Model, using: str | None, update_fields: Iterable[str] | None, *, raw: bool) -> None:
     """The guard of every save of a tenant row (``save()``, ``create()``, raw saves)."""
     scope = _limit()
     fields = None if update_fields is None else set(update_fields)
@@ -290,9 +300,6 @@ def check_save(obj: Model, using: str | None, update_fields: Iterable[str] | Non
         check_move(model, {obj.pk: _as_uuid(getattr(obj, COMPANY_ATTNAME))}, using, written)  # type: ignore[dict-item]
     check_references(model, [obj], scope, using, fields)
     validate_company_unique(model, [obj], using)
-
-
-_UNKNOWN: Any = object()
 
 
 def _moving_from(obj: Model, using: str | None, *, raw: bool) -> uuid.UUID | None:
@@ -377,18 +384,18 @@ def check_move(model: type[Model], moves: Mapping[Any, uuid.UUID], using: str | 
             if rel.many_to_many:
                 _check_m2m_move(rel.field, reverse=True, pks=pks, after=after, moves=moves, using=using, refuse=refuse)
                 continue
-            if rel.field.remote_field.parent_link:
-                continue  # a multi-table child: part of the family, checked as such
             # (referrer column, this model's column) per column of the link: one for a foreign key, several
             # for a multi-column ForeignObject.
             link = [(local.attname, remote.attname) for local, remote in rel.field.related_fields]
-            if (COMPANY_ATTNAME, COMPANY_ATTNAME) in link:
-                continue  # joined on the company too: a move ends the link, it cannot cross companies
+            if rel.field.remote_field.parent_link or (COMPANY_ATTNAME, COMPANY_ATTNAME) in link:
+                # A multi-table child is part of the family, checked as such; a link joined on the company
+                # too ends when the row moves, it cannot cross companies.
+                continue
             local_names = [local for local, _ in link]
             remote_names = [remote for _, remote in link]
             to_pk = {
-                tuple(values[:-1]): values[-1]
-                for values in unscoped_rows(member, using).filter(pk__in=pks).values_list(*remote_names, "pk")
+                tuple(key): pk
+                for pk, *key in unscoped_rows(member, using).filter(pk__in=pks).values_list("pk", *remote_names)
             }
             if not to_pk:
                 continue

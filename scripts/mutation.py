@@ -56,7 +56,7 @@ MODULES: dict[str, list[str]] = {
     "guards": [
         "tests/test_guards.py",
         "tests/test_guards_moves_and_fixtures.py",
-        "tests/test_guards_zoo_moves.py",
+        "tests/test_guards_zoo.py",
         "tests/test_chosen_primary_keys.py",
         "tests/test_managers.py",
     ],

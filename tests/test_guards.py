@@ -612,3 +612,17 @@ def test_a_row_a_multi_column_foreign_object_points_at_moves_without_a_database_
             tenants.b
         }
         assert Ref.objects.filter(company_id=tenants.a).count() == 3  # the links now end; nothing crossed
+
+
+def test_a_null_in_a_per_company_unique_constraint_never_collides(rows):
+    from cobee_django import guards
+
+    with state.for_company(rows.a):
+        unnamed = [Department(company_id=rows.a, name=None), Department(company_id=rows.a, name=None)]
+        guards.validate_company_unique(Department, unnamed, None)  # neither with each other nor the table
+        for batch in (
+            [Department(company_id=rows.a, name="dept")],
+            [*unnamed, Department(company_id=rows.a, name="dept")],
+        ):
+            with pytest.raises(ValidationError):  # and the rows after a NULL are still checked
+                guards.validate_company_unique(Department, batch, None)

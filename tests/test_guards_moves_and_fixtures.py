@@ -372,3 +372,87 @@ def test_a_refused_move_names_the_reference_that_stops_it(rows, kind, named):
     with state.for_corporation(rows.corp), refused() as caught:
         model.objects.filter(pk=pk).update(company=rows.b)
     assert re.match(expected, str(caught.value)), str(caught.value)
+
+
+# --- rows named by their key rather than loaded: fixtures, hand-built instances, other key types ---------
+
+
+def test_a_fixture_loaded_again_updates_its_rows(rows, tmp_path):
+    # loaddata saves each row by its key: a row that exists is updated, not its own duplicate.
+    rows_ = [employee_row(10**6, rows.a, "fixture@x", rows.a_dept.pk)]
+    rows_.append(
+        {"model": "testapp.department", "pk": rows.a_dept.pk, "fields": {"company": str(rows.a), "name": "a-dept"}}
+    )
+    path = fixture(tmp_path, rows_)
+    with state.for_company(rows.a):
+        call_command("loaddata", path, verbosity=0)
+        call_command("loaddata", path, verbosity=0)
+        assert Employee.objects.filter(email="fixture@x").count() == 1
+        assert Department.objects.filter(name="a-dept").count() == 1
+
+
+def test_a_hand_built_instance_naming_an_existing_row_moves_it_only_with_its_references(rows):
+    # Django updates the row a chosen key names: with another company, that is a move.
+    with state.unscoped():
+        with refused():
+            Department(pk=rows.a_dept.pk, company_id=rows.b, name="a-dept").save()  # an employee points at it
+        assert Department.objects.get(pk=rows.a_dept.pk).company_id == rows.a
+        lone = Department.objects.create(company_id=rows.a, name="lone")
+        Department(pk=lone.pk, company_id=rows.b, name="lone").save()
+        assert Department.objects.get(pk=lone.pk).company_id == rows.b
+
+
+@pytest.fixture
+def teams(tenants):
+    """Rows with a UUID key the model chooses itself (rlsapp): a team with a member, and a free one."""
+    from tests.rlsapp.models import Member, Team
+
+    with state.unscoped():
+        made = SimpleNamespace(**vars(tenants))
+        made.team = Team.objects.create(company_id=tenants.a, name="pointed-at")
+        Member.objects.create(company_id=tenants.a, name="member", team=made.team)
+        made.free = Team.objects.create(company_id=tenants.a, name="free")
+    return made
+
+
+def test_a_raw_save_of_a_row_with_a_uuid_key_moves_it_only_with_its_references(teams):
+    from tests.rlsapp.models import Team
+
+    with state.for_corporation(teams.corp):
+        with refused():
+            Team.save_base(Team(pk=teams.team.pk, company_id=teams.b, name="moved"), raw=True)
+        Team.save_base(Team(pk=teams.free.pk, company_id=teams.b, name="moved"), raw=True)
+    with state.unscoped():
+        assert Team.objects.get(pk=teams.team.pk).company_id == teams.a
+        assert Team.objects.get(pk=teams.free.pk).company_id == teams.b
+
+
+def test_update_moves_a_row_with_a_uuid_key_only_with_its_references(teams):
+    # The key is not the first column of this model's table (the company is): moves are found by key.
+    from tests.rlsapp.models import Team
+
+    with state.for_corporation(teams.corp):
+        with refused():
+            Team.objects.filter(pk=teams.team.pk).update(company_id=teams.b)
+        assert Team.objects.filter(pk=teams.free.pk).update(company_id=teams.b) == 1
+
+
+def test_the_lookups_of_saves_and_moves_read_the_database_of_the_write(rows, monkeypatch):
+    from cobee_django import guards
+
+    aliases: list[object] = []
+    real = guards.unscoped_rows
+
+    def recording(model, using=None):
+        aliases.append(using)
+        return real(model, using)
+
+    monkeypatch.setattr(guards, "unscoped_rows", recording)
+    linked = _lone_with(rows, "its many-to-many link")[1]
+    with state.for_corporation(rows.corp):
+        emp = Employee.objects.get(pk=rows.a_lone.pk)
+        emp.department_id = rows.a_dept.pk  # an id, not a loaded row: looked up
+        emp.save()
+        with refused():
+            Employee.objects.filter(pk=linked).update(company_id=rows.b)
+    assert aliases and set(aliases) == {"default"}

@@ -1,22 +1,27 @@
-"""Moves through the relation zoo: every kind of reference to a moving row stops it, and references
-that end inside the new company (rows moving together, or an old reference already pointing there)
-do not.
+"""The write guards through the relation zoo's models.
+
+Moves: every kind of reference to a moving row stops it, and references that end inside the new
+company (rows moving together, or an old reference already pointing there) do not. Then the
+reference checks of saves, bulk creates and links, each where the order of fields, rows or checks
+matters.
 
 Moving rows between companies cannot hold on Citus by design (a row lives on its company's shard):
-the whole module is skipped there, like the other move tests.
+the module is skipped there; its other checks run on SQLite, PostgreSQL and MariaDB.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
+from django.test.utils import CaptureQueriesContext
 
 from cobee_django import state
 from cobee_django.exceptions import TenantViolation
-from tests.zooapp.models import Card, Child, Group, Membership, Owner
+from tests.zooapp.models import Card, Child, Group, Membership, Owner, Plain
 
 pytestmark = pytest.mark.usefixtures("not_on_citus")
 
@@ -156,3 +161,77 @@ def test_a_through_row_moving_with_one_end_rewritten_is_still_stopped_by_the_oth
             rows.update(company_id=zoo.b, group=far_group)
         QuerySet(model=Membership).filter(pk=membership.pk).update(owner=zoo.far)  # an old reference to b
         assert rows.update(company_id=zoo.b, group=far_group) == 1
+
+
+# --- reference checks where order matters -------------------------------------------------------------
+
+
+@contextmanager
+def refused(match=None):
+    # A savepoint around the refused write keeps the test's transaction usable.
+    with pytest.raises(TenantViolation, match=match), transaction.atomic():
+        yield
+
+
+def test_a_save_of_some_fields_checks_each_reference_it_writes(zoo):
+    with state.unscoped():
+        group = Group.objects.create(company_id=zoo.a, tag="a:group")
+        membership = Membership.objects.create(company_id=zoo.a, tag="a:m", group=group, owner=zoo.moving)
+    with state.for_corporation(zoo.corp):
+        membership = Membership.objects.get(pk=membership.pk)
+        membership.owner_id = zoo.far.pk  # the second reference field; the first is not written
+        with refused(r"zoo\.Membership\.owner must point at a row of the same company"):
+            membership.save(update_fields=["owner"])
+
+
+@pytest.mark.parametrize(
+    "first",
+    [pytest.param(None, id="an empty reference"), pytest.param(10**9, id="a reference to no row")],
+)
+def test_every_row_of_a_bulk_create_is_checked_after_one_that_needs_no_check(zoo, first):
+    with state.for_company(zoo.a), refused():
+        Child.objects.bulk_create([Child(tag="a:first", owner_id=first), Child(tag="a:second", owner_id=zoo.far.pk)])
+    with state.unscoped():
+        assert not Child.objects.exists()
+
+
+def test_an_instance_built_by_hand_is_checked_in_the_database(zoo):
+    forged = Owner(pk=zoo.far.pk, company_id=zoo.a, tag="a:forged", code="far")
+    forged._state.adding = False  # it claims to be a saved row of company a; the row is b's
+    with state.for_company(zoo.a), refused():
+        Child.objects.create(tag="a:child", owner=forged)
+    with state.for_corporation(zoo.corp):
+        moved_in_memory = Owner.objects.get(pk=zoo.far.pk)
+        moved_in_memory.company_id = zoo.a  # not saved: the row is still b's
+        with refused():
+            Child.objects.create(company_id=zoo.a, tag="a:child", owner=moved_in_memory)
+        with refused():
+            Child.objects.bulk_create([Child(company_id=zoo.a, tag="a:bulk", owner=moved_in_memory)])
+        loaded = Owner.objects.get(pk=zoo.moving.pk)
+        loaded.company_id = zoo.b  # not saved: the row is still a's, so a child of a may point at it
+        Child.objects.create(company_id=zoo.a, tag="a:child", owner=loaded)
+
+
+def test_a_reference_to_a_row_loaded_in_the_tenant_costs_no_lookup(zoo):
+    with state.for_company(zoo.a):
+        owner = Owner.objects.get(pk=zoo.moving.pk)
+        with CaptureQueriesContext(connection) as captured:
+            Child.objects.create(tag="a:child", owner=owner)
+            Child.objects.bulk_create([Child(tag="a:bulk", owner=owner)])
+    table = Owner._meta.db_table
+    assert not [q["sql"] for q in captured.captured_queries if table in q["sql"]]
+
+
+def test_a_link_from_a_row_outside_the_tenant_is_refused_even_to_rows_of_a_plain_model(zoo):
+    with state.unscoped():
+        plain = Plain.objects.create(tag="p:plain")
+        far = Owner.objects.get(pk=zoo.far.pk)
+    with state.for_company(zoo.a), refused(r"cannot be written to company"):
+        far.plains.add(plain)
+    with state.unscoped():
+        assert not far.plains.exists()
+
+
+def test_a_refused_many_to_many_link_names_the_model(zoo):
+    with state.for_corporation(zoo.corp), refused(r"^A zoo\.Owner link must point at rows of the same company\.$"):
+        zoo.moving.peers.add(zoo.far)
