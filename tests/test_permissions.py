@@ -324,3 +324,22 @@ def test_a_view_without_scopes_names_itself_and_the_missing_attribute():
     view = type("BareView", (), {})()
     with pytest.raises(ImproperlyConfigured, match="BareView uses HasScopes but defines neither required_scopes nor"):
         HasScopes().required_scopes(view, "POST")
+
+
+def test_has_tenant_called_directly_refuses_without_a_tenant_and_notes_why():
+    request = _request()
+    assert HasTenant().has_permission(request, _view()) is False
+    assert getattr(request._request, audit.DENIAL_ATTR) is audit.Denial.NO_TENANT
+    with state.for_company(uuid.uuid4()):
+        assert HasTenant().has_permission(_request(), _view()) is True
+
+
+@pytest.mark.parametrize("view", [SimpleNamespace(kwargs={}), SimpleNamespace(), SimpleNamespace(kwargs=None)])
+def test_a_view_without_the_url_keyword_is_a_configuration_error_naming_the_setting(view):
+    expected = (
+        "SimpleNamespace has no URL keyword 'companyId'; check the URL pattern or the "
+        "COMPANY_URL_KWARG / CORPORATION_URL_KWARG setting."
+    )
+    with pytest.raises(ImproperlyConfigured) as info:
+        CanAccessCompany().has_permission(_request(), view)
+    assert str(info.value) == expected
