@@ -410,11 +410,14 @@ def main() -> int:
         new = report(module, mutants, judged, args.show_all)
         score = summarise(module, mutants, judged)
         unchecked = sum(m.status in NOT_RUN for m in mutants)
+        # A timeout counts as killed; many of them usually mean tests mutmut could not run (see contributing.md).
+        timeouts = sum(m.status == "timeout" for m in mutants)
         figures = score.as_dict()
         print(
             f"{module}: {figures['mutants']} mutants, {figures['killed']} killed, {score.equivalent} judged"
             f" equivalent, {score.text} message texts; score {figures['score']}%,"
             f" without texts and equivalents {figures['score_without_text']}%; {new} new survivors"
+            + (f"; {timeouts} of the killed timed out" if timeouts else "")
             + (f"; {unchecked} not run (time cap)" if unchecked or not completed else "")
             + f" ({time.monotonic() - started:.0f}s)",
             flush=True,
