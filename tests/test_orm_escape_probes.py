@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from django.db import connection, transaction
+from asgiref.sync import sync_to_async
+from django.db import connection, connections, transaction
 from django.db.models import Count, F, FilteredRelation, Max, OuterRef, Prefetch, Q, Subquery, Sum
 
 from cobee_django import state
@@ -114,5 +115,13 @@ def test_async_reads_are_scoped_and_fail_closed(data):
         with pytest.raises(NoTenantBound):
             await Employee.objects.aget(pk=data.a_emp.pk)
 
-    asyncio.run(probe())
+    async def probe_and_close():
+        try:
+            await probe()
+        finally:
+            # The async ORM ran in a worker thread with its own connection: close it, or PostgreSQL
+            # refuses to drop the test database while it is open.
+            await sync_to_async(connections.close_all)()
+
+    asyncio.run(probe_and_close())
     assert state.tenant_or_none() is None
