@@ -235,3 +235,18 @@ def test_a_link_from_a_row_outside_the_tenant_is_refused_even_to_rows_of_a_plain
 def test_a_refused_many_to_many_link_names_the_model(zoo):
     with state.for_corporation(zoo.corp), refused(r"^A zoo\.Owner link must point at rows of the same company\.$"):
         zoo.moving.peers.add(zoo.far)
+
+
+# --- a row pointing at a row of its own model ----------------------------------------------------------
+
+
+def test_an_owner_and_its_mentor_move_together_but_not_apart(zoo):
+    with state.unscoped():
+        Owner.objects.filter(pk=zoo.other.pk).update(mentor=zoo.moving)
+    with state.for_corporation(zoo.corp):
+        for pk in (zoo.moving.pk, zoo.other.pk):  # the mentor alone, then the mentee alone
+            with refused(r"zoo\.Owner rows cannot change company while"):
+                _update(pk, zoo.b)
+        assert Owner.objects.filter(pk__in=[zoo.moving.pk, zoo.other.pk]).update(company_id=zoo.b) == 2
+        mentee = Owner.objects.get(pk=zoo.other.pk)
+        assert (mentee.company_id, mentee.mentor_id) == (zoo.b, zoo.moving.pk)

@@ -57,7 +57,7 @@ def world(key, company):
     t = f"{key}:"
     w = SimpleNamespace()
     w.owner = Owner.objects.create(company_id=company, tag=f"{t}owner", code="o1")
-    w.owner2 = Owner.objects.create(company_id=company, tag=f"{t}owner2", code="o2")
+    w.owner2 = Owner.objects.create(company_id=company, tag=f"{t}owner2", code="o2", mentor=w.owner)
     w.sub = Sub.objects.create(company_id=company, tag=f"{t}sub", code="s1", sub_tag=f"{t}sub-own")
     # A tenant child of a plain parent: its Base row (tag) is plain, its own column (heir_tag) is a's.
     w.heir = Heir.objects.create(company_id=company, tag=f"p:base-{key}", heir_tag=f"{t}heir")
@@ -88,6 +88,7 @@ def cross(key, company, mine, theirs):
     owner_ct = ContentType.objects.get_for_model(Owner)
     plain_create(Plain, tag=f"p:crossplain-{key}", owner=theirs.owner2, sub=theirs.sub, heir=theirs.heir)
     plain_create(Child, company_id=company, tag=f"{t}crosschild", owner=theirs.owner2, plain=mine.plain)
+    QuerySet(model=Owner).filter(pk=mine.owner.pk).update(mentor=theirs.owner2)
     plain_create(Card, company_id=company, tag=f"{t}crosscard", owner=theirs.owner2)
     plain_create(PlainCard, tag=f"p:crossplaincard-{key}", owner=theirs.owner2)
     plain_create(Membership, company_id=company, tag=f"{t}crossmembership", group=mine.group, owner=theirs.owner2)

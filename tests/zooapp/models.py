@@ -7,7 +7,7 @@ asserts that no ``b:`` value is ever visible or answerable under company ``a``.
 Pairings (T a tenant model, P a plain one; "P-" a plain model without any company column):
 
 - foreign key: T->T ``Child.owner``, T->P- ``Child.plain``, P-->T ``Plain.owner``, P-->T-child
-  ``Plain.sub`` and ``Plain.heir``; reverse of each.
+  ``Plain.sub`` and ``Plain.heir``, T->itself ``Owner.mentor``; reverse of each.
 - one-to-one: T->T ``Card.owner``, T->P- ``Card.plain``, P-->T ``PlainCard.owner``; parent links
   T-child->T ``Sub`` and T-child->P- ``Heir`` (a tenant child of a plain parent).
 - many-to-many, auto-created through: T<->T ``Owner.peers``, T<->P- ``Owner.plains``; explicit
@@ -45,6 +45,7 @@ class Tagged(models.Model):
 class Owner(TenantModel):
     tag = models.CharField(max_length=40)
     code = models.CharField(max_length=20)
+    mentor = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="mentees")
     peers = models.ManyToManyField("self", symmetrical=False, blank=True, related_name="peered_by")
     plains = models.ManyToManyField("Plain", blank=True, related_name="owners")
     feeds = GenericRelation("Feed", related_query_name="owner")
