@@ -370,7 +370,7 @@ class TokenVerifier:
         """The canonical UUID at ``path`` (a claim, then members inside it); ``None`` when absent."""
         holder: Any = claims
         for member in path[:-1]:
-            holder = holder.get(member) if type(holder) is dict or isinstance(holder, Mapping) else None
+            holder = holder.get(member)  # the claims, then an object checked below
             if holder is None:
                 return None
             if type(holder) is not dict:

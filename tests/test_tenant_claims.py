@@ -138,3 +138,57 @@ def test_org_id_without_a_resolver_is_a_check_error():
     base = {"ISSUER": "https://tenant.example/", "AUDIENCE": "a", "TENANT_CLAIMS": "org_id"}
     assert [p.id for p in conf.validate(base)] == ["cobee_django.E073"]
     assert conf.validate({**base, "ORGANIZATION_RESOLVER": "tests.test_tenant_claims.resolve"}) == []
+
+
+@pytest.mark.parametrize(
+    ("tenant_claims", "metadata", "reason"),
+    [
+        ("org_id", {"companyId": "nope"}, Reason.BAD_COMPANY),
+        ("org_id", {"companyId": str(COMPANY), "corporationId": "nope"}, Reason.BAD_CORPORATION),
+        ({"company": ["tenant_id"]}, {"companyId": "nope"}, Reason.BAD_COMPANY),
+        ({"company": ["tenant_id"]}, {"companyId": str(COMPANY), "corporationId": "nope"}, Reason.BAD_CORPORATION),
+    ],
+)
+def test_the_metadata_claim_beside_another_source_follows_the_identifier_rules(
+    cobee_issuer, source, tenant_claims, metadata, reason
+):
+    source(tenant_claims)
+    claims = {"org_id": "org_9ybsU1dN2dKfDkBi", "tenant_id": str(COMPANY), METADATA: metadata}
+    refused(cobee_issuer.make_token(None, **claims), reason)
+
+
+CALLS: list[str] = []
+
+
+def counting_resolve(org_id: str):
+    """A resolver that records each question."""
+    CALLS.append(org_id)
+    return ORGANIZATIONS.get(org_id)
+
+
+def test_each_organization_is_resolved_once(cobee_issuer, source):
+    source("org_id", resolver="tests.test_tenant_claims.counting_resolve")
+    CALLS.clear()
+    for n in range(3):  # three different tokens (a token seen before is not verified again)
+        token = cobee_issuer.make_token(None, org_id="org_9ybsU1dN2dKfDkBi", jti=f"t{n}", **{METADATA: MISSING})
+        assert verify_token(token).principal.company_id == COMPANY
+    for n in range(2):
+        unknown = cobee_issuer.make_token(None, org_id="org_unknown000000", jti=f"u{n}", **{METADATA: MISSING})
+        refused(unknown, Reason.BAD_ORGANIZATION)
+    # A known organization is remembered; an unknown one is asked again (it may be registered later).
+    assert CALLS == ["org_9ybsU1dN2dKfDkBi", "org_unknown000000", "org_unknown000000"]
+
+
+def test_org_id_as_the_source_without_a_resolver_refuses_every_token(cobee_issuer, source):
+    # Settings refuse this combination (E073); a verifier built from unchecked settings still fails closed.
+    import dataclasses
+
+    from cobee_django.tokens import TokenVerifier
+
+    source("org_id")
+    unchecked = dataclasses.replace(conf.get_settings(), organization_resolver=None)
+    with pytest.raises(TokenRejected) as caught:
+        TokenVerifier(unchecked).verify(
+            cobee_issuer.make_token(None, org_id="org_9ybsU1dN2dKfDkBi", **{METADATA: MISSING})
+        )
+    assert caught.value.reason is Reason.BAD_ORGANIZATION

@@ -456,3 +456,33 @@ def test_the_cache_stops_serving_a_token_at_its_exp(issuer, settings, frozen):
     assert verify_token(token) is verify_token(token)
     frozen.now = exp
     assert reason_of(token) is Reason.EXPIRED
+
+
+# --- the confirmation claim (RFC 7800): a binding the verifier cannot check refuses the token ---------
+
+
+@pytest.mark.parametrize(
+    "cnf",
+    [
+        "x",
+        [],
+        {},
+        {"x5t": "A" * 43},
+        {"jkt": 5},
+        {"jkt": "A" * 42},
+        {"jkt": "A" * 44},
+        {"x5t#S256": "A" * 42 + "="},
+        {"jkt": "A" * 43, "other": "B" * 43},
+        None,
+    ],
+)
+def test_a_confirmation_claim_that_cannot_be_checked_refuses_the_token(issuer, cnf):
+    assert rejected(issuer.make_token(COMPANY, cnf=cnf)) == "bad_confirmation"
+
+
+@pytest.mark.parametrize(
+    "cnf",
+    [{"jkt": "A" * 43}, {"x5t#S256": "a-_0" * 10 + "abc"}, {"jkt": "A" * 43, "x5t#S256": "B" * 43}],
+)
+def test_a_well_formed_confirmation_claim_is_kept_for_the_request_checks(issuer, cnf):
+    assert verify_token(issuer.make_token(COMPANY, cnf=cnf)).claims["cnf"] == cnf
