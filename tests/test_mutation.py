@@ -55,6 +55,22 @@ def test_recorded_scores_meet_the_target(mutation):
         assert 0 <= figures["killed"] <= figures["mutants"], module
 
 
+def test_every_module_of_the_security_core_has_a_score_and_the_docs_show_it(mutation):
+    scores = json.loads(mutation.SCORES.read_text())
+    assert set(scores) == set(mutation.MODULES)
+    page = (ROOT / "docs" / "contributing.md").read_text()
+    rows = {}
+    for line in page.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 7 and cells[0].startswith("`") and cells[0].strip("`") in scores:
+            rows[cells[0].strip("`")] = cells[1:]
+    assert set(rows) == set(scores)
+    for module, figures in scores.items():
+        shown = [str(figures[key]) for key in ("mutants", "killed", "equivalent", "message_texts")]
+        shown += ["100%" if figures[key] == 100 else f"{figures[key]:.1f}%" for key in ("score", "score_without_text")]
+        assert rows[module] == shown, module
+
+
 def test_a_mutant_is_named_by_its_function_and_source_text(mutation):
     method = mutant(mutation, "cobee_django.jose.xǁCompactParserǁparse__mutmut_12", "if a > b:", "if a >= b:")
     assert method.function == "CompactParser.parse"
