@@ -100,6 +100,22 @@ def on_citus() -> bool:
 
 
 @pytest.fixture
+def guard_lookup_aliases(monkeypatch) -> list[object]:
+    """The database alias each lookup of the write guards reads (they all go through ``unscoped_rows``)."""
+    from cobee_django import guards
+
+    aliases: list[object] = []
+    real = guards.unscoped_rows
+
+    def recording(model, using=None):
+        aliases.append(using)
+        return real(model, using)
+
+    monkeypatch.setattr(guards, "unscoped_rows", recording)
+    return aliases
+
+
+@pytest.fixture
 def not_on_citus(db) -> None:
     """For the few tests that cannot hold on Citus by design: each names why next to its use."""
     if on_citus():

@@ -493,17 +493,7 @@ def test_the_guards_read_the_database_the_write_goes_to(rows):
         assert raised == [True] * len(checks)
 
 
-def test_every_lookup_of_a_guard_reads_the_database_of_the_write(rows, monkeypatch):
-    from cobee_django import guards
-
-    aliases: list[object] = []
-    real = guards.unscoped_rows
-
-    def recording(model, using=None):
-        aliases.append(using)
-        return real(model, using)
-
-    monkeypatch.setattr(guards, "unscoped_rows", recording)
+def test_every_lookup_of_a_guard_reads_the_database_of_the_write(rows, guard_lookup_aliases):
     with state.unscoped():
         rows.a_emp.department = rows.a_dept
         rows.a_emp.save()
@@ -533,7 +523,7 @@ def test_every_lookup_of_a_guard_reads_the_database_of_the_write(rows, monkeypat
         emp.projects.add(rows.a_project)
         Employee.objects.get(email="bulk@x").delete()
         Note.objects.create(text="n", employee_id=emp.pk)
-    assert aliases and set(aliases) == {"default"}
+    assert guard_lookup_aliases and set(guard_lookup_aliases) == {"default"}
 
 
 def test_a_chosen_sequential_key_is_refused_naming_the_model(rows):

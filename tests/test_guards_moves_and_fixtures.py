@@ -437,17 +437,7 @@ def test_update_moves_a_row_with_a_uuid_key_only_with_its_references(teams):
         assert Team.objects.filter(pk=teams.free.pk).update(company_id=teams.b) == 1
 
 
-def test_the_lookups_of_saves_and_moves_read_the_database_of_the_write(rows, monkeypatch):
-    from cobee_django import guards
-
-    aliases: list[object] = []
-    real = guards.unscoped_rows
-
-    def recording(model, using=None):
-        aliases.append(using)
-        return real(model, using)
-
-    monkeypatch.setattr(guards, "unscoped_rows", recording)
+def test_the_lookups_of_saves_and_moves_read_the_database_of_the_write(rows, guard_lookup_aliases):
     linked = _lone_with(rows, "its many-to-many link")[1]
     with state.for_corporation(rows.corp):
         emp = Employee.objects.get(pk=rows.a_lone.pk)
@@ -455,4 +445,4 @@ def test_the_lookups_of_saves_and_moves_read_the_database_of_the_write(rows, mon
         emp.save()
         with refused():
             Employee.objects.filter(pk=linked).update(company_id=rows.b)
-    assert aliases and set(aliases) == {"default"}
+    assert guard_lookup_aliases and set(guard_lookup_aliases) == {"default"}
