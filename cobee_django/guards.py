@@ -85,7 +85,6 @@ def assign_company(obj: Model, scope: Tenant | Unscoped) -> None:
     _check_reachable(type(obj), company_id, scope)
 
 
-_UNKNOWN: Any = object()
 _reference_fields: dict[type[Model], tuple[Field[Any, Any], ...]] = {}
 _unique_constraints: dict[type[Model], tuple[UniqueConstraint, ...]] = {}
 
@@ -306,17 +305,15 @@ def _moving_from(obj: Model, using: str | None, *, raw: bool) -> uuid.UUID | Non
     """The company ``obj``'s row has in the database when this save moves it to another, else ``None``."""
     if obj.pk is None:
         return None
-    new = _as_uuid(getattr(obj, COMPANY_ATTNAME))
-    known = getattr(obj._state, SAVED_COMPANY, _UNKNOWN)
-    if known is not _UNKNOWN and _as_uuid(known) == new:
+    if _loaded_company(obj) is not None:
         return None  # loaded (or last saved) with this company
     pk_field: Any = obj._meta.pk
-    if known is _UNKNOWN and obj._state.adding and not raw and pk_field.has_default():
-        return None  # Django inserts a new row here, never updates one
+    if obj._state.adding and not raw and pk_field.has_default():
+        return None  # Django inserts a new row here, never updates one (a taken key fails the insert)
     current = _as_uuid(
         unscoped_rows(type(obj), using).filter(pk=obj.pk).values_list(COMPANY_ATTNAME, flat=True).first()
     )
-    return current if current is not None and current != new else None
+    return current if current is not None and current != _as_uuid(getattr(obj, COMPANY_ATTNAME)) else None
 
 
 def _companies(model: type[Model], key: str, values: Iterable[Any], using: str | None) -> dict[Any, uuid.UUID]:
